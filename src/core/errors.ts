@@ -1,0 +1,159 @@
+/**
+ * The gateway's one error type. Every failure, whatever raised it, becomes a
+ * GatewayError before it reaches a transport; each transport has one function that
+ * renders it (gRPC status + google.rpc details, or an OpenAI-style JSON error).
+ */
+
+/** gRPC status codes (same numbers as google.rpc.Code). The core imports no transport. */
+export const Code = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+export type Code = (typeof Code)[keyof typeof Code];
+
+/** The google.rpc.ErrorInfo domain of every error the gateway returns. */
+export const ERROR_DOMAIN = "aigateway.internal";
+
+/**
+ * ErrorInfo.reason values. They are part of the public API: clients switch on them,
+ * so a value never changes meaning and is never removed.
+ */
+export const Reason = {
+  /** The request failed the gateway's validation; BadRequest names the fields. */
+  INVALID_REQUEST: "INVALID_REQUEST",
+  /** Cerebras rejected the request as invalid (400/422). */
+  UPSTREAM_INVALID_REQUEST: "UPSTREAM_INVALID_REQUEST",
+  /** Cerebras does not know the model (404). */
+  MODEL_NOT_FOUND: "MODEL_NOT_FOUND",
+  /** The organisation's request or token quota is spent (429 *_quota_exceeded). */
+  UPSTREAM_QUOTA_EXCEEDED: "UPSTREAM_QUOTA_EXCEEDED",
+  /** Cerebras is short of shared capacity (429 queue_exceeded): retry soon. */
+  UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
+  /** Cerebras answered 5xx. */
+  UPSTREAM_SERVER_ERROR: "UPSTREAM_SERVER_ERROR",
+  /** Cerebras refused the gateway's own API key (401/402/403). */
+  UPSTREAM_AUTH_FAILED: "UPSTREAM_AUTH_FAILED",
+  /** The connection to Cerebras failed or was reset. */
+  UPSTREAM_CONNECTION_FAILED: "UPSTREAM_CONNECTION_FAILED",
+  /** Cerebras sent something the gateway cannot read. */
+  UPSTREAM_BAD_RESPONSE: "UPSTREAM_BAD_RESPONSE",
+  /** Cerebras reported an error in the middle of a stream. */
+  UPSTREAM_STREAM_ERROR: "UPSTREAM_STREAM_ERROR",
+  /** The upstream stream ended before a finish_reason. */
+  UPSTREAM_STREAM_TRUNCATED: "UPSTREAM_STREAM_TRUNCATED",
+  /** The call's time budget ran out. */
+  DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
+  /** The caller went away. */
+  CANCELLED: "CANCELLED",
+  /** A bug in the gateway; the log has the cause under the correlation id. */
+  INTERNAL: "INTERNAL",
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** One google.rpc.BadRequest.FieldViolation: a dotted proto path and why. */
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+/** One google.rpc.QuotaFailure.Violation. */
+export interface QuotaViolation {
+  readonly subject: string;
+  readonly description: string;
+}
+
+export interface GatewayErrorInit {
+  readonly code: Code;
+  readonly reason: Reason;
+  readonly message: string;
+  /** ErrorInfo metadata: lowerCamelCase keys, values safe to show a caller. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** RetryInfo.retry_delay, when the upstream said when to come back. */
+  readonly retryDelayMs?: number;
+  readonly fieldViolations?: readonly FieldViolation[];
+  readonly quotaViolations?: readonly QuotaViolation[];
+  /** Extra response headers the HTTP shim should pass on (e.g. rate-limit headers). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  override readonly name: string = "GatewayError";
+  readonly code: Code;
+  readonly reason: Reason;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly retryDelayMs: number | undefined;
+  readonly fieldViolations: readonly FieldViolation[];
+  readonly quotaViolations: readonly QuotaViolation[];
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(init: GatewayErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.code = init.code;
+    this.reason = init.reason;
+    this.metadata = init.metadata ?? {};
+    this.retryDelayMs = init.retryDelayMs;
+    this.fieldViolations = init.fieldViolations ?? [];
+    this.quotaViolations = init.quotaViolations ?? [];
+    this.headers = init.headers ?? {};
+  }
+
+  /**
+   * Normalises anything thrown into a GatewayError. Unknown errors become INTERNAL with
+   * a generic message: their text may hold internals, so it is logged, never sent.
+   */
+  static from(reason: unknown): GatewayError {
+    if (reason instanceof GatewayError) return reason;
+    if (isAbortError(reason)) {
+      return new GatewayError({ code: Code.CANCELLED, reason: Reason.CANCELLED, message: "the call was cancelled", cause: reason });
+    }
+    return new GatewayError({
+      code: Code.INTERNAL,
+      reason: Reason.INTERNAL,
+      message: "internal error",
+      cause: reason,
+    });
+  }
+
+  static invalidArgument(violations: readonly FieldViolation[]): GatewayError {
+    const first = violations[0];
+    const summary = first === undefined ? "invalid request" : `invalid request: ${first.field}: ${first.description}`;
+    const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : "";
+    return new GatewayError({
+      code: Code.INVALID_ARGUMENT,
+      reason: Reason.INVALID_REQUEST,
+      message: summary + more,
+      fieldViolations: violations,
+    });
+  }
+
+  static deadlineExceeded(message = "the call's deadline passed"): GatewayError {
+    return new GatewayError({ code: Code.DEADLINE_EXCEEDED, reason: Reason.DEADLINE_EXCEEDED, message });
+  }
+}
+
+/**
+ * ProviderError is a GatewayError for a transient provider failure: upstream 5xx,
+ * shared-capacity 429, connection failures, the gateway's own key refused, unreadable
+ * replies, streams cut mid-way. It is always UNAVAILABLE: the caller may retry.
+ */
+export class ProviderError extends GatewayError {
+  override readonly name = "ProviderError";
+  constructor(init: Omit<GatewayErrorInit, "code">) {
+    super({ ...init, code: Code.UNAVAILABLE });
+  }
+}
+
+function isAbortError(e: unknown): boolean {
+  return e instanceof Error && (e.name === "AbortError" || (e as { code?: unknown }).code === "ABORT_ERR");
+}

@@ -1,0 +1,229 @@
+/**
+ * Cerebras response JSON → ChatCompletion / ChatCompletionChunk (proto).
+ *
+ * These readers run once per streamed chunk, so they are plain property reads with
+ * type guards rather than schema parsing. They accept what Cerebras really sends
+ * (keys absent rather than null, `time_info.created` as a float, tool calls whole or in
+ * fragments) and reject only what cannot be a completion at all.
+ */
+import {
+  FinishReason,
+  Role,
+  type AssistantMessage,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type Choice,
+  type ChunkChoice,
+  type Delta,
+  type Logprobs,
+  type TimeInfo,
+  type TokenLogprob,
+  type ToolCall,
+  type ToolCallDelta,
+  type Usage,
+} from "../../gen/aigateway/v1/chat.js";
+import { ProviderError, Reason } from "../core/errors.js";
+import { finishReasons, roles } from "./enums.js";
+
+type Json = Record<string, unknown>;
+
+export function chatCompletionFromJson(value: unknown): ChatCompletion {
+  const o = object(value, "completion");
+  const choices = array(o["choices"], "completion.choices");
+  const out: ChatCompletion = {
+    id: str(o["id"]),
+    object: "chat.completion",
+    created: int(o["created"]),
+    model: str(o["model"]),
+    systemFingerprint: str(o["system_fingerprint"]),
+    choices: choices.map(choiceFromJson),
+  };
+  fillCommon(o, out);
+  return out;
+}
+
+export function chatCompletionChunkFromJson(value: unknown): ChatCompletionChunk {
+  const o = object(value, "chunk");
+  const choices = array(o["choices"], "chunk.choices");
+  const out: ChatCompletionChunk = {
+    id: str(o["id"]),
+    object: "chat.completion.chunk",
+    created: int(o["created"]),
+    model: str(o["model"]),
+    systemFingerprint: str(o["system_fingerprint"]),
+    choices: choices.map(chunkChoiceFromJson),
+  };
+  fillCommon(o, out);
+  return out;
+}
+
+function fillCommon(o: Json, out: ChatCompletion | ChatCompletionChunk): void {
+  const usage = o["usage"];
+  if (isObject(usage)) out.usage = usageFromJson(usage);
+  const timeInfo = o["time_info"];
+  if (isObject(timeInfo)) out.timeInfo = timeInfoFromJson(timeInfo);
+  const tier = o["service_tier"];
+  if (typeof tier === "string") out.serviceTier = tier;
+  const tierUsed = o["service_tier_used"];
+  if (typeof tierUsed === "string") out.serviceTierUsed = tierUsed;
+}
+
+function choiceFromJson(value: unknown): Choice {
+  const c = object(value, "completion.choices[]");
+  const m = isObject(c["message"]) ? c["message"] : {};
+  const message: AssistantMessage = { role: Role.ROLE_ASSISTANT, toolCalls: toolCallsFromJson(m["tool_calls"]) };
+  const content = m["content"];
+  if (typeof content === "string") message.content = content;
+  const reasoning = m["reasoning"];
+  if (typeof reasoning === "string") message.reasoning = reasoning;
+  const out: Choice = { index: int(c["index"]), message, finishReason: finishReasonFromJson(c["finish_reason"]) };
+  if (isObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
+  if (isObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
+  return out;
+}
+
+function chunkChoiceFromJson(value: unknown): ChunkChoice {
+  const c = object(value, "chunk.choices[]");
+  const d = c["delta"];
+  const delta: Delta = { role: Role.ROLE_UNSPECIFIED, toolCalls: [] };
+  if (isObject(d)) {
+    const role = d["role"];
+    if (typeof role === "string") delta.role = roles.fromWire(role) ?? Role.ROLE_UNSPECIFIED;
+    const content = d["content"];
+    if (typeof content === "string") delta.content = content;
+    const reasoning = d["reasoning"];
+    if (typeof reasoning === "string") delta.reasoning = reasoning;
+    const calls = d["tool_calls"];
+    if (Array.isArray(calls)) delta.toolCalls = calls.map(toolCallDeltaFromJson);
+  }
+  const out: ChunkChoice = { index: int(c["index"]), delta, finishReason: finishReasonFromJson(c["finish_reason"]) };
+  if (isObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
+  if (isObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
+  return out;
+}
+
+function toolCallsFromJson(value: unknown): ToolCall[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((v): ToolCall => {
+    const c = object(v, "tool_calls[]");
+    const f = isObject(c["function"]) ? c["function"] : {};
+    return {
+      id: str(c["id"]),
+      type: typeof c["type"] === "string" ? c["type"] : "function",
+      function: { name: str(f["name"]), arguments: str(f["arguments"]) },
+    };
+  });
+}
+
+function toolCallDeltaFromJson(value: unknown): ToolCallDelta {
+  const c = object(value, "delta.tool_calls[]");
+  const out: ToolCallDelta = { index: int(c["index"]) };
+  const id = c["id"];
+  if (typeof id === "string") out.id = id;
+  const type = c["type"];
+  if (typeof type === "string") out.type = type;
+  const f = c["function"];
+  if (isObject(f)) {
+    const fn: { name?: string; arguments?: string } = {};
+    if (typeof f["name"] === "string") fn.name = f["name"];
+    if (typeof f["arguments"] === "string") fn.arguments = f["arguments"];
+    out.function = fn;
+  }
+  return out;
+}
+
+function finishReasonFromJson(value: unknown): FinishReason {
+  if (typeof value !== "string") return FinishReason.FINISH_REASON_UNSPECIFIED;
+  // An unknown non-null reason still means "finished": report it as a plain stop.
+  return finishReasons.fromWire(value) ?? FinishReason.FINISH_REASON_STOP;
+}
+
+function usageFromJson(u: Json): Usage {
+  const out: Usage = {
+    promptTokens: int(u["prompt_tokens"]),
+    completionTokens: int(u["completion_tokens"]),
+    totalTokens: int(u["total_tokens"]),
+  };
+  const p = u["prompt_tokens_details"];
+  if (isObject(p)) out.promptTokensDetails = { cachedTokens: int(p["cached_tokens"]) };
+  const c = u["completion_tokens_details"];
+  if (isObject(c)) {
+    out.completionTokensDetails = {
+      reasoningTokens: int(c["reasoning_tokens"]),
+      acceptedPredictionTokens: int(c["accepted_prediction_tokens"]),
+      rejectedPredictionTokens: int(c["rejected_prediction_tokens"]),
+    };
+  }
+  return out;
+}
+
+function timeInfoFromJson(t: Json): TimeInfo {
+  const out: TimeInfo = {};
+  if (typeof t["queue_time"] === "number") out.queueTime = t["queue_time"];
+  if (typeof t["prompt_time"] === "number") out.promptTime = t["prompt_time"];
+  if (typeof t["completion_time"] === "number") out.completionTime = t["completion_time"];
+  if (typeof t["total_time"] === "number") out.totalTime = t["total_time"];
+  if (typeof t["created"] === "number") out.created = t["created"];
+  return out;
+}
+
+function logprobsFromJson(l: Json): Logprobs {
+  return { content: tokenLogprobs(l["content"]), refusal: tokenLogprobs(l["refusal"]) };
+}
+
+function tokenLogprobs(value: unknown): TokenLogprob[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((v): TokenLogprob => {
+    const t = isObject(v) ? v : {};
+    const top = t["top_logprobs"];
+    return {
+      token: str(t["token"]),
+      logprob: num(t["logprob"]),
+      bytes: intArray(t["bytes"]),
+      topLogprobs: Array.isArray(top)
+        ? top.map((x) => {
+            const a = isObject(x) ? x : {};
+            return { token: str(a["token"]), logprob: num(a["logprob"]), bytes: intArray(a["bytes"]) };
+          })
+        : [],
+    };
+  });
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function object(v: unknown, what: string): Json {
+  if (isObject(v)) return v;
+  throw badResponse(`${what} is not an object`);
+}
+
+function array(v: unknown, what: string): unknown[] {
+  if (Array.isArray(v)) return v;
+  throw badResponse(`${what} is not an array`);
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function num(v: unknown): number {
+  return typeof v === "number" ? v : 0;
+}
+
+/** Integers for int32/int64 fields; a fractional upstream value is truncated, not rejected. */
+function int(v: unknown): number {
+  return typeof v === "number" && Number.isFinite(v) ? Math.trunc(v) : 0;
+}
+
+function intArray(v: unknown): number[] {
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : [];
+}
+
+export function badResponse(detail: string): ProviderError {
+  return new ProviderError({
+    reason: Reason.UPSTREAM_BAD_RESPONSE,
+    message: `Cerebras sent a response the gateway cannot read: ${detail}`,
+  });
+}
