@@ -1,0 +1,130 @@
+/**
+ * A byte-level Server-Sent Events decoder (https://html.spec.whatwg.org/#event-stream-interpretation).
+ *
+ * Works on the Buffers the socket delivers: lines are found with native indexOf, and
+ * only `data:` values are decoded to strings, so a multi-byte character split across
+ * two reads is never mangled. Handles LF, CRLF and CR line ends (including a CRLF split
+ * between reads), comments, `event:` fields and multi-line data. Never buffers more than
+ * one unfinished line plus one unfinished event.
+ */
+
+export interface SseEvent {
+  /** The `event:` field, or undefined for the default "message" type. */
+  readonly event: string | undefined;
+  /** `data:` lines joined with "\n". */
+  readonly data: string;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
+
+export class SseLineTooLongError extends Error {
+  constructor(limit: number) {
+    super(`an SSE line or event exceeded ${limit} bytes`);
+    this.name = "SseLineTooLongError";
+  }
+}
+
+export class SseDecoder {
+  /** Bytes of a line not yet terminated. */
+  private pending: Buffer | undefined;
+  /** The previous read ended with CR: a LF starting the next read belongs to it. */
+  private afterCR = false;
+  private data: string | undefined;
+  private eventType: string | undefined;
+  private eventBytes = 0;
+
+  /** @param maxEventBytes bound on one line or one event, so a broken upstream cannot exhaust memory */
+  constructor(private readonly maxEventBytes = 8 * 1024 * 1024) {}
+
+  /** Feeds the next bytes; returns the events they complete (often none or one). */
+  push(chunk: Uint8Array): SseEvent[] {
+    const events: SseEvent[] = [];
+    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let start = 0;
+    if (this.afterCR) {
+      this.afterCR = false;
+      if (buf.length > 0 && buf[0] === LF) start = 1;
+    }
+    if (this.pending !== undefined) {
+      buf = Buffer.concat([this.pending, buf.subarray(start)]);
+      start = 0;
+      this.pending = undefined;
+    }
+
+    const len = buf.length;
+    let nextLF = buf.indexOf(LF, start);
+    let nextCR = buf.indexOf(CR, start);
+    while (start < len) {
+      if (nextLF !== -1 && nextLF < start) nextLF = buf.indexOf(LF, start);
+      if (nextCR !== -1 && nextCR < start) nextCR = buf.indexOf(CR, start);
+      const end = nextCR === -1 ? nextLF : nextLF === -1 ? nextCR : Math.min(nextLF, nextCR);
+      if (end === -1) break;
+      this.line(buf, start, end, events);
+      if (buf[end] === CR) {
+        if (end + 1 < len) start = buf[end + 1] === LF ? end + 2 : end + 1;
+        else {
+          this.afterCR = true;
+          start = end + 1;
+        }
+      } else {
+        start = end + 1;
+      }
+    }
+
+    if (start < len) {
+      if (len - start > this.maxEventBytes) throw new SseLineTooLongError(this.maxEventBytes);
+      // Copy: keeping a view would pin the whole socket read in memory.
+      this.pending = Buffer.from(buf.subarray(start));
+    }
+    return events;
+  }
+
+  /**
+   * The stream ended. Returns the last event if its blank line never came: lenient on
+   * purpose, since completeness is judged by finish_reason, not by framing.
+   */
+  end(): SseEvent[] {
+    const events: SseEvent[] = [];
+    if (this.pending !== undefined) {
+      const p = this.pending;
+      this.pending = undefined;
+      this.line(p, 0, p.length, events);
+    }
+    this.dispatch(events);
+    return events;
+  }
+
+  private line(buf: Buffer, start: number, end: number, events: SseEvent[]): void {
+    if (start === end) {
+      this.dispatch(events);
+      return;
+    }
+    if (buf[start] === COLON) return; // comment, e.g. a keep-alive ": ping"
+    let colon = buf.indexOf(COLON, start);
+    if (colon === -1 || colon > end) colon = end;
+    let valueStart = colon + 1;
+    if (valueStart < end && buf[valueStart] === SPACE) valueStart++;
+    const nameLength = colon - start;
+
+    if (nameLength === 4 && buf[start] === 0x64 && buf[start + 1] === 0x61 && buf[start + 2] === 0x74 && buf[start + 3] === 0x61) {
+      // "data"
+      const value = valueStart < end ? buf.toString("utf8", valueStart, end) : "";
+      this.eventBytes += end - start;
+      if (this.eventBytes > this.maxEventBytes) throw new SseLineTooLongError(this.maxEventBytes);
+      this.data = this.data === undefined ? value : `${this.data}\n${value}`;
+    } else if (nameLength === 5 && buf.toString("latin1", start, colon) === "event") {
+      this.eventType = valueStart < end ? buf.toString("utf8", valueStart, end) : "";
+    }
+    // id, retry and unknown fields are ignored: the gateway does not reconnect streams.
+  }
+
+  private dispatch(events: SseEvent[]): void {
+    if (this.data !== undefined) events.push({ event: this.eventType, data: this.data });
+    this.data = undefined;
+    this.eventType = undefined;
+    this.eventBytes = 0;
+  }
+}
