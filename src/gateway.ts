@@ -1,0 +1,56 @@
+/**
+ * Composition: config → provider → core → servers. main.ts runs it as a process;
+ * tests and benchmarks run it in-process, so they exercise the same wiring.
+ */
+import type { Config } from "./config.js";
+import { ChatService } from "./core/chat-service.js";
+import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
+import { startGrpcServer } from "./grpc/server.js";
+import type { Logger } from "./log.js";
+import { CerebrasProvider } from "./providers/cerebras/provider.js";
+
+export interface Gateway {
+  readonly grpcPort: number;
+  /** Set when no CEREBRAS_API_KEY was configured and the embedded fake answers. */
+  readonly fakeUpstream: FakeUpstream | undefined;
+  /** Graceful stop: refuse new calls, give in-flight ones `graceMs`, then cancel them. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The key the gateway and its embedded fake share; it never leaves the process. */
+const FAKE_KEY = "fake-upstream-key";
+
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  let fakeUpstream: FakeUpstream | undefined;
+  let baseUrl = config.cerebrasBaseUrl;
+  let apiKey = config.cerebrasApiKey;
+  if (apiKey === undefined) {
+    fakeUpstream = await startFakeUpstream({ apiKey: FAKE_KEY, tokenDelayMs: config.fakeTokenDelayMs });
+    baseUrl = fakeUpstream.url;
+    apiKey = FAKE_KEY;
+    logger.warn(
+      { fakeUpstream: fakeUpstream.url },
+      "fake-upstream mode: CEREBRAS_API_KEY is not set, so answers come from the embedded deterministic fake Cerebras, not the real API",
+    );
+  }
+
+  const provider = new CerebrasProvider({ baseUrl, apiKey, connections: config.upstreamConnections });
+  const chat = new ChatService(provider, { defaultModel: config.defaultModel, maxMessages: config.maxMessages });
+  const grpc = await startGrpcServer(chat, {
+    host: config.grpcHost,
+    port: config.grpcPort,
+    logger,
+    ceilingMs: config.requestTimeoutMs,
+  });
+  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
+
+  return {
+    grpcPort: grpc.port,
+    fakeUpstream,
+    close: async (graceMs = config.shutdownGraceMs) => {
+      await grpc.shutdown(graceMs);
+      await provider.close();
+      await fakeUpstream?.close();
+    },
+  };
+}

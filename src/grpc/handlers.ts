@@ -1,0 +1,122 @@
+/**
+ * Adapters from async business functions to grpc-js handlers. Every RPC goes through
+ * one of these, because grpc-js does not protect async handlers: a rejected promise
+ * would be an unhandled rejection that kills the process. They also own the per-call
+ * plumbing: request id, the CallScope (cancellation + deadline budget), write
+ * backpressure, error rendering and the one log line per call.
+ */
+import { randomUUID } from "node:crypto";
+import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { CallScope } from "../core/call-scope.js";
+import { GatewayError } from "../core/errors.js";
+import type { CallContext } from "../core/provider.js";
+import type { Logger } from "../log.js";
+import { toGrpcError } from "./status.js";
+
+export interface HandlerOptions {
+  readonly logger: Logger;
+  /** The longest a call may take, whatever deadline the caller set (REQUEST_TIMEOUT_S). */
+  readonly ceilingMs: number;
+}
+
+/** A caller-supplied request id is used only if it is short and plain. */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export function unaryHandler<Req, Res>(
+  method: string,
+  options: HandlerOptions,
+  fn: (request: Req, ctx: CallContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const started = performance.now();
+    const scope = openScope(call, options);
+    fn(call.request, scope).then(
+      (response) => {
+        scope.dispose();
+        callback(null, response);
+        logCall(options.logger, method, call.request, scope, status.OK, started, undefined);
+      },
+      (err: unknown) => {
+        scope.dispose();
+        const error = GatewayError.from(err);
+        callback(toGrpcError(error, scope.requestId));
+        logCall(options.logger, method, call.request, scope, error.code, started, error);
+      },
+    );
+  };
+}
+
+export function serverStreamHandler<Req, Res>(
+  method: string,
+  options: HandlerOptions,
+  fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const started = performance.now();
+    const scope = openScope(call, options);
+    pump(call, fn, scope).then(
+      () => {
+        scope.dispose();
+        call.end();
+        logCall(options.logger, method, call.request, scope, status.OK, started, undefined);
+      },
+      (err: unknown) => {
+        scope.dispose();
+        const error = GatewayError.from(err);
+        // emit('error') sends the status; destroy() would leave the client hanging.
+        if (!call.cancelled) call.emit("error", toGrpcError(error, scope.requestId));
+        logCall(options.logger, method, call.request, scope, error.code, started, error);
+      },
+    );
+  };
+}
+
+async function pump<Req, Res>(call: ServerWritableStream<Req, Res>, fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>, scope: CallScope): Promise<void> {
+  for await (const message of fn(call.request, scope)) {
+    // A full buffer means a slow reader: stop pulling from upstream until it drains.
+    if (!call.write(message)) await drain(call, scope.signal);
+  }
+}
+
+function drain(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.on("drain", done);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/** Unary and server-streaming calls share these members. */
+type SurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
+  const given = call.metadata.get("x-request-id")[0];
+  const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+  const deadline = call.getDeadline();
+  const scope = new CallScope(deadline instanceof Date ? deadline.getTime() : deadline, options.ceilingMs, requestId);
+  // Fires on client cancel, disconnect and grpc-js' own deadline expiry.
+  call.on("cancelled", () => scope.cancel());
+  const headers = new Metadata();
+  headers.set("x-request-id", requestId);
+  call.sendMetadata(headers);
+  return scope;
+}
+
+function logCall(logger: Logger, method: string, request: unknown, scope: CallScope, code: number, started: number, error: GatewayError | undefined): void {
+  const model = (request as { model?: unknown }).model;
+  const fields = {
+    transport: "grpc",
+    method,
+    requestId: scope.requestId,
+    model: typeof model === "string" ? model : undefined,
+    code: status[code],
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+  };
+  if (error === undefined) logger.info(fields, "call");
+  else if (error.code === status.INTERNAL) logger.error({ ...fields, reason: error.reason, err: error.cause ?? error }, "call failed");
+  else logger.warn({ ...fields, reason: error.reason, error: error.message }, "call failed");
+}

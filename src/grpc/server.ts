@@ -1,0 +1,76 @@
+/**
+ * The gRPC server: ChatService and ModelService over the core, plus grpc.health.v1 and
+ * reflection so grpcurl and `buf curl` work without proto files.
+ */
+import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { ChatServiceService, type ChatCompletionRequest, type ChatServiceServer } from "../../gen/aigateway/v1/chat.js";
+import { ModelServiceService, type ModelServiceServer } from "../../gen/aigateway/v1/models.js";
+import type { ChatService } from "../core/chat-service.js";
+import type { Logger } from "../log.js";
+import { serverStreamHandler, unaryHandler } from "./handlers.js";
+import { addReflection, DescriptorIndex } from "./reflection.js";
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly logger: Logger;
+  /** REQUEST_TIMEOUT_S in ms: no call outlives it, whatever deadline its caller set. */
+  readonly ceilingMs: number;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  /** Health says NOT_SERVING, new calls are refused, in-flight ones get `graceMs` to finish. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const SERVICES = [ChatServiceService, ModelServiceService].map((s) => Object.values(s)[0]!.path.split("/")[1]!);
+
+const CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.max_receive_message_length": 16 * 1024 * 1024,
+  "grpc.keepalive_time_ms": 60_000,
+  "grpc.keepalive_timeout_ms": 20_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+};
+
+export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
+  const server = new Server(CHANNEL_OPTIONS);
+  const h = { logger: options.logger, ceilingMs: options.ceilingMs };
+
+  const chatImpl: ChatServiceServer = {
+    createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),
+    streamChatCompletion: serverStreamHandler("StreamChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.streamChatCompletion(req, ctx)),
+  };
+  const modelImpl: ModelServiceServer = {
+    listModels: unaryHandler("ListModels", h, async (_req, ctx) => ({ models: await chat.listModels(ctx) })),
+    getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
+  };
+  server.addService(ChatServiceService, chatImpl);
+  server.addService(ModelServiceService, modelImpl);
+
+  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });
+  health.addToServer(server);
+  addReflection(server, DescriptorIndex.load());
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+
+  return {
+    port,
+    shutdown: (graceMs) =>
+      new Promise<void>((resolve) => {
+        health.setStatus("", "NOT_SERVING");
+        for (const s of SERVICES) health.setStatus(s, "NOT_SERVING");
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
