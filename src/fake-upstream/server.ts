@@ -1,0 +1,331 @@
+/**
+ * A fake Cerebras: a real HTTP server on 127.0.0.1 that speaks the Cerebras wire format
+ * as CEREBRAS_API.md describes it (flat error bodies, usage and time_info in the last
+ * chunk together with finish_reason, no `[DONE]` unless asked, 9-character tool-call
+ * ids, rate-limit headers). It is the embedded default of `npm start` without an API
+ * key, the upstream of every test, and the baseline of the benchmarks.
+ *
+ * It imports nothing from the gateway: it is an independent stand-in, so tests that pass
+ * against it say something about talking to the real thing.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FAKE_MODELS, modelJson, publicModelJson, type FakeModel } from "./catalog.js";
+import { Gate, type Fault } from "./faults.js";
+import { planReply, type ReplyPlan } from "./replies.js";
+import { checkChatRequest } from "./rules.js";
+
+export interface FakeUpstreamOptions {
+  /** When set, requests must carry `Authorization: Bearer <apiKey>` (else 401 wrong_api_key). */
+  readonly apiKey?: string | undefined;
+  /** Pause between streamed chunks, in ms (0: as fast as the socket takes them). */
+  readonly tokenDelayMs?: number;
+  /** End streams with `data: [DONE]` as OpenAI does (Cerebras usually does not). */
+  readonly sendDone?: boolean;
+  /** Stream tool-call arguments in fragments (gpt-oss style) or whole (qwen style). */
+  readonly toolCallStyle?: "fragments" | "whole";
+  /** Every text reply is exactly this many tokens (benchmarks). */
+  readonly fixedTokens?: number;
+  readonly models?: readonly FakeModel[];
+  readonly port?: number;
+}
+
+/** What the fake saw of one request, for tests to assert on. */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The parsed JSON body, if any. */
+  readonly body: unknown;
+  /** Stream chunks written so far. */
+  chunksSent: number;
+  /** "aborted": the client closed the connection before the fake finished answering. */
+  outcome: "pending" | "completed" | "aborted";
+  /** Settles when the request is over, with its outcome. */
+  readonly settled: Promise<"completed" | "aborted">;
+}
+
+export interface FakeUpstream {
+  /** Base URL, e.g. http://127.0.0.1:41234 */
+  readonly url: string;
+  readonly requests: readonly RecordedRequest[];
+  /** Chat-completion requests only. */
+  chatRequests(): RecordedRequest[];
+  /** The next chat request gets this fault instead of (or on top of) a normal answer. Queued. */
+  failNext(fault: Fault): void;
+  /** The next streamed chat request stops after `afterChunks` chunks until the gate is released. */
+  holdNext(afterChunks: number): Gate;
+  /** Requests not yet over. */
+  openRequests(): number;
+  close(): Promise<void>;
+}
+
+const SYSTEM_FINGERPRINT = "fp_5a8f1c9e3b7d2a6c4e0f";
+
+export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
+  const requests: RecordedRequest[] = [];
+  const faults: Fault[] = [];
+  const models = options.models ?? FAKE_MODELS;
+  let counter = 0;
+
+  const server: Server = createServer((req, res) => {
+    res.socket?.setNoDelay(true);
+    void readBody(req).then((raw) => handle(req, res, raw));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!;
+    let body: unknown;
+    let bodyIsJson = true;
+    if (raw !== "") {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        bodyIsJson = false;
+      }
+    }
+    const record = track(req, res, path, body);
+    res.setHeader("x-request-id", `fake-${++counter}`);
+
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      return sendError(res, 401, "Wrong API Key", "invalid_request_error", "api_key", "wrong_api_key");
+    }
+    if (req.method === "GET" && path === "/v1/models") return sendJson(res, 200, { object: "list", data: models.map(modelJson) });
+    if (req.method === "GET" && path === "/public/v1/models") return sendJson(res, 200, { object: "list", data: models.map(publicModelJson) });
+    if (req.method === "GET" && path.startsWith("/v1/models/")) {
+      const m = models.find((x) => x.id === decodeURIComponent(path.slice("/v1/models/".length)));
+      return m ? sendJson(res, 200, modelJson(m)) : sendError(res, 404, "Model does not exist or you do not have access to it.", "not_found_error", "model", "model_not_found");
+    }
+    if (req.method !== "POST" || path !== "/v1/chat/completions") {
+      return sendError(res, 404, `No route for ${req.method} ${path}`, "not_found_error", "url", "not_found");
+    }
+
+    const fault = faults.shift();
+    if (fault?.kind === "reset-before-headers") return void req.socket.destroy();
+    if (fault?.kind === "hang") return;
+    if (fault?.kind === "delay") {
+      await sleep(fault.ms);
+      if (res.destroyed) return;
+    }
+    if (fault?.kind === "http-error") {
+      for (const [k, v] of Object.entries(fault.headers ?? {})) res.setHeader(k, v);
+      return sendJson(res, fault.status, fault.body ?? {});
+    }
+    if (!bodyIsJson) return sendError(res, 400, "Invalid JSON: expected value at line 1 column 1", "invalid_request_error", "validation_error", "wrong_api_format");
+
+    const checked = checkChatRequest(body, models);
+    if (!checked.ok) {
+      const f = checked.failure;
+      const type = f.status === 404 ? "not_found_error" : "invalid_request_error";
+      return sendError(res, f.status, f.message, type, f.status === 404 ? "model" : "validation_error", f.code);
+    }
+    const b = body as Record<string, unknown>;
+    const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens });
+    setRateLimitHeaders(res);
+    if (b["stream"] === true) await stream(res, record, b, plan, fault);
+    else sendJson(res, 200, completion(b, plan));
+  }
+
+  function track(req: IncomingMessage, res: ServerResponse, path: string, body: unknown): RecordedRequest {
+    let settle: (o: "completed" | "aborted") => void = () => {};
+    const record: RecordedRequest = {
+      method: req.method ?? "",
+      path,
+      headers: req.headers,
+      body,
+      chunksSent: 0,
+      outcome: "pending",
+      settled: new Promise((resolve) => (settle = resolve)),
+    };
+    requests.push(record);
+    res.on("close", () => {
+      record.outcome = res.writableFinished ? "completed" : "aborted";
+      settle(record.outcome);
+    });
+    return record;
+  }
+
+  async function stream(res: ServerResponse, record: RecordedRequest, body: Record<string, unknown>, plan: ReplyPlan, fault: Fault | undefined): Promise<void> {
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    const base = { id: `chatcmpl-${randomUUID()}`, object: "chat.completion.chunk", created: nowSeconds(), model: body["model"], system_fingerprint: SYSTEM_FINGERPRINT };
+    const delay = options.tokenDelayMs ?? 0;
+    const chunks = streamDeltas(plan, options.toolCallStyle ?? "fragments");
+    const started = performance.now();
+
+    for (let i = 0; i <= chunks.length; i++) {
+      if (res.destroyed) return;
+      if (fault !== undefined && "afterChunks" in fault && fault.afterChunks === i) {
+        switch (fault.kind) {
+          case "cut-stream": {
+            // Let the chunks already written reach the client, then drop the connection.
+            const socket = res.socket;
+            if (socket) await new Promise<void>((resolve) => socket.write("", () => resolve()));
+            socket?.destroy();
+            return;
+          }
+          case "eof-without-finish":
+            res.end();
+            return;
+          case "garbage":
+            res.end("data: {\"id\": \"chatcmpl-broken\", \"choices\": [\n\n");
+            return;
+          case "error-frame":
+            res.end(`data: ${JSON.stringify({ error: fault.error ?? { message: "Internal error while generating", type: "server_error", code: "internal_error", param: null, id: null }, status_code: fault.statusCode ?? 500 })}\n\n`);
+            return;
+          case "hold":
+            fault.gate.arrive();
+            await fault.gate.released;
+            if (res.destroyed) return;
+            break;
+        }
+      }
+      if (i === chunks.length) break;
+      const delta = chunks[i]!;
+      const chunk = { ...base, choices: [{ delta, index: 0 }] };
+      if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await drain(res);
+      record.chunksSent++;
+      if (delay > 0) await sleep(delay);
+    }
+    if (res.destroyed) return;
+    const elapsed = (performance.now() - started) / 1000;
+    const final = {
+      ...base,
+      choices: [{ delta: {}, finish_reason: plan.finishReason, index: 0 }],
+      usage: usage(plan),
+      time_info: timeInfo(elapsed),
+    };
+    res.write(`data: ${JSON.stringify(final)}\n\n`);
+    record.chunksSent++;
+    res.end(options.sendDone ? "data: [DONE]\n\n" : undefined);
+  }
+
+  function completion(body: Record<string, unknown>, plan: ReplyPlan): Record<string, unknown> {
+    const message: Record<string, unknown> = { role: "assistant" };
+    const text = (plan.rawReasoning && plan.reasoning.length > 0 ? `<think>${plan.reasoning.join("")}</think>` : "") + plan.content.join("");
+    if (plan.toolCalls.length === 0 || text !== "") message["content"] = text;
+    if (plan.reasoning.length > 0 && !plan.rawReasoning) message["reasoning"] = plan.reasoning.join("");
+    if (plan.toolCalls.length > 0) {
+      message["tool_calls"] = plan.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
+    }
+    return {
+      id: `chatcmpl-${randomUUID()}`,
+      object: "chat.completion",
+      created: nowSeconds(),
+      model: body["model"],
+      system_fingerprint: SYSTEM_FINGERPRINT,
+      choices: [{ index: 0, message, finish_reason: plan.finishReason }],
+      usage: usage(plan),
+      time_info: timeInfo(0.001),
+    };
+  }
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    chatRequests: () => requests.filter((r) => r.path === "/v1/chat/completions"),
+    failNext: (fault) => void faults.push(fault),
+    holdNext: (afterChunks) => {
+      const gate = new Gate();
+      faults.push({ kind: "hold", afterChunks, gate });
+      return gate;
+    },
+    openRequests: () => requests.filter((r) => r.outcome === "pending").length,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The deltas of a stream, in Cerebras order: role, reasoning, content or tool calls. */
+function streamDeltas(plan: ReplyPlan, toolCallStyle: "fragments" | "whole"): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [{ role: "assistant" }];
+  if (plan.rawReasoning && plan.reasoning.length > 0) {
+    out.push({ content: "<think>" }, ...plan.reasoning.map((t) => ({ content: t })), { content: "</think>" });
+  } else {
+    for (const t of plan.reasoning) out.push({ reasoning: t });
+  }
+  for (const t of plan.content) out.push({ content: t });
+  plan.toolCalls.forEach((c, index) => {
+    if (toolCallStyle === "whole") {
+      out.push({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }] });
+      return;
+    }
+    out.push({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: "" } }] });
+    for (let i = 0; i < c.arguments.length; i += 8) {
+      out.push({ tool_calls: [{ index, function: { arguments: c.arguments.slice(i, i + 8) } }] });
+    }
+  });
+  return out;
+}
+
+function usage(plan: ReplyPlan): Record<string, unknown> {
+  return {
+    prompt_tokens: plan.promptTokens,
+    completion_tokens: plan.completionTokens,
+    total_tokens: plan.promptTokens + plan.completionTokens,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: plan.reasoning.length, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+  };
+}
+
+function timeInfo(completionSeconds: number): Record<string, unknown> {
+  return {
+    queue_time: 0.000_213,
+    prompt_time: 0.001_724,
+    completion_time: completionSeconds,
+    total_time: completionSeconds + 0.002_31,
+    created: Date.now() / 1000,
+  };
+}
+
+function setRateLimitHeaders(res: ServerResponse): void {
+  res.setHeader("x-ratelimit-limit-requests-day", "14400");
+  res.setHeader("x-ratelimit-remaining-requests-day", "14399");
+  res.setHeader("x-ratelimit-reset-requests-day", "33011.38");
+  res.setHeader("x-ratelimit-limit-tokens-minute", "1000000");
+  res.setHeader("x-ratelimit-remaining-tokens-minute", "999000");
+  res.setHeader("x-ratelimit-reset-tokens-minute", "11.38");
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, message: string, type: string, param: string, code: string): void {
+  sendJson(res, status, { message, type, param, code });
+}
+
+function drain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    req.on("data", (b: Buffer) => parts.push(b));
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", () => resolve(""));
+  });
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
