@@ -1,0 +1,51 @@
+/**
+ * Environment → Config: defaults, and one error that lists every bad variable.
+ */
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+describe("loadConfig", () => {
+  it("has working defaults (fake-upstream mode when no key is set)", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      cerebrasApiKey: undefined,
+      cerebrasBaseUrl: "https://api.cerebras.ai",
+      requestTimeoutMs: 300_000,
+      grpcPort: 50051,
+      defaultModel: "gpt-oss-120b",
+      logLevel: "info",
+      production: false,
+    });
+  });
+
+  it("treats empty variables as unset", () => {
+    expect(loadConfig({ GRPC_PORT: "", CEREBRAS_API_KEY: "" }).grpcPort).toBe(50051);
+    expect(loadConfig({ CEREBRAS_API_KEY: "" }).cerebrasApiKey).toBeUndefined();
+  });
+
+  it("lists every bad variable in one error", () => {
+    let err: unknown;
+    try {
+      loadConfig({ GRPC_PORT: "70000", REQUEST_TIMEOUT_S: "soon", LOG_LEVEL: "loud", CEREBRAS_BASE_URL: "ftp://x" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    for (const name of ["GRPC_PORT", "REQUEST_TIMEOUT_S", "LOG_LEVEL", "CEREBRAS_BASE_URL"]) expect(message).toContain(name);
+  });
+
+  it("refuses to run on the fake upstream in production", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/CEREBRAS_API_KEY: is required when NODE_ENV=production/);
+    expect(loadConfig({ NODE_ENV: "production", CEREBRAS_API_KEY: "csk-x" }).production).toBe(true);
+  });
+
+  it("never echoes the API key in an error", () => {
+    expect(() => loadConfig({ CEREBRAS_API_KEY: "csk-secret-value", GRPC_PORT: "-1" })).toThrow(ConfigError);
+    try {
+      loadConfig({ CEREBRAS_API_KEY: "csk-secret-value", GRPC_PORT: "-1" });
+    } catch (e) {
+      expect((e as Error).message).not.toContain("csk-secret-value");
+    }
+  });
+});
