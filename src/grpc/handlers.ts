@@ -5,10 +5,10 @@
  * plumbing: request id, the CallScope (cancellation + deadline budget), write
  * backpressure, error rendering and the one log line per call.
  */
-import { randomUUID } from "node:crypto";
 import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
 import { GatewayError } from "../core/errors.js";
+import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
 import type { Logger } from "../log.js";
 import { toGrpcError } from "./status.js";
@@ -18,9 +18,6 @@ export interface HandlerOptions {
   /** The longest a call may take, whatever deadline the caller set (REQUEST_TIMEOUT_S). */
   readonly ceilingMs: number;
 }
-
-/** A caller-supplied request id is used only if it is short and plain. */
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function unaryHandler<Req, Res>(
   method: string,
@@ -94,8 +91,7 @@ function drain(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal
 type SurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 
 function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
-  const given = call.metadata.get("x-request-id")[0];
-  const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+  const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
   const deadline = call.getDeadline();
   const scope = new CallScope(deadline instanceof Date ? deadline.getTime() : deadline, options.ceilingMs, requestId);
   // Fires on client cancel, disconnect and grpc-js' own deadline expiry.
