@@ -24,6 +24,12 @@ const EnvSchema = z.object({
   UPSTREAM_CONNECTIONS: positiveInt.default(128),
   MAX_MESSAGES: positiveInt.default(2048),
   SHUTDOWN_GRACE_S: z.coerce.number("must be a number").min(0, "must be at least 0").default(10),
+  UPSTREAM_MAX_RETRIES: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(10, "must be at most 10").default(2),
+  FIRST_TOKEN_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").default(60),
+  STREAM_IDLE_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").default(30),
+  MAX_IN_FLIGHT: positiveInt.default(1024),
+  MAX_REQUEST_BYTES: positiveInt.default(16 * 1024 * 1024),
+  MAX_CONCURRENT_STREAMS: positiveInt.default(256),
   FAKE_UPSTREAM_TOKEN_DELAY_MS: z.coerce.number("must be a number").min(0, "must be at least 0").default(15),
 });
 
@@ -48,6 +54,16 @@ export interface Config {
   readonly maxMessages: number;
   readonly shutdownGraceMs: number;
   readonly fakeTokenDelayMs: number;
+  /** Upstream retries after the first attempt. */
+  readonly upstreamMaxRetries: number;
+  readonly firstTokenTimeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
+  /** Calls in progress, server-wide, beyond which new ones get RESOURCE_EXHAUSTED. */
+  readonly maxInFlight: number;
+  /** HTTP/2 streams per gRPC connection. */
+  readonly maxConcurrentStreams: number;
+  /** Largest request accepted (gRPC message or HTTP body). */
+  readonly maxRequestBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +96,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxMessages: e.MAX_MESSAGES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_S * 1000,
     fakeTokenDelayMs: e.FAKE_UPSTREAM_TOKEN_DELAY_MS,
+    upstreamMaxRetries: e.UPSTREAM_MAX_RETRIES,
+    firstTokenTimeoutMs: e.FIRST_TOKEN_TIMEOUT_S * 1000,
+    streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_S * 1000,
+    maxInFlight: e.MAX_IN_FLIGHT,
+    maxConcurrentStreams: e.MAX_CONCURRENT_STREAMS,
+    maxRequestBytes: e.MAX_REQUEST_BYTES,
   };
 }
 

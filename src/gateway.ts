@@ -4,10 +4,12 @@
  */
 import type { Config } from "./config.js";
 import { ChatService } from "./core/chat-service.js";
+import { InFlightLimit } from "./core/in-flight.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
 import { startGrpcServer } from "./grpc/server.js";
 import type { Logger } from "./log.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
+import { DEFAULT_RETRY_POLICY } from "./providers/cerebras/retry.js";
 
 export interface Gateway {
   readonly grpcPort: number;
@@ -34,23 +36,40 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     );
   }
 
-  const provider = new CerebrasProvider({ baseUrl, apiKey, connections: config.upstreamConnections });
+  const provider = new CerebrasProvider({
+    baseUrl,
+    apiKey,
+    connections: config.upstreamConnections,
+    retry: { ...DEFAULT_RETRY_POLICY, maxRetries: config.upstreamMaxRetries },
+    firstTokenTimeoutMs: config.firstTokenTimeoutMs,
+    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    onRetry: (e) =>
+      logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream"),
+  });
   const chat = new ChatService(provider, { defaultModel: config.defaultModel, maxMessages: config.maxMessages });
+  const limit = new InFlightLimit(config.maxInFlight);
   const grpc = await startGrpcServer(chat, {
     host: config.grpcHost,
     port: config.grpcPort,
     logger,
     ceilingMs: config.requestTimeoutMs,
+    limit,
+    maxRequestBytes: config.maxRequestBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
   });
   logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
 
+  let closing: Promise<void> | undefined;
   return {
     grpcPort: grpc.port,
     fakeUpstream,
-    close: async (graceMs = config.shutdownGraceMs) => {
-      await grpc.shutdown(graceMs);
-      await provider.close();
-      await fakeUpstream?.close();
+    close: (graceMs = config.shutdownGraceMs) => {
+      closing ??= (async () => {
+        await grpc.shutdown(graceMs);
+        await provider.close();
+        await fakeUpstream?.close();
+      })();
+      return closing;
     },
   };
 }

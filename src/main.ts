@@ -18,6 +18,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // Handlers catch everything they start; this is the net under the net. A stray
+  // rejection is logged, not allowed to take the process (and every call) down.
+  process.on("unhandledRejection", (err: unknown) => logger.error({ err }, "unhandled rejection"));
   const gateway = await startGateway(config, logger);
 
   let stopping = false;

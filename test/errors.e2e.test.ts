@@ -1,7 +1,8 @@
 /**
  * Every row of the error table in DESIGN.md, end to end: the fake Cerebras produces the
  * failure, a generated grpc-js client sees the status, and the google.rpc details in
- * grpc-status-details-bin decode to what the table promises.
+ * grpc-status-details-bin decode to what the table promises. Upstream retries are off
+ * here, so each fault maps exactly once; retries have their own suite (reliability/).
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import { create, decodeStatus, deadlineIn, startHarness, stream, UPSTREAM_KEY, u
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ env: { UPSTREAM_MAX_RETRIES: "0" } });
 });
 afterAll(async () => {
   await h.close();
@@ -240,7 +241,7 @@ describe("deadlines and cancellation reach the upstream", () => {
 
 describe("server-side limits and an unreachable upstream", () => {
   it("REQUEST_TIMEOUT_S caps calls that set no deadline → DEADLINE_EXCEEDED with ErrorInfo; upstream closed", async () => {
-    const short = await startHarness({ env: { REQUEST_TIMEOUT_S: "0.3" } });
+    const short = await startHarness({ env: { REQUEST_TIMEOUT_S: "0.3", UPSTREAM_MAX_RETRIES: "0" } });
     try {
       short.fake.failNext({ kind: "hang" });
       richError(await rejection(create(short.chat, userRequest("x"))), status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED");
@@ -251,7 +252,7 @@ describe("server-side limits and an unreachable upstream", () => {
   });
 
   it("connection refused → UNAVAILABLE", async () => {
-    const dead = await startHarness();
+    const dead = await startHarness({ env: { UPSTREAM_MAX_RETRIES: "0" } });
     await dead.fake.close(); // nothing listens on the upstream port any more
     try {
       richError(await rejection(create(dead.chat, userRequest("x"))), status.UNAVAILABLE, "UPSTREAM_CONNECTION_FAILED");
@@ -261,7 +262,7 @@ describe("server-side limits and an unreachable upstream", () => {
   });
 
   it("a wrong upstream key is reported as the gateway's problem and the key is not echoed", async () => {
-    const wrong = await startHarness({ env: { CEREBRAS_API_KEY: "csk-wrong-key-should-not-leak" } });
+    const wrong = await startHarness({ env: { CEREBRAS_API_KEY: "csk-wrong-key-should-not-leak", UPSTREAM_MAX_RETRIES: "0" } });
     try {
       const err = await rejection(create(wrong.chat, userRequest("x")));
       richError(err, status.UNAVAILABLE, "UPSTREAM_AUTH_FAILED");

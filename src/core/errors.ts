@@ -41,6 +41,10 @@ export const Reason = {
   UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** Cerebras answered 5xx. */
   UPSTREAM_SERVER_ERROR: "UPSTREAM_SERVER_ERROR",
+  /** Cerebras answered a status the gateway does not expect (e.g. 404 on a wrong base URL). */
+  UPSTREAM_UNEXPECTED_STATUS: "UPSTREAM_UNEXPECTED_STATUS",
+  /** Cerebras did not send the first token, or the next one, in time (408 counts too). */
+  UPSTREAM_TIMEOUT: "UPSTREAM_TIMEOUT",
   /** Cerebras refused the gateway's own API key (401/402/403). */
   UPSTREAM_AUTH_FAILED: "UPSTREAM_AUTH_FAILED",
   /** The connection to Cerebras failed or was reset. */
@@ -55,6 +59,8 @@ export const Reason = {
   DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
   /** The caller went away. */
   CANCELLED: "CANCELLED",
+  /** The gateway is at its in-flight call limit (MAX_IN_FLIGHT): retry later. */
+  GATEWAY_OVERLOADED: "GATEWAY_OVERLOADED",
   /** A bug in the gateway; the log has the cause under the correlation id. */
   INTERNAL: "INTERNAL",
 } as const;
@@ -89,6 +95,7 @@ export interface GatewayErrorInit {
 
 export class GatewayError extends Error {
   override readonly name: string = "GatewayError";
+  private readonly init: GatewayErrorInit;
   readonly code: Code;
   readonly reason: Reason;
   readonly metadata: Readonly<Record<string, string>>;
@@ -99,6 +106,7 @@ export class GatewayError extends Error {
 
   constructor(init: GatewayErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.init = init;
     this.code = init.code;
     this.reason = init.reason;
     this.metadata = init.metadata ?? {};
@@ -106,6 +114,12 @@ export class GatewayError extends Error {
     this.fieldViolations = init.fieldViolations ?? [];
     this.quotaViolations = init.quotaViolations ?? [];
     this.headers = init.headers ?? {};
+  }
+
+  /** A copy (same class) with more ErrorInfo metadata. */
+  withMetadata(extra: Readonly<Record<string, string>>): GatewayError {
+    const Ctor = this.constructor as new (init: GatewayErrorInit) => GatewayError;
+    return new Ctor({ ...this.init, metadata: { ...this.metadata, ...extra } });
   }
 
   /**

@@ -20,6 +20,12 @@ export type Fault =
   | { readonly kind: "eof-without-finish"; readonly afterChunks: number }
   /** Stream: send a data event that is not JSON after this many chunks. */
   | { readonly kind: "garbage"; readonly afterChunks: number }
+  /** Stream: stop sending after this many chunks, keeping the connection open (an idle upstream). */
+  | { readonly kind: "stall"; readonly afterChunks: number }
+  /** Unary: answer 200 with a JSON body of about this many bytes. */
+  | { readonly kind: "huge-body"; readonly bytes: number }
+  /** Stream: send one data event of about this many bytes after this many chunks. */
+  | { readonly kind: "huge-event"; readonly afterChunks: number; readonly bytes: number }
   /** Stream: stop after this many chunks until the gate is released. */
   | { readonly kind: "hold"; readonly afterChunks: number; readonly gate: Gate };
 

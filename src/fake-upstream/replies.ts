@@ -35,6 +35,8 @@ type Json = Record<string, unknown>;
 export interface PlanOptions {
   /** When set, the text reply is exactly this many tokens (benchmarks). */
   readonly fixedTokens?: number | undefined;
+  /** Characters per fixed token (default: " token"). */
+  readonly fixedTokenSize?: number | undefined;
 }
 
 export function planReply(body: Json, model: FakeModel, options: PlanOptions = {}): ReplyPlan {
@@ -58,7 +60,9 @@ export function planReply(body: Json, model: FakeModel, options: PlanOptions = {
       arguments: JSON.stringify(sampleFromSchema(fn["parameters"], asObject(fn["parameters"]), userText)),
     }));
   } else if (options.fixedTokens !== undefined) {
-    content = Array.from({ length: options.fixedTokens }, (_, i) => (i === 0 ? "token" : " token"));
+    const size = options.fixedTokenSize;
+    const token = size === undefined ? " token" : " ".padEnd(size, "x");
+    content = Array.from({ length: options.fixedTokens }, (_, i) => (i === 0 && size === undefined ? "token" : token));
   } else {
     const rf = asObject(body["response_format"]);
     if (rf["type"] === "json_schema") {

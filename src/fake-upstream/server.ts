@@ -28,6 +28,10 @@ export interface FakeUpstreamOptions {
   readonly toolCallStyle?: "fragments" | "whole";
   /** Every text reply is exactly this many tokens (benchmarks). */
   readonly fixedTokens?: number;
+  /** With fixedTokens: characters per token (large values make large chunks). */
+  readonly fixedTokenSize?: number;
+  /** Records kept in `requests` (oldest dropped first), so a long-running fake stays small. */
+  readonly maxRecorded?: number;
   readonly models?: readonly FakeModel[];
   readonly port?: number;
 }
@@ -68,6 +72,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
   const models = options.models ?? FAKE_MODELS;
+  const maxRecorded = options.maxRecorded ?? 1000;
   let counter = 0;
 
   const server: Server = createServer((req, res) => {
@@ -109,6 +114,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       await sleep(fault.ms);
       if (res.destroyed) return;
     }
+    if (fault?.kind === "huge-body") {
+      return sendJson(res, 200, { id: "chatcmpl-huge", object: "chat.completion", padding: "x".repeat(fault.bytes), choices: [] });
+    }
     if (fault?.kind === "http-error") {
       for (const [k, v] of Object.entries(fault.headers ?? {})) res.setHeader(k, v);
       return sendJson(res, fault.status, fault.body ?? {});
@@ -122,7 +130,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       return sendError(res, f.status, f.message, type, f.status === 404 ? "model" : "validation_error", f.code);
     }
     const b = body as Record<string, unknown>;
-    const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens });
+    const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens, fixedTokenSize: options.fixedTokenSize });
     setRateLimitHeaders(res);
     if (b["stream"] === true) await stream(res, record, b, plan, fault);
     else sendJson(res, 200, completion(b, plan));
@@ -140,6 +148,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       settled: new Promise((resolve) => (settle = resolve)),
     };
     requests.push(record);
+    if (requests.length > maxRecorded) requests.splice(0, requests.length - maxRecorded);
     res.on("close", () => {
       record.outcome = res.writableFinished ? "completed" : "aborted";
       settle(record.outcome);
@@ -174,6 +183,12 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
           case "error-frame":
             res.end(`data: ${JSON.stringify({ error: fault.error ?? { message: "Internal error while generating", type: "server_error", code: "internal_error", param: null, id: null }, status_code: fault.statusCode ?? 500 })}\n\n`);
             return;
+          case "stall":
+            return; // headers and some chunks sent; nothing more until the client gives up
+          case "huge-event":
+            res.write(`data: ${JSON.stringify({ ...base, choices: [{ delta: { content: "x".repeat(fault.bytes) }, index: 0 }] })}\n\n`);
+            record.chunksSent++;
+            break;
           case "hold":
             fault.gate.arrive();
             await fault.gate.released;

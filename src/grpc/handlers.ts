@@ -8,6 +8,7 @@
 import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
 import { GatewayError } from "../core/errors.js";
+import type { InFlightLimit } from "../core/in-flight.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
 import type { Logger } from "../log.js";
@@ -15,6 +16,8 @@ import { toGrpcError } from "./status.js";
 
 export interface HandlerOptions {
   readonly logger: Logger;
+  /** Server-wide cap on calls in progress. */
+  readonly limit: InFlightLimit;
   /** The longest a call may take, whatever deadline the caller set (REQUEST_TIMEOUT_S). */
   readonly ceilingMs: number;
 }
@@ -27,7 +30,7 @@ export function unaryHandler<Req, Res>(
   return (call, callback) => {
     const started = performance.now();
     const scope = openScope(call, options);
-    fn(call.request, scope).then(
+    run(() => fn(call.request, scope), options.limit).then(
       (response) => {
         scope.dispose();
         callback(null, response);
@@ -51,7 +54,7 @@ export function serverStreamHandler<Req, Res>(
   return (call) => {
     const started = performance.now();
     const scope = openScope(call, options);
-    pump(call, fn, scope).then(
+    run(() => pump(call, fn, scope), options.limit).then(
       () => {
         scope.dispose();
         call.end();
@@ -66,6 +69,16 @@ export function serverStreamHandler<Req, Res>(
       },
     );
   };
+}
+
+/** Runs `work` holding an in-flight slot; a sync throw becomes a rejection. */
+async function run<T>(work: () => Promise<T>, limit: InFlightLimit): Promise<T> {
+  limit.acquire();
+  try {
+    return await work();
+  } finally {
+    limit.release();
+  }
 }
 
 async function pump<Req, Res>(call: ServerWritableStream<Req, Res>, fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>, scope: CallScope): Promise<void> {

@@ -7,6 +7,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { ChatServiceService, type ChatCompletionRequest, type ChatServiceServer } from "../../gen/aigateway/v1/chat.js";
 import { ModelServiceService, type ModelServiceServer } from "../../gen/aigateway/v1/models.js";
 import type { ChatService } from "../core/chat-service.js";
+import type { InFlightLimit } from "../core/in-flight.js";
 import type { Logger } from "../log.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
@@ -18,6 +19,12 @@ export interface GrpcServerOptions {
   readonly logger: Logger;
   /** REQUEST_TIMEOUT_S in ms: no call outlives it, whatever deadline its caller set. */
   readonly ceilingMs: number;
+  /** Server-wide cap on calls in progress (shared with the HTTP shim). */
+  readonly limit: InFlightLimit;
+  /** Largest request message accepted. */
+  readonly maxRequestBytes: number;
+  /** HTTP/2 streams per connection. */
+  readonly maxConcurrentStreams: number;
 }
 
 export interface GrpcServer {
@@ -28,17 +35,25 @@ export interface GrpcServer {
 
 const SERVICES = [ChatServiceService, ModelServiceService].map((s) => Object.values(s)[0]!.path.split("/")[1]!);
 
-const CHANNEL_OPTIONS: ChannelOptions = {
-  "grpc.max_receive_message_length": 16 * 1024 * 1024,
-  "grpc.keepalive_time_ms": 60_000,
-  "grpc.keepalive_timeout_ms": 20_000,
-  "grpc.keepalive_permit_without_calls": 1,
-  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
-};
+/**
+ * Keepalive: the server pings idle connections every 60 s, inside the idle timeouts of
+ * common load balancers (AWS NLB 350 s, GCP 600 s), so they are not silently dropped; it
+ * accepts client pings as often as every 10 s, even without calls.
+ */
+function channelOptions(options: GrpcServerOptions): ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": options.maxRequestBytes,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams,
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  };
+}
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
-  const server = new Server(CHANNEL_OPTIONS);
-  const h = { logger: options.logger, ceilingMs: options.ceilingMs };
+  const server = new Server(channelOptions(options));
+  const h = { logger: options.logger, ceilingMs: options.ceilingMs, limit: options.limit };
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),

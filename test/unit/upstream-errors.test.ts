@@ -35,7 +35,19 @@ describe("errorFromResponse", () => {
   });
 
   it("treats a 404 that is not model_not_found (a wrong base URL) as the gateway's problem", () => {
-    expect(errorFromResponse(404, {}, "Not Found").code).toBe(Code.UNAVAILABLE);
+    const e = errorFromResponse(404, {}, "Not Found");
+    expect([e.code, e.reason]).toEqual([Code.UNAVAILABLE, Reason.UPSTREAM_UNEXPECTED_STATUS]);
+  });
+
+  it("maps 408 to UPSTREAM_TIMEOUT, 413 to INVALID_ARGUMENT, 5xx to UPSTREAM_SERVER_ERROR", () => {
+    expect(errorFromResponse(408, {}, "").reason).toBe(Reason.UPSTREAM_TIMEOUT);
+    expect(errorFromResponse(413, {}, "").code).toBe(Code.INVALID_ARGUMENT);
+    expect(errorFromResponse(504, {}, "").reason).toBe(Reason.UPSTREAM_SERVER_ERROR);
+  });
+
+  it("records the quota window so a daily quota is never retried", () => {
+    const daily = errorFromResponse(429, {}, flat("Requests per day limit exceeded - too many requests sent.", "too_many_requests_error", "quota", "request_quota_exceeded"));
+    expect(daily.metadata["quotaWindow"]).toBe("day");
   });
 
   it("keys 429s on code: queue_exceeded is UNAVAILABLE, quotas are RESOURCE_EXHAUSTED with the rate-limit headers kept", () => {
@@ -67,7 +79,9 @@ describe("retryDelayFromHeaders", () => {
 describe("errorFromNetwork", () => {
   it("maps undici error codes, not messages", () => {
     const timeout = errorFromNetwork(Object.assign(new Error("x"), { code: "UND_ERR_HEADERS_TIMEOUT" }), false);
-    expect([timeout.code, timeout.reason, timeout.message]).toEqual([Code.UNAVAILABLE, Reason.UPSTREAM_CONNECTION_FAILED, "the connection to Cerebras timed out (UND_ERR_HEADERS_TIMEOUT)"]);
+    expect([timeout.code, timeout.reason, timeout.message]).toEqual([Code.UNAVAILABLE, Reason.UPSTREAM_TIMEOUT, "the connection to Cerebras timed out (UND_ERR_HEADERS_TIMEOUT)"]);
+    const refused = errorFromNetwork(Object.assign(new Error("x"), { code: "ECONNREFUSED" }), false);
+    expect([refused.reason, refused.message]).toEqual([Reason.UPSTREAM_CONNECTION_FAILED, "the connection to Cerebras failed (ECONNREFUSED)"]);
     expect(errorFromNetwork(Object.assign(new Error("x"), { code: "UND_ERR_SOCKET" }), true).message).toBe("the connection to Cerebras was cut mid-stream (UND_ERR_SOCKET)");
   });
 });

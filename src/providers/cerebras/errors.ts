@@ -12,6 +12,9 @@ const MAX_MESSAGE = 500;
 /** `param` values Cerebras uses that are not request fields. */
 const NOT_A_FIELD = new Set(["validation_error", "quota", "queue", "api_key"]);
 
+/** "Requests per day limit exceeded" → "day". */
+const QUOTA_WINDOW = /\bper (second|minute|hour|day)\b/i;
+
 /** Rate-limit headers worth passing on to HTTP callers. */
 const PASS_ON_HEADER = /^(x-ratelimit-|retry-after)/;
 
@@ -28,7 +31,7 @@ export function errorFromResponse(status: number, headers: Headers, bodyText: st
   const message = `Cerebras: ${upstreamMessage}`;
   const passOn = rateLimitHeaders(headers);
 
-  if (status === 400 || status === 422) {
+  if (status === 400 || status === 413 || status === 422) {
     const field = body.param && !NOT_A_FIELD.has(body.param) ? body.param : undefined;
     const violations: FieldViolation[] = field ? [{ field, description: upstreamMessage }] : body.violations;
     return new GatewayError({
@@ -47,6 +50,8 @@ export function errorFromResponse(status: number, headers: Headers, bodyText: st
     if (body.code === "queue_exceeded") {
       return new ProviderError({ reason: Reason.UPSTREAM_OVERLOADED, message, metadata, headers: passOn, ...opt(retryDelayMs) });
     }
+    const window = QUOTA_WINDOW.exec(upstreamMessage)?.[1]?.toLowerCase();
+    if (window) metadata["quotaWindow"] = window;
     return new GatewayError({
       code: Code.RESOURCE_EXHAUSTED,
       reason: Reason.UPSTREAM_QUOTA_EXCEEDED,
@@ -61,21 +66,20 @@ export function errorFromResponse(status: number, headers: Headers, bodyText: st
     // The caller did nothing wrong: the gateway's own key or account is the problem.
     return new ProviderError({ reason: Reason.UPSTREAM_AUTH_FAILED, message, metadata });
   }
-  return new ProviderError({
-    reason: Reason.UPSTREAM_SERVER_ERROR,
-    message,
-    metadata,
-    ...opt(retryDelayFromHeaders(headers, body.code, upstreamMessage)),
-  });
+  const retryDelayMs = retryDelayFromHeaders(headers, body.code, upstreamMessage);
+  if (status === 408) return new ProviderError({ reason: Reason.UPSTREAM_TIMEOUT, message, metadata, ...opt(retryDelayMs) });
+  if (status >= 500) return new ProviderError({ reason: Reason.UPSTREAM_SERVER_ERROR, message, metadata, ...opt(retryDelayMs) });
+  // Any other status (a 404 from a wrong base URL, 405, 409…) is the gateway's misconfiguration.
+  return new ProviderError({ reason: Reason.UPSTREAM_UNEXPECTED_STATUS, message, metadata });
 }
 
 /** A failure of the connection itself (undici error codes, not messages). */
 export function errorFromNetwork(err: unknown, afterFirstChunk: boolean): ProviderError {
   const code = typeof (err as { code?: unknown })?.code === "string" ? (err as { code: string }).code : "UNKNOWN";
-  const timedOut = code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT";
-  const what = timedOut ? "timed out" : afterFirstChunk ? "was cut mid-stream" : "failed";
+  const stalled = code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
+  const what = stalled || code === "UND_ERR_CONNECT_TIMEOUT" ? "timed out" : afterFirstChunk ? "was cut mid-stream" : "failed";
   return new ProviderError({
-    reason: Reason.UPSTREAM_CONNECTION_FAILED,
+    reason: stalled ? Reason.UPSTREAM_TIMEOUT : Reason.UPSTREAM_CONNECTION_FAILED,
     message: `the connection to Cerebras ${what} (${code})`,
     metadata: { errorCode: code },
     cause: err,

@@ -1,8 +1,13 @@
 /**
  * The Cerebras provider: proto requests in, Cerebras HTTP API over an undici Pool
- * (keep-alive), proto responses out. Cancellation is the CallContext's AbortSignal,
- * handed to undici, so a caller leaving closes the upstream request at once.
+ * (keep-alive), proto responses out.
+ *
+ * Cancellation is the CallContext's AbortSignal, handed to undici, so a caller leaving
+ * closes the upstream request at once. Transient failures are retried (retry.ts) only
+ * while nothing has reached the caller, and only within the call's budget. Streams are
+ * watched for a first token and for gaps between chunks (watchdog.ts).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type Dispatcher } from "undici";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from "../../../gen/aigateway/v1/chat.js";
 import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
@@ -13,7 +18,9 @@ import type { CallContext, ChatProvider } from "../../core/provider.js";
 import { chatRequestToJson } from "../../wire/request.js";
 import { badResponse, chatCompletionChunkFromJson, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse } from "./errors.js";
+import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from "./retry.js";
 import { SseDecoder, type SseEvent } from "./sse.js";
+import { Watchdog } from "./watchdog.js";
 
 export interface CerebrasProviderOptions {
   /** e.g. https://api.cerebras.ai (a path prefix is kept). */
@@ -23,6 +30,20 @@ export interface CerebrasProviderOptions {
   readonly connections?: number;
   /** Largest non-streamed upstream body accepted. */
   readonly maxResponseBytes?: number;
+  readonly retry?: RetryPolicy;
+  /** Streams: longest wait for the first chunk, connect included. */
+  readonly firstTokenTimeoutMs?: number;
+  /** Streams: longest gap between two chunks. */
+  readonly streamIdleTimeoutMs?: number;
+  /** Told about each retry (for a log line); never on the hot path of a good call. */
+  readonly onRetry?: (event: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  readonly requestId: string;
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: GatewayError;
 }
 
 type ResponseData = Dispatcher.ResponseData;
@@ -30,75 +51,101 @@ type ResponseData = Dispatcher.ResponseData;
 const USER_AGENT = "cerebras-grpc-gateway/0.1";
 /** Error bodies are small; reading more than this is pointless. */
 const MAX_ERROR_BODY = 64 * 1024;
+const CHAT_PATH = "/v1/chat/completions";
 
 export class CerebrasProvider implements ChatProvider {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly authorization: string;
   private readonly maxResponseBytes: number;
+  private readonly retry: RetryPolicy;
+  private readonly firstTokenMs: number;
+  private readonly idleMs: number;
+  private readonly onRetry: ((event: RetryEvent) => void) | undefined;
 
   constructor(options: CerebrasProviderOptions) {
     const url = new URL(options.baseUrl);
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.authorization = `Bearer ${options.apiKey}`;
     this.maxResponseBytes = options.maxResponseBytes ?? 32 * 1024 * 1024;
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.firstTokenMs = options.firstTokenTimeoutMs ?? 60_000;
+    this.idleMs = options.streamIdleTimeoutMs ?? 30_000;
+    this.onRetry = options.onRetry;
     this.pool = new Pool(url.origin, {
       connections: options.connections ?? 128,
       keepAliveTimeout: 30_000,
-      // Budgets are enforced by the call's AbortSignal; these only catch a silent peer.
-      headersTimeout: 300_000,
-      bodyTimeout: 300_000,
+      // The call's budget and the stream watchdog do the real timing; these only catch
+      // a silent peer on a call with no budget at all.
+      headersTimeout: 600_000,
+      bodyTimeout: 600_000,
     });
   }
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
-    const res = await this.send("POST", "/v1/chat/completions", JSON.stringify(chatRequestToJson(request, false)), ctx, "application/json");
-    return chatCompletionFromJson(await this.readJson(res, ctx));
+    const body = JSON.stringify(chatRequestToJson(request, false));
+    for (let retries = 0; ; retries++) {
+      try {
+        const res = await this.send("POST", CHAT_PATH, body, ctx, ctx.signal, "application/json");
+        return chatCompletionFromJson(await this.readJson(res, ctx));
+      } catch (err) {
+        await this.beforeRetry(GatewayError.from(err), retries, ctx);
+      }
+    }
   }
 
   async *streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncGenerator<ChatCompletionChunk> {
     const body = JSON.stringify(chatRequestToJson(request, true));
-    const res = await this.send("POST", "/v1/chat/completions", body, ctx, "text/event-stream");
-    const decoder = new SseDecoder();
     let delivered = 0;
-    let finished = false; // a finish_reason or [DONE] was seen
-    let done = false; // [DONE] was seen: ignore the rest, but read to EOF to keep the socket
-    let drained = false;
-    try {
-      for await (const bytes of res.body) {
-        if (done) continue;
-        const events = decoder.push(bytes as Buffer);
-        for (let i = 0; i < events.length; i++) {
-          const chunk = this.chunkFromEvent(events[i]!, delivered, ctx);
-          if (chunk === DONE) {
-            finished = done = true;
-            break;
+    for (let retries = 0; ; retries++) {
+      const watchdog = new Watchdog(ctx.signal, this.firstTokenMs, this.idleMs);
+      let res: ResponseData | undefined;
+      let drained = false;
+      let finished = false; // a finish_reason or [DONE] was seen
+      let done = false; // [DONE] was seen: ignore the rest, but read to EOF to keep the socket
+      try {
+        res = await this.send("POST", CHAT_PATH, body, ctx, watchdog.signal, "text/event-stream");
+        const decoder = new SseDecoder();
+        for await (const bytes of res.body) {
+          watchdog.touch();
+          if (done) continue;
+          const events = decoder.push(bytes as Buffer);
+          for (let i = 0; i < events.length; i++) {
+            const chunk = this.chunkFromEvent(events[i]!, delivered);
+            if (chunk === DONE) {
+              finished = done = true;
+              break;
+            }
+            if (!finished) finished = hasFinishReason(chunk);
+            delivered++;
+            yield chunk;
           }
-          if (!finished) finished = hasFinishReason(chunk);
-          delivered++;
-          yield chunk;
         }
-      }
-      if (!done) {
-        for (const event of decoder.end()) {
-          const chunk = this.chunkFromEvent(event, delivered, ctx);
-          if (chunk === DONE) {
-            finished = true;
-            break;
+        if (!done) {
+          for (const event of decoder.end()) {
+            const chunk = this.chunkFromEvent(event, delivered);
+            if (chunk === DONE) {
+              finished = true;
+              break;
+            }
+            if (!finished) finished = hasFinishReason(chunk);
+            delivered++;
+            yield chunk;
           }
-          if (!finished) finished = hasFinishReason(chunk);
-          delivered++;
-          yield chunk;
         }
+        drained = true;
+      } catch (err) {
+        const failure = this.failure(err, ctx, watchdog, delivered > 0);
+        // Once a chunk reached the caller, a retry would repeat it: the stream fails instead.
+        if (delivered > 0) throw failure.withMetadata({ chunksDelivered: String(delivered) });
+        await this.beforeRetry(failure, retries, ctx);
+        continue;
+      } finally {
+        watchdog.dispose();
+        // The consumer stopped early or something failed: drop the upstream request now.
+        if (!drained) res?.body.destroy();
       }
-      drained = true;
-    } catch (err) {
-      throw this.failure(err, ctx, delivered > 0);
-    } finally {
-      // The consumer stopped early or something failed: drop the upstream request now.
-      if (!drained) res.body.destroy();
-    }
-    if (!finished) {
+      if (finished) return;
       throw new ProviderError({
         reason: Reason.UPSTREAM_STREAM_TRUNCATED,
         message: "the Cerebras stream ended before a finish_reason",
@@ -108,7 +155,7 @@ export class CerebrasProvider implements ChatProvider {
   }
 
   async listModels(ctx: CallContext): Promise<Model[]> {
-    const res = await this.send("GET", "/v1/models", undefined, ctx, "application/json");
+    const res = await this.send("GET", "/v1/models", undefined, ctx, ctx.signal, "application/json");
     const json = await this.readJson(res, ctx);
     const data = (json as { data?: unknown })?.data;
     if (!Array.isArray(data)) throw badResponse("model list has no data array");
@@ -116,7 +163,7 @@ export class CerebrasProvider implements ChatProvider {
   }
 
   async getModel(id: string, ctx: CallContext): Promise<Model> {
-    const res = await this.send("GET", `/v1/models/${encodeURIComponent(id)}`, undefined, ctx, "application/json");
+    const res = await this.send("GET", `/v1/models/${encodeURIComponent(id)}`, undefined, ctx, ctx.signal, "application/json");
     return modelFromJson(await this.readJson(res, ctx));
   }
 
@@ -124,8 +171,24 @@ export class CerebrasProvider implements ChatProvider {
     await this.pool.destroy();
   }
 
+  /**
+   * Returns after the backoff when `err` is worth another attempt; throws the error to
+   * give to the caller otherwise (with the attempt count when there was more than one).
+   */
+  private async beforeRetry(err: GatewayError, retries: number, ctx: CallContext): Promise<void> {
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    const delay = retryDelay(err, retries, ctx.deadline - Date.now(), this.retry);
+    if (delay === undefined) throw retries === 0 ? err : err.withMetadata({ attempts: String(retries + 1) });
+    this.onRetry?.({ requestId: ctx.requestId, attempt: retries + 1, delayMs: Math.round(delay), error: err });
+    try {
+      await sleep(delay, undefined, { signal: ctx.signal });
+    } catch {
+      throw abortReason(ctx.signal);
+    }
+  }
+
   /** Sends a request; resolves with a 200 response, or rejects with a GatewayError. */
-  private async send(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, accept: string): Promise<ResponseData> {
+  private async send(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, signal: AbortSignal, accept: string): Promise<ResponseData> {
     let res: ResponseData;
     try {
       res = await this.pool.request({
@@ -139,16 +202,16 @@ export class CerebrasProvider implements ChatProvider {
           "x-request-id": ctx.requestId,
         },
         body: body ?? null,
-        signal: ctx.signal,
+        signal,
       });
     } catch (err) {
-      throw this.failure(err, ctx, false);
+      throw this.failure(err, ctx, undefined, false);
     }
     if (res.statusCode === 200) return res;
     let text = "";
     try {
       text = await readText(res.body, MAX_ERROR_BODY);
-    } catch (err) {
+    } catch {
       if (ctx.signal.aborted) throw abortReason(ctx.signal);
       // An unreadable error body still has a status worth reporting.
     }
@@ -160,7 +223,7 @@ export class CerebrasProvider implements ChatProvider {
     try {
       text = await readText(res.body, this.maxResponseBytes);
     } catch (err) {
-      throw this.failure(err, ctx, false);
+      throw this.failure(err, ctx, undefined, false);
     }
     try {
       return JSON.parse(text);
@@ -169,7 +232,7 @@ export class CerebrasProvider implements ChatProvider {
     }
   }
 
-  private chunkFromEvent(event: SseEvent, delivered: number, ctx: CallContext): ChatCompletionChunk | typeof DONE {
+  private chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk | typeof DONE {
     const data = event.data;
     if (data === "[DONE]") return DONE;
     let json: unknown;
@@ -184,11 +247,13 @@ export class CerebrasProvider implements ChatProvider {
     return chatCompletionChunkFromJson(json);
   }
 
-  /** Any failure as a GatewayError; an aborted call reports why it was aborted. */
-  private failure(err: unknown, ctx: CallContext, afterFirstChunk: boolean): GatewayError {
+  /** Any failure as a GatewayError: an aborted call says why, a stalled stream says so. */
+  private failure(err: unknown, ctx: CallContext, watchdog: Watchdog | undefined, afterFirstChunk: boolean): GatewayError {
     if (ctx.signal.aborted) return abortReason(ctx.signal);
+    if (watchdog?.stalled) return watchdog.signal.reason as GatewayError;
     if (err instanceof GatewayError) return err;
     if (err instanceof BodyTooLargeError) return badResponse(err.message);
+    if (err instanceof Error && err.name === "SseLineTooLongError") return badResponse(err.message);
     return errorFromNetwork(err, afterFirstChunk);
   }
 }
@@ -212,7 +277,7 @@ function streamError(json: unknown, delivered: number): GatewayError {
     return errorFromResponse(status, {}, JSON.stringify(error));
   }
   const e = error as { message?: unknown; code?: unknown; type?: unknown };
-  const metadata: Record<string, string> = { chunksDelivered: String(delivered) };
+  const metadata: Record<string, string> = {};
   if (typeof e.code === "string") metadata["upstreamCode"] = e.code;
   if (typeof e.type === "string") metadata["upstreamType"] = e.type;
   if (status !== undefined) metadata["upstreamStatus"] = String(status);
