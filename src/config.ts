@@ -3,6 +3,7 @@
  * fails with one message listing every bad variable (never echoing secret values).
  */
 import { z } from "zod";
+import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
 
 /** Empty strings count as unset, so `FOO=` in an .env file means "use the default". */
@@ -18,6 +19,10 @@ const EnvSchema = z.object({
   REQUEST_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(86_400, "must be at most 86400").default(300),
   GRPC_HOST: z.string().default("127.0.0.1"),
   GRPC_PORT: port.default(50051),
+  HTTP_ENABLED: z.stringbool({ error: "must be true or false" }).default(true),
+  HTTP_HOST: z.string().default("127.0.0.1"),
+  /** Unset: 8080, or 0 (any free port) when GRPC_PORT is 0, so ephemeral gateways never take a fixed port. */
+  HTTP_PORT: port.optional(),
   DEFAULT_MODEL: z.string().min(1).default("gpt-oss-120b"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   NODE_ENV: z.string().optional(),
@@ -30,6 +35,10 @@ const EnvSchema = z.object({
   MAX_IN_FLIGHT: positiveInt.default(1024),
   MAX_REQUEST_BYTES: positiveInt.default(16 * 1024 * 1024),
   MAX_CONCURRENT_STREAMS: positiveInt.default(256),
+  CATALOG_TTL_S: z.coerce.number("must be a number").positive("must be positive").default(300),
+  MODEL_ALIASES: z.string().default("").transform((v, ctx) => parseAliases(v, ctx)),
+  ALLOW_UNLISTED_MODELS: z.stringbool({ error: "must be true or false" }).default(false),
+  PRICING_OVERRIDES: z.string().default("").transform((v, ctx) => parsePricing(v, ctx)),
   FAKE_UPSTREAM_TOKEN_DELAY_MS: z.coerce.number("must be a number").min(0, "must be at least 0").default(15),
 });
 
@@ -47,6 +56,11 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly grpcHost: string;
   readonly grpcPort: number;
+  /** The OpenAI-compatible HTTP shim (HTTP_ENABLED); off: no HTTP listener. */
+  readonly httpEnabled: boolean;
+  readonly httpHost: string;
+  /** 0: any free port. */
+  readonly httpPort: number;
   readonly defaultModel: string;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly production: boolean;
@@ -64,6 +78,13 @@ export interface Config {
   readonly maxConcurrentStreams: number;
   /** Largest request accepted (gRPC message or HTTP body). */
   readonly maxRequestBytes: number;
+  readonly catalogTtlMs: number;
+  /** alias → model id. */
+  readonly modelAliases: ReadonlyMap<string, string>;
+  /** Skip the unknown-model check (dedicated endpoint ids the catalog does not list). */
+  readonly allowUnlistedModels: boolean;
+  /** model id → USD per token, replacing the catalog's prices. */
+  readonly pricingOverrides: ReadonlyMap<string, ModelPricing>;
 }
 
 export class ConfigError extends Error {
@@ -89,6 +110,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     requestTimeoutMs: e.REQUEST_TIMEOUT_S * 1000,
     grpcHost: e.GRPC_HOST,
     grpcPort: e.GRPC_PORT,
+    httpEnabled: e.HTTP_ENABLED,
+    httpHost: e.HTTP_HOST,
+    httpPort: e.HTTP_PORT ?? (e.GRPC_PORT === 0 ? 0 : 8080),
     defaultModel: e.DEFAULT_MODEL,
     logLevel: e.LOG_LEVEL,
     production,
@@ -102,7 +126,51 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxInFlight: e.MAX_IN_FLIGHT,
     maxConcurrentStreams: e.MAX_CONCURRENT_STREAMS,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
+    catalogTtlMs: e.CATALOG_TTL_S * 1000,
+    modelAliases: e.MODEL_ALIASES,
+    allowUnlistedModels: e.ALLOW_UNLISTED_MODELS,
+    pricingOverrides: e.PRICING_OVERRIDES,
   };
+}
+
+/** "fast=gpt-oss-120b, vision=gemma-4-31b" → alias → model id. */
+function parseAliases(value: string, ctx: z.RefinementCtx): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of value.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [alias, id, extra] = pair.split("=").map((p) => p.trim());
+    if (!alias || !id || extra !== undefined) ctx.addIssue({ code: "custom", message: `"${pair}" is not alias=model` });
+    else out.set(alias, id);
+  }
+  return out;
+}
+
+const PerMillion = z.object({ prompt: z.number().nonnegative(), completion: z.number().nonnegative(), cached_prompt: z.number().nonnegative().optional() }).strict();
+
+/**
+ * JSON, USD per million tokens (as price lists are written):
+ * {"gpt-oss-120b": {"prompt": 0.25, "completion": 0.69, "cached_prompt": 0.1}}
+ */
+function parsePricing(value: string, ctx: z.RefinementCtx): Map<string, ModelPricing> {
+  const out = new Map<string, ModelPricing>();
+  if (value.trim() === "") return out;
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    ctx.addIssue({ code: "custom", message: "must be JSON: {\"model\": {\"prompt\": 0.25, \"completion\": 0.69}} (USD per million tokens)" });
+    return out;
+  }
+  const parsed = z.record(z.string(), PerMillion).safeParse(json);
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) ctx.addIssue({ code: "custom", message: `${i.path.join(".")}: ${i.message}` });
+    return out;
+  }
+  for (const [id, p] of Object.entries(parsed.data)) {
+    const pricing: ModelPricing = { prompt: p.prompt / 1e6, completion: p.completion / 1e6 };
+    if (p.cached_prompt !== undefined) pricing.cachedPrompt = p.cached_prompt / 1e6;
+    out.set(id, pricing);
+  }
+  return out;
 }
 
 /** Only the variables the gateway reads, so unrelated environment never shows in errors. */

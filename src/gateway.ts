@@ -3,18 +3,25 @@
  * tests and benchmarks run it in-process, so they exercise the same wiring.
  */
 import type { Config } from "./config.js";
+import { ModelCatalog } from "./core/catalog.js";
 import { ChatService } from "./core/chat-service.js";
+import { GatewayError } from "./core/errors.js";
 import { InFlightLimit } from "./core/in-flight.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
 import { startGrpcServer } from "./grpc/server.js";
+import { startHttpServer, type HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
 import { DEFAULT_RETRY_POLICY } from "./providers/cerebras/retry.js";
 
 export interface Gateway {
   readonly grpcPort: number;
+  /** The OpenAI-compatible HTTP shim's port; undefined when HTTP_ENABLED=false. */
+  readonly httpPort: number | undefined;
   /** Set when no CEREBRAS_API_KEY was configured and the embedded fake answers. */
   readonly fakeUpstream: FakeUpstream | undefined;
+  /** Settles when the first model-catalog load has (it may have failed: see ListModels). */
+  readonly catalogSettled: Promise<void>;
   /** Graceful stop: refuse new calls, give in-flight ones `graceMs`, then cancel them. */
   close(graceMs?: number): Promise<void>;
 }
@@ -46,7 +53,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     onRetry: (e) =>
       logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream"),
   });
-  const chat = new ChatService(provider, { defaultModel: config.defaultModel, maxMessages: config.maxMessages });
+  const catalog = new ModelCatalog((ctx) => provider.listModels(ctx), {
+    ttlMs: config.catalogTtlMs,
+    aliases: config.modelAliases,
+    pricingOverrides: config.pricingOverrides,
+    onRefreshError: (err) => logger.warn({ err: GatewayError.from(err).message }, "model catalog refresh failed; serving the last good catalog"),
+  });
+  const catalogSettled = catalog.start();
+  const chat = new ChatService(provider, catalog, {
+    defaultModel: config.defaultModel,
+    maxMessages: config.maxMessages,
+    allowUnlistedModels: config.allowUnlistedModels,
+  });
   const limit = new InFlightLimit(config.maxInFlight);
   const grpc = await startGrpcServer(chat, {
     host: config.grpcHost,
@@ -57,15 +75,33 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     maxRequestBytes: config.maxRequestBytes,
     maxConcurrentStreams: config.maxConcurrentStreams,
   });
-  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
+  let http: HttpServer | undefined;
+  if (config.httpEnabled) {
+    const httpOptions = { host: config.httpHost, port: config.httpPort, logger, ceilingMs: config.requestTimeoutMs, maxRequestBytes: config.maxRequestBytes, limit };
+    try {
+      http = await startHttpServer(chat, httpOptions);
+    } catch (err) {
+      // e.g. EADDRINUSE: do not leave the gRPC server and the upstream pool running.
+      await grpc.shutdown(0);
+      catalog.stop();
+      await provider.close();
+      await fakeUpstream?.close();
+      throw err;
+    }
+  }
+  const httpAddress = http === undefined ? "off" : `${config.httpHost}:${http.port}`;
+  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, http: httpAddress, upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
 
   let closing: Promise<void> | undefined;
   return {
     grpcPort: grpc.port,
+    httpPort: http?.port,
     fakeUpstream,
+    catalogSettled,
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
-        await grpc.shutdown(graceMs);
+        await Promise.all([grpc.shutdown(graceMs), http?.close(graceMs)]);
+        catalog.stop();
         await provider.close();
         await fakeUpstream?.close();
       })();

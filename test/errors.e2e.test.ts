@@ -91,8 +91,9 @@ describe("upstream refusals keep their meaning", () => {
     expect(d.errorInfo!.metadata["upstreamCode"]).toBe("context_length_exceeded");
   });
 
-  it("upstream 404 model_not_found → NOT_FOUND, with the upstream's own rule (no fault injected)", async () => {
-    const d = richError(await rejection(create(h.chat, userRequest("x", { model: "llama-4-scout-17b-16e-instruct" }))), status.NOT_FOUND, "MODEL_NOT_FOUND");
+  it("upstream 404 model_not_found (a model retired since the last catalog refresh) → NOT_FOUND", async () => {
+    h.fake.failNext(cerebrasErrors.modelNotFound());
+    const d = richError(await rejection(create(h.chat, userRequest("x"))), status.NOT_FOUND, "MODEL_NOT_FOUND");
     expect(d.errorInfo!.metadata["upstreamCode"]).toBe("model_not_found");
     expect(d.badRequest).toBeUndefined();
   });

@@ -4,13 +4,14 @@
  * comes first. The budget is the caller's deadline, capped by the server's ceiling.
  */
 import { GatewayError, Code, Reason } from "./errors.js";
-import type { CallContext } from "./provider.js";
+import type { CallContext, CallStats } from "./provider.js";
 
 const CANCELLED = new GatewayError({ code: Code.CANCELLED, reason: Reason.CANCELLED, message: "the caller cancelled the call" });
 
 export class CallScope implements CallContext {
   readonly deadline: number;
   readonly requestId: string;
+  readonly stats: CallStats = {};
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
 

@@ -1,49 +1,99 @@
 /**
  * The transport-free core. gRPC handlers and the HTTP shim both call this with the
- * generated message types; it validates, fills defaults and delegates to the provider.
+ * generated message types. It resolves the model (default, aliases), runs every check
+ * that can fail before the upstream is asked (so no quota is spent on a doomed request),
+ * delegates to the provider, and prices the usage.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
-import type { Model } from "../../gen/aigateway/v1/models.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
+import { abortReason } from "./call-scope.js";
+import type { ModelCatalog } from "./catalog.js";
+import { costUsd } from "./cost.js";
 import { GatewayError } from "./errors.js";
+import { checkAgainstModel, unknownModel } from "./preflight.js";
 import type { CallContext, ChatProvider } from "./provider.js";
 import { validateChatRequest } from "./validate.js";
 
 export interface ChatServiceOptions {
-  /** Used when a request leaves `model` empty. */
+  /** Used when a request leaves `model` empty (may be an alias). */
   readonly defaultModel: string;
   /** Upper bound on messages per request. */
   readonly maxMessages: number;
+  /** Let models the catalog does not list through (dedicated endpoint ids). */
+  readonly allowUnlistedModels: boolean;
 }
 
 export class ChatService {
   constructor(
     private readonly provider: ChatProvider,
+    private readonly catalog: ModelCatalog,
     private readonly options: ChatServiceOptions,
   ) {}
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
-    return this.provider.createChatCompletion(this.prepare(request, false), ctx);
+    const model = this.prepare(request, false, ctx);
+    const completion = await this.provider.createChatCompletion(request, ctx);
+    if (completion.usage !== undefined) this.account(completion.usage, model, ctx);
+    return completion;
   }
 
-  /** Throws (synchronously) a GatewayError for an invalid request, before any upstream call. */
+  /** Throws (synchronously) a GatewayError for a request that cannot succeed, before any upstream call. */
   streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncIterable<ChatCompletionChunk> {
-    return this.provider.streamChatCompletion(this.prepare(request, true), ctx);
+    const model = this.prepare(request, true, ctx);
+    return this.provider.streamChatCompletion(request, ctx, (usage) => this.account(usage, model, ctx));
   }
 
-  listModels(ctx: CallContext): Promise<Model[]> {
-    return this.provider.listModels(ctx);
+  /** The catalog; loaded now if it never was (the first call after start-up may wait for it). */
+  async listModels(ctx: CallContext): Promise<ListModelsResponse> {
+    await this.ensureCatalog(ctx);
+    const { models, stale, fetchedAt } = this.catalog.snapshot();
+    return { models: [...models], stale, fetchedAt: Math.floor(fetchedAt / 1000) };
   }
 
+  /** One model by id or alias; NOT_FOUND when the catalog does not list it. */
   async getModel(id: string, ctx: CallContext): Promise<Model> {
     if (id === "") throw GatewayError.invalidArgument([{ field: "id", description: "is required" }]);
-    return this.provider.getModel(id, ctx);
+    await this.ensureCatalog(ctx);
+    const model = this.catalog.get(id);
+    if (model === undefined) throw unknownModel(this.catalog.resolve(id));
+    return model;
   }
 
-  private prepare(request: ChatCompletionRequest, stream: boolean): ChatCompletionRequest {
+  private async ensureCatalog(ctx: CallContext): Promise<void> {
+    if (this.catalog.loaded) return;
+    await this.catalog.refresh();
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (!this.catalog.loaded) throw this.catalog.lastError ?? GatewayError.from(undefined);
+  }
+
+  /** Validates, resolves the model in place and returns its id. */
+  private prepare(request: ChatCompletionRequest, stream: boolean, ctx: CallContext): string {
     const violations = validateChatRequest(request, { stream, maxMessages: this.options.maxMessages });
     if (violations.length > 0) throw GatewayError.invalidArgument(violations);
     // Mutating is safe: each transport decodes a fresh request per call.
-    if (request.model === "") request.model = this.options.defaultModel;
-    return request;
+    const id = this.catalog.resolve(request.model === "" ? this.options.defaultModel : request.model);
+    request.model = id;
+    ctx.stats.model = id;
+
+    const model = this.catalog.get(id);
+    if (model === undefined) {
+      if (this.catalog.fresh && !this.options.allowUnlistedModels) throw unknownModel(id);
+      return id;
+    }
+    const modelViolations = checkAgainstModel(request, model);
+    if (modelViolations.length > 0) throw GatewayError.invalidArgument(modelViolations);
+    return id;
+  }
+
+  /** Notes the tokens and, when the model's prices are known, the cost (into usage.cost_usd). */
+  private account(usage: Usage, model: string, ctx: CallContext): void {
+    const cost = costUsd(usage, this.catalog.pricing(model));
+    if (cost !== undefined) usage.costUsd = cost;
+    const s = ctx.stats;
+    s.promptTokens = usage.promptTokens;
+    s.completionTokens = usage.completionTokens;
+    s.cachedTokens = usage.promptTokensDetails?.cachedTokens ?? 0;
+    s.reasoningTokens = usage.completionTokensDetails?.reasoningTokens ?? 0;
+    if (cost !== undefined) s.costUsd = cost;
   }
 }

@@ -2,7 +2,7 @@
  * The seam between the transport-free core and whatever answers chat completions.
  * The core defines it; src/providers/* implement it; src/main.ts wires one in.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 
 /** What a provider knows about the call it serves. */
@@ -17,6 +17,28 @@ export interface CallContext {
   readonly deadline: number;
   /** The call's request id, sent upstream and echoed to the caller. */
   readonly requestId: string;
+  /** Figures the core and provider note about the call, for its log line and metrics. */
+  readonly stats: CallStats;
+}
+
+/**
+ * What happened in one call, filled in as it goes (never read on the hot path): the
+ * transport writes it to the call's log line when the call ends.
+ */
+export interface CallStats {
+  /** The model actually asked for (aliases resolved). */
+  model?: string;
+  /** Upstream attempts made (1 unless retried). */
+  attempts?: number;
+  /** HTTP status of the last upstream response. */
+  upstreamStatus?: number;
+  /** performance.now() when the first chunk (or the whole answer) arrived. */
+  firstChunkAt?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  cachedTokens?: number;
+  reasoningTokens?: number;
+  costUsd?: number;
 }
 
 export interface ChatProvider {
@@ -26,12 +48,11 @@ export interface ChatProvider {
    * The answer as chunks, in upstream order. Throws a GatewayError before the first
    * chunk (request refused) or during iteration (stream failed); ends normally only
    * after a chunk with a finish_reason. Stopping iteration early aborts the upstream.
+   * `onUsage` sees the usage chunk before it is yielded (to add its cost in place).
    */
-  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncIterable<ChatCompletionChunk>;
-  /** The models the upstream offers. */
+  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (usage: Usage) => void): AsyncIterable<ChatCompletionChunk>;
+  /** The models the upstream offers, with whatever limits, prices and capabilities it publishes. */
   listModels(ctx: CallContext): Promise<Model[]>;
-  /** One model; NOT_FOUND GatewayError when the upstream does not know it. */
-  getModel(id: string, ctx: CallContext): Promise<Model>;
   /** Closes connections. In-flight calls are aborted. */
   close(): Promise<void>;
 }

@@ -45,6 +45,7 @@ export function validateChatRequest(req: ChatCompletionRequest, opts: ValidateOp
   if (req.messages.length === 0) bad("messages", "at least one message is required");
   else if (req.messages.length > opts.maxMessages) bad("messages", `at most ${opts.maxMessages} messages are allowed`);
   for (let i = 0; i < req.messages.length; i++) checkMessage(req.messages[i]!, `messages.${i}`, bad);
+  checkToolCallPairing(req.messages, bad);
 
   checkTools(req, bad);
   checkResponseFormat(req, opts.stream, bad);
@@ -89,6 +90,43 @@ function checkMessage(m: Message, path: string, bad: Report): void {
     if (call.function === undefined) bad(`${p}.function`, "is required");
     else if (!FUNCTION_NAME.test(call.function.name)) bad(`${p}.function.name`, "must be 1-64 characters of a-z, A-Z, 0-9, _ or -");
   }
+}
+
+/**
+ * Cerebras API v2 rules: every tool call of an assistant message is answered by a tool
+ * message immediately after it, no tool message answers anything else, and tool-call ids
+ * are unique in the conversation.
+ */
+function checkToolCallPairing(messages: readonly Message[], bad: Report): void {
+  const seen = new Set<string>();
+  let open = new Map<string, number>(); // unanswered call id → index of its assistant message
+  let answering = false; // inside the run of tool messages after an assistant's tool calls
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    if (m.role === Role.ROLE_TOOL) {
+      if (m.toolCallId === "") continue; // reported by checkMessage
+      if (answering && open.delete(m.toolCallId)) continue;
+      bad(`messages.${i}.tool_call_id`, `"${m.toolCallId}" does not answer a tool call of the assistant message just before it`);
+      continue;
+    }
+    reportUnanswered(open, bad);
+    open = new Map();
+    answering = false;
+    if (m.role !== Role.ROLE_ASSISTANT) continue;
+    for (let j = 0; j < m.toolCalls.length; j++) {
+      const id = m.toolCalls[j]!.id;
+      if (id === "") continue;
+      if (seen.has(id)) bad(`messages.${i}.tool_calls.${j}.id`, `duplicate tool call id "${id}"`);
+      seen.add(id);
+      open.set(id, i);
+    }
+    answering = m.toolCalls.length > 0;
+  }
+  reportUnanswered(open, bad);
+}
+
+function reportUnanswered(open: ReadonlyMap<string, number>, bad: Report): void {
+  for (const [id, i] of open) bad(`messages.${i}.tool_calls`, `tool call "${id}" is not answered by a tool message right after it`);
 }
 
 function checkParts(parts: readonly ContentPart[], path: string, imagesAllowed: boolean, bad: Report): void {

@@ -9,8 +9,8 @@ export interface FakeModel {
   readonly name: string;
   readonly contextLength: number;
   readonly maxCompletionTokens: number;
-  /** USD per token, as Cerebras writes them (strings). */
-  readonly pricing: { readonly prompt: string; readonly completion: string };
+  /** USD per token, as Cerebras writes them (strings); absent when unpublished. */
+  readonly pricing: { readonly prompt: string; readonly completion: string } | undefined;
   readonly reasoning: boolean;
   /** reasoning_effort values the model takes; empty when it takes none. */
   readonly reasoningEfforts: readonly string[];
@@ -78,7 +78,7 @@ export function publicModelJson(m: FakeModel): Record<string, unknown> {
       vision: m.vision,
     },
     limits: { max_context_length: m.contextLength, max_completion_tokens: m.maxCompletionTokens },
-    pricing: m.pricing,
+    ...(m.pricing ? { pricing: m.pricing } : {}),
     deprecated: m.deprecated,
     preview: false,
   };

@@ -25,6 +25,7 @@ export interface ReplyPlan {
   readonly toolCalls: readonly PlannedToolCall[];
   readonly finishReason: "stop" | "length" | "tool_calls";
   readonly promptTokens: number;
+  readonly cachedTokens: number;
   readonly completionTokens: number;
   /** Reasoning arrives inline as <think>…</think> in content (reasoning_format raw). */
   readonly rawReasoning: boolean;
@@ -37,6 +38,8 @@ export interface PlanOptions {
   readonly fixedTokens?: number | undefined;
   /** Characters per fixed token (default: " token"). */
   readonly fixedTokenSize?: number | undefined;
+  /** Prompt tokens the prompt cache served. */
+  readonly cachedTokens?: number;
 }
 
 export function planReply(body: Json, model: FakeModel, options: PlanOptions = {}): ReplyPlan {
@@ -92,6 +95,7 @@ export function planReply(body: Json, model: FakeModel, options: PlanOptions = {
     toolCalls,
     finishReason,
     promptTokens,
+    cachedTokens: Math.min(options.cachedTokens ?? 0, promptTokens),
     completionTokens: reasoning.length + content.length + toolTokens,
     rawReasoning: format === "raw",
   };

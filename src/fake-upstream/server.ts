@@ -8,7 +8,7 @@
  * It imports nothing from the gateway: it is an independent stand-in, so tests that pass
  * against it say something about talking to the real thing.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -59,6 +59,10 @@ export interface FakeUpstream {
   chatRequests(): RecordedRequest[];
   /** The next chat request gets this fault instead of (or on top of) a normal answer. Queued. */
   failNext(fault: Fault): void;
+  /** The next model-list request (/v1/models or /public/v1/models) gets this fault. Queued. */
+  failModelsNext(fault: Fault): void;
+  /** Replaces the catalog (a model added or retired upstream). */
+  setModels(models: readonly FakeModel[]): void;
   /** The next streamed chat request stops after `afterChunks` chunks until the gate is released. */
   holdNext(afterChunks: number): Gate;
   /** Requests not yet over. */
@@ -71,7 +75,10 @@ const SYSTEM_FINGERPRINT = "fp_5a8f1c9e3b7d2a6c4e0f";
 export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
-  const models = options.models ?? FAKE_MODELS;
+  let models = options.models ?? FAKE_MODELS;
+  const modelFaults: Fault[] = [];
+  /** Hashes of conversation prefixes seen, so a repeated prefix is reported as cached. */
+  const promptCache = new Set<string>();
   const maxRecorded = options.maxRecorded ?? 1000;
   let counter = 0;
 
@@ -96,6 +103,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       return sendError(res, 401, "Wrong API Key", "invalid_request_error", "api_key", "wrong_api_key");
+    }
+    if (req.method === "GET" && (path === "/v1/models" || path === "/public/v1/models")) {
+      const fault = modelFaults.shift();
+      if (fault?.kind === "http-error") return sendJson(res, fault.status, fault.body ?? {});
+      if (fault?.kind === "reset-before-headers") return void req.socket.destroy();
     }
     if (req.method === "GET" && path === "/v1/models") return sendJson(res, 200, { object: "list", data: models.map(modelJson) });
     if (req.method === "GET" && path === "/public/v1/models") return sendJson(res, 200, { object: "list", data: models.map(publicModelJson) });
@@ -130,10 +142,29 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       return sendError(res, f.status, f.message, type, f.status === 404 ? "model" : "validation_error", f.code);
     }
     const b = body as Record<string, unknown>;
-    const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens, fixedTokenSize: options.fixedTokenSize });
+    const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens, fixedTokenSize: options.fixedTokenSize, cachedTokens: cachedPrefixTokens(b) });
     setRateLimitHeaders(res);
     if (b["stream"] === true) await stream(res, record, b, plan, fault);
     else sendJson(res, 200, completion(b, plan));
+  }
+
+  /**
+   * Prompt caching as Cerebras reports it: the longest earlier-seen prefix of this
+   * conversation counts as cached tokens.
+   */
+  function cachedPrefixTokens(body: Record<string, unknown>): number {
+    const messages = body["messages"] as unknown[];
+    const key = (n: number): string => createHash("sha256").update(JSON.stringify(messages.slice(0, n))).digest("hex");
+    if (promptCache.size > 10_000) promptCache.clear();
+    let cached = 0;
+    for (let n = Math.min(messages.length - 1, 64); n > 0; n--) {
+      if (promptCache.has(key(n))) {
+        cached = Math.ceil(JSON.stringify(messages.slice(0, n)).length / 4);
+        break;
+      }
+    }
+    promptCache.add(key(messages.length));
+    return cached;
   }
 
   function track(req: IncomingMessage, res: ServerResponse, path: string, body: unknown): RecordedRequest {
@@ -244,6 +275,10 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     requests,
     chatRequests: () => requests.filter((r) => r.path === "/v1/chat/completions"),
     failNext: (fault) => void faults.push(fault),
+    failModelsNext: (fault) => void modelFaults.push(fault),
+    setModels: (next) => {
+      models = next;
+    },
     holdNext: (afterChunks) => {
       const gate = new Gate();
       faults.push({ kind: "hold", afterChunks, gate });
@@ -285,7 +320,7 @@ function usage(plan: ReplyPlan): Record<string, unknown> {
     prompt_tokens: plan.promptTokens,
     completion_tokens: plan.completionTokens,
     total_tokens: plan.promptTokens + plan.completionTokens,
-    prompt_tokens_details: { cached_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: plan.cachedTokens },
     completion_tokens_details: { reasoning_tokens: plan.reasoning.length, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
 }

@@ -5,8 +5,9 @@
  * plumbing: request id, the CallScope (cancellation + deadline budget), write
  * backpressure, error rendering and the one log line per call.
  */
-import { Metadata, status, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
+import { logCall } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
 import { requestIdFrom } from "../core/request-id.js";
@@ -34,13 +35,13 @@ export function unaryHandler<Req, Res>(
       (response) => {
         scope.dispose();
         callback(null, response);
-        logCall(options.logger, method, call.request, scope, status.OK, started, undefined);
+        logGrpcCall(options.logger, method, scope, started, undefined);
       },
       (err: unknown) => {
         scope.dispose();
         const error = GatewayError.from(err);
         callback(toGrpcError(error, scope.requestId));
-        logCall(options.logger, method, call.request, scope, error.code, started, error);
+        logGrpcCall(options.logger, method, scope, started, error);
       },
     );
   };
@@ -58,14 +59,14 @@ export function serverStreamHandler<Req, Res>(
       () => {
         scope.dispose();
         call.end();
-        logCall(options.logger, method, call.request, scope, status.OK, started, undefined);
+        logGrpcCall(options.logger, method, scope, started, undefined);
       },
       (err: unknown) => {
         scope.dispose();
         const error = GatewayError.from(err);
         // emit('error') sends the status; destroy() would leave the client hanging.
         if (!call.cancelled) call.emit("error", toGrpcError(error, scope.requestId));
-        logCall(options.logger, method, call.request, scope, error.code, started, error);
+        logGrpcCall(options.logger, method, scope, started, error);
       },
     );
   };
@@ -115,17 +116,6 @@ function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
   return scope;
 }
 
-function logCall(logger: Logger, method: string, request: unknown, scope: CallScope, code: number, started: number, error: GatewayError | undefined): void {
-  const model = (request as { model?: unknown }).model;
-  const fields = {
-    transport: "grpc",
-    method,
-    requestId: scope.requestId,
-    model: typeof model === "string" ? model : undefined,
-    code: status[code],
-    durationMs: Math.round((performance.now() - started) * 100) / 100,
-  };
-  if (error === undefined) logger.info(fields, "call");
-  else if (error.code === status.INTERNAL) logger.error({ ...fields, reason: error.reason, err: error.cause ?? error }, "call failed");
-  else logger.warn({ ...fields, reason: error.reason, error: error.message }, "call failed");
+function logGrpcCall(logger: Logger, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {
+  logCall(logger, { transport: "grpc", method, requestId: scope.requestId }, scope.stats, started, error);
 }

@@ -60,7 +60,7 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     streamChatCompletion: serverStreamHandler("StreamChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.streamChatCompletion(req, ctx)),
   };
   const modelImpl: ModelServiceServer = {
-    listModels: unaryHandler("ListModels", h, async (_req, ctx) => ({ models: await chat.listModels(ctx) })),
+    listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
   server.addService(ChatServiceService, chatImpl);

@@ -134,6 +134,8 @@ export interface ChoiceJson {
   message: {
     role: "assistant";
     content?: string | null;
+    /** OpenAI's refusal text; Cerebras never sends it, the HTTP shim writes null. */
+    refusal?: string | null;
     reasoning?: string | null;
     tool_calls?: ToolCallJson[] | null;
   };
@@ -186,6 +188,8 @@ export interface UsageJson {
     accepted_prediction_tokens?: number | null;
     rejected_prediction_tokens?: number | null;
   } | null;
+  /** Gateway addition: the call's cost in USD; absent when the model's prices are unknown. */
+  cost_usd?: number;
 }
 
 export interface TimeInfoJson {

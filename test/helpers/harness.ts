@@ -33,10 +33,13 @@ export interface HarnessOptions {
   readonly fake?: FakeUpstreamOptions;
   /** Extra environment for loadConfig (strings, as in a real environment). */
   readonly env?: Record<string, string>;
+  /** Runs after the fake starts and before the gateway does (e.g. to queue faults for start-up). */
+  readonly beforeGateway?: (fake: FakeUpstream) => void;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const fake = await startFakeUpstream({ apiKey: UPSTREAM_KEY, ...options.fake });
+  options.beforeGateway?.(fake);
   const config = loadConfig({
     CEREBRAS_API_KEY: UPSTREAM_KEY,
     CEREBRAS_BASE_URL: fake.url,
@@ -47,6 +50,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.env,
   });
   const gateway = await startGateway(config, createLogger("silent"));
+  // Tests assert the catalog's checks, so they start once the first load settled.
+  await gateway.catalogSettled;
   const address = `127.0.0.1:${gateway.grpcPort}`;
   const chat = new ChatServiceClient(address, credentials.createInsecure());
   const models = new ModelServiceClient(address, credentials.createInsecure());

@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ChatServiceClient, type ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
+import { ModelCatalog } from "../../src/core/catalog.js";
 import { ChatService } from "../../src/core/chat-service.js";
 import { InFlightLimit } from "../../src/core/in-flight.js";
 import type { ChatProvider } from "../../src/core/provider.js";
@@ -62,9 +63,6 @@ describe("a bug in the gateway", () => {
     listModels: () => {
       throw new Error("sync throw in listModels");
     },
-    getModel: async () => {
-      throw new Error("unused");
-    },
     close: async () => {},
   };
 
@@ -76,7 +74,9 @@ describe("a bug in the gateway", () => {
         done();
       },
     });
-    const server = await startGrpcServer(new ChatService(broken, { defaultModel: "m", maxMessages: 10 }), {
+    const catalog = new ModelCatalog(async () => [], { ttlMs: 60_000, aliases: new Map(), pricingOverrides: new Map() });
+    const chat = new ChatService(broken, catalog, { defaultModel: "m", maxMessages: 10, allowUnlistedModels: true });
+    const server = await startGrpcServer(chat, {
       host: "127.0.0.1",
       port: 0,
       logger: createLogger("info", sink),

@@ -771,7 +771,14 @@ export interface Usage {
   completionTokens: number;
   totalTokens: number;
   promptTokensDetails?: PromptTokensDetails | undefined;
-  completionTokensDetails?: CompletionTokensDetails | undefined;
+  completionTokensDetails?:
+    | CompletionTokensDetails
+    | undefined;
+  /**
+   * Gateway addition: what the call cost in USD, from the catalog's prices (or configured
+   * overrides). Absent when the model's prices are unknown; never a made-up 0.
+   */
+  costUsd?: number | undefined;
 }
 
 /** PromptTokensDetails breaks down prompt tokens. */
@@ -4576,6 +4583,7 @@ function createBaseUsage(): Usage {
     totalTokens: 0,
     promptTokensDetails: undefined,
     completionTokensDetails: undefined,
+    costUsd: undefined,
   };
 }
 
@@ -4595,6 +4603,9 @@ export const Usage: MessageFns<Usage> = {
     }
     if (message.completionTokensDetails !== undefined) {
       CompletionTokensDetails.encode(message.completionTokensDetails, writer.uint32(42).fork()).join();
+    }
+    if (message.costUsd !== undefined) {
+      writer.uint32(49).double(message.costUsd);
     }
     return writer;
   },
@@ -4652,6 +4663,14 @@ export const Usage: MessageFns<Usage> = {
             message.completionTokensDetails = CompletionTokensDetails.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.costUsd = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4691,6 +4710,11 @@ export const Usage: MessageFns<Usage> = {
         : isSet(object.completion_tokens_details)
         ? CompletionTokensDetails.fromJSON(object.completion_tokens_details)
         : undefined,
+      costUsd: isSet(object.costUsd)
+        ? globalThis.Number(object.costUsd)
+        : isSet(object.cost_usd)
+        ? globalThis.Number(object.cost_usd)
+        : undefined,
     };
   },
 
@@ -4711,6 +4735,9 @@ export const Usage: MessageFns<Usage> = {
     if (message.completionTokensDetails !== undefined) {
       obj.completionTokensDetails = CompletionTokensDetails.toJSON(message.completionTokensDetails);
     }
+    if (message.costUsd !== undefined) {
+      obj.costUsd = floatToJson(message.costUsd);
+    }
     return obj;
   },
 
@@ -4729,6 +4756,7 @@ export const Usage: MessageFns<Usage> = {
       (object.completionTokensDetails !== undefined && object.completionTokensDetails !== null)
         ? CompletionTokensDetails.fromPartial(object.completionTokensDetails)
         : undefined;
+    message.costUsd = object.costUsd ?? undefined;
     return message;
   },
 };

@@ -27,11 +27,15 @@ export interface ListModelsRequest {
 /** ListModelsResponse mirrors OpenAI's model list. */
 export interface ListModelsResponse {
   models: Model[];
+  /** The last refresh failed: this is the last good catalog. */
+  stale: boolean;
+  /** Unix seconds of the last successful refresh. */
+  fetchedAt: number;
 }
 
 /** GetModelRequest names one model. */
 export interface GetModelRequest {
-  /** Model id, e.g. "gpt-oss-120b". */
+  /** Model id ("gpt-oss-120b") or a gateway alias ("fast"). */
   id: string;
 }
 
@@ -45,6 +49,54 @@ export interface Model {
   created: number;
   /** Owner, e.g. "Cerebras". */
   ownedBy: string;
+  /**
+   * Display name. The fields below come from the public catalog and are absent when the
+   * upstream did not say.
+   */
+  name?:
+    | string
+    | undefined;
+  /** Longest prompt plus completion, in tokens. */
+  contextLength?:
+    | number
+    | undefined;
+  /** Largest max_completion_tokens the model takes. */
+  maxCompletionTokens?:
+    | number
+    | undefined;
+  /** Prices in USD per token (configured overrides applied). */
+  pricing?:
+    | ModelPricing
+    | undefined;
+  /** What the model supports. */
+  capabilities?:
+    | ModelCapabilities
+    | undefined;
+  /** The upstream marks the model deprecated: it will be retired. */
+  deprecated: boolean;
+  /** The upstream marks the model as a preview. */
+  preview: boolean;
+  /** Gateway aliases that resolve to this model. */
+  aliases: string[];
+}
+
+/** ModelPricing is what a model costs, in USD per token. */
+export interface ModelPricing {
+  prompt?: number | undefined;
+  completion?:
+    | number
+    | undefined;
+  /** Prompt tokens served from the prompt cache, when priced apart. */
+  cachedPrompt?: number | undefined;
+}
+
+/** ModelCapabilities says what a model supports. */
+export interface ModelCapabilities {
+  tools: boolean;
+  jsonSchema: boolean;
+  streaming: boolean;
+  vision: boolean;
+  reasoning: boolean;
 }
 
 function createBaseListModelsRequest(): ListModelsRequest {
@@ -100,13 +152,19 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
 };
 
 function createBaseListModelsResponse(): ListModelsResponse {
-  return { models: [] };
+  return { models: [], stale: false, fetchedAt: 0 };
 }
 
 export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   encode(message: ListModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.models) {
       Model.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.stale !== false) {
+      writer.uint32(16).bool(message.stale);
+    }
+    if (message.fetchedAt !== 0) {
+      writer.uint32(24).int64(message.fetchedAt);
     }
     return writer;
   },
@@ -132,6 +190,22 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
             message.models.push(Model.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stale = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fetchedAt = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -145,13 +219,27 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   },
 
   fromJSON(object: any): ListModelsResponse {
-    return { models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [] };
+    return {
+      models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [],
+      stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+      fetchedAt: isSet(object.fetchedAt)
+        ? globalThis.Number(object.fetchedAt)
+        : isSet(object.fetched_at)
+        ? globalThis.Number(object.fetched_at)
+        : 0,
+    };
   },
 
   toJSON(message: ListModelsResponse): unknown {
     const obj: any = {};
     if (message.models?.length) {
       obj.models = message.models.map((e) => Model.toJSON(e));
+    }
+    if (message.stale !== false) {
+      obj.stale = message.stale;
+    }
+    if (message.fetchedAt !== 0) {
+      obj.fetchedAt = Math.round(message.fetchedAt);
     }
     return obj;
   },
@@ -162,6 +250,8 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListModelsResponse>, I>>(object: I): ListModelsResponse {
     const message = createBaseListModelsResponse();
     message.models = object.models?.map((e) => Model.fromPartial(e)) || [];
+    message.stale = object.stale ?? false;
+    message.fetchedAt = object.fetchedAt ?? 0;
     return message;
   },
 };
@@ -234,7 +324,20 @@ export const GetModelRequest: MessageFns<GetModelRequest> = {
 };
 
 function createBaseModel(): Model {
-  return { id: "", object: "", created: 0, ownedBy: "" };
+  return {
+    id: "",
+    object: "",
+    created: 0,
+    ownedBy: "",
+    name: undefined,
+    contextLength: undefined,
+    maxCompletionTokens: undefined,
+    pricing: undefined,
+    capabilities: undefined,
+    deprecated: false,
+    preview: false,
+    aliases: [],
+  };
 }
 
 export const Model: MessageFns<Model> = {
@@ -250,6 +353,30 @@ export const Model: MessageFns<Model> = {
     }
     if (message.ownedBy !== "") {
       writer.uint32(34).string(message.ownedBy);
+    }
+    if (message.name !== undefined) {
+      writer.uint32(42).string(message.name);
+    }
+    if (message.contextLength !== undefined) {
+      writer.uint32(48).int32(message.contextLength);
+    }
+    if (message.maxCompletionTokens !== undefined) {
+      writer.uint32(56).int32(message.maxCompletionTokens);
+    }
+    if (message.pricing !== undefined) {
+      ModelPricing.encode(message.pricing, writer.uint32(66).fork()).join();
+    }
+    if (message.capabilities !== undefined) {
+      ModelCapabilities.encode(message.capabilities, writer.uint32(74).fork()).join();
+    }
+    if (message.deprecated !== false) {
+      writer.uint32(80).bool(message.deprecated);
+    }
+    if (message.preview !== false) {
+      writer.uint32(88).bool(message.preview);
+    }
+    for (const v of message.aliases) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -299,6 +426,70 @@ export const Model: MessageFns<Model> = {
             message.ownedBy = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.contextLength = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxCompletionTokens = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.pricing = ModelPricing.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.capabilities = ModelCapabilities.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.deprecated = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.preview = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.aliases.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -321,6 +512,24 @@ export const Model: MessageFns<Model> = {
         : isSet(object.owned_by)
         ? globalThis.String(object.owned_by)
         : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : undefined,
+      contextLength: isSet(object.contextLength)
+        ? globalThis.Number(object.contextLength)
+        : isSet(object.context_length)
+        ? globalThis.Number(object.context_length)
+        : undefined,
+      maxCompletionTokens: isSet(object.maxCompletionTokens)
+        ? globalThis.Number(object.maxCompletionTokens)
+        : isSet(object.max_completion_tokens)
+        ? globalThis.Number(object.max_completion_tokens)
+        : undefined,
+      pricing: isSet(object.pricing) ? ModelPricing.fromJSON(object.pricing) : undefined,
+      capabilities: isSet(object.capabilities) ? ModelCapabilities.fromJSON(object.capabilities) : undefined,
+      deprecated: isSet(object.deprecated) ? globalThis.Boolean(object.deprecated) : false,
+      preview: isSet(object.preview) ? globalThis.Boolean(object.preview) : false,
+      aliases: globalThis.Array.isArray(object?.aliases)
+        ? object.aliases.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -338,6 +547,30 @@ export const Model: MessageFns<Model> = {
     if (message.ownedBy !== "") {
       obj.ownedBy = message.ownedBy;
     }
+    if (message.name !== undefined) {
+      obj.name = message.name;
+    }
+    if (message.contextLength !== undefined) {
+      obj.contextLength = Math.round(message.contextLength);
+    }
+    if (message.maxCompletionTokens !== undefined) {
+      obj.maxCompletionTokens = Math.round(message.maxCompletionTokens);
+    }
+    if (message.pricing !== undefined) {
+      obj.pricing = ModelPricing.toJSON(message.pricing);
+    }
+    if (message.capabilities !== undefined) {
+      obj.capabilities = ModelCapabilities.toJSON(message.capabilities);
+    }
+    if (message.deprecated !== false) {
+      obj.deprecated = message.deprecated;
+    }
+    if (message.preview !== false) {
+      obj.preview = message.preview;
+    }
+    if (message.aliases?.length) {
+      obj.aliases = message.aliases;
+    }
     return obj;
   },
 
@@ -350,14 +583,274 @@ export const Model: MessageFns<Model> = {
     message.object = object.object ?? "";
     message.created = object.created ?? 0;
     message.ownedBy = object.ownedBy ?? "";
+    message.name = object.name ?? undefined;
+    message.contextLength = object.contextLength ?? undefined;
+    message.maxCompletionTokens = object.maxCompletionTokens ?? undefined;
+    message.pricing = (object.pricing !== undefined && object.pricing !== null)
+      ? ModelPricing.fromPartial(object.pricing)
+      : undefined;
+    message.capabilities = (object.capabilities !== undefined && object.capabilities !== null)
+      ? ModelCapabilities.fromPartial(object.capabilities)
+      : undefined;
+    message.deprecated = object.deprecated ?? false;
+    message.preview = object.preview ?? false;
+    message.aliases = object.aliases?.map((e) => e) || [];
     return message;
   },
 };
 
-/** ModelService lists the models the gateway can route to. */
+function createBaseModelPricing(): ModelPricing {
+  return { prompt: undefined, completion: undefined, cachedPrompt: undefined };
+}
+
+export const ModelPricing: MessageFns<ModelPricing> = {
+  encode(message: ModelPricing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prompt !== undefined) {
+      writer.uint32(9).double(message.prompt);
+    }
+    if (message.completion !== undefined) {
+      writer.uint32(17).double(message.completion);
+    }
+    if (message.cachedPrompt !== undefined) {
+      writer.uint32(25).double(message.cachedPrompt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelPricing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelPricing();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.prompt = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.completion = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.cachedPrompt = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelPricing {
+    return {
+      prompt: isSet(object.prompt) ? globalThis.Number(object.prompt) : undefined,
+      completion: isSet(object.completion) ? globalThis.Number(object.completion) : undefined,
+      cachedPrompt: isSet(object.cachedPrompt)
+        ? globalThis.Number(object.cachedPrompt)
+        : isSet(object.cached_prompt)
+        ? globalThis.Number(object.cached_prompt)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ModelPricing): unknown {
+    const obj: any = {};
+    if (message.prompt !== undefined) {
+      obj.prompt = floatToJson(message.prompt);
+    }
+    if (message.completion !== undefined) {
+      obj.completion = floatToJson(message.completion);
+    }
+    if (message.cachedPrompt !== undefined) {
+      obj.cachedPrompt = floatToJson(message.cachedPrompt);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelPricing>, I>>(base?: I): ModelPricing {
+    return ModelPricing.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelPricing>, I>>(object: I): ModelPricing {
+    const message = createBaseModelPricing();
+    message.prompt = object.prompt ?? undefined;
+    message.completion = object.completion ?? undefined;
+    message.cachedPrompt = object.cachedPrompt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseModelCapabilities(): ModelCapabilities {
+  return { tools: false, jsonSchema: false, streaming: false, vision: false, reasoning: false };
+}
+
+export const ModelCapabilities: MessageFns<ModelCapabilities> = {
+  encode(message: ModelCapabilities, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tools !== false) {
+      writer.uint32(8).bool(message.tools);
+    }
+    if (message.jsonSchema !== false) {
+      writer.uint32(16).bool(message.jsonSchema);
+    }
+    if (message.streaming !== false) {
+      writer.uint32(24).bool(message.streaming);
+    }
+    if (message.vision !== false) {
+      writer.uint32(32).bool(message.vision);
+    }
+    if (message.reasoning !== false) {
+      writer.uint32(40).bool(message.reasoning);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelCapabilities {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelCapabilities();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tools = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.jsonSchema = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.streaming = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.vision = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reasoning = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelCapabilities {
+    return {
+      tools: isSet(object.tools) ? globalThis.Boolean(object.tools) : false,
+      jsonSchema: isSet(object.jsonSchema)
+        ? globalThis.Boolean(object.jsonSchema)
+        : isSet(object.json_schema)
+        ? globalThis.Boolean(object.json_schema)
+        : false,
+      streaming: isSet(object.streaming) ? globalThis.Boolean(object.streaming) : false,
+      vision: isSet(object.vision) ? globalThis.Boolean(object.vision) : false,
+      reasoning: isSet(object.reasoning) ? globalThis.Boolean(object.reasoning) : false,
+    };
+  },
+
+  toJSON(message: ModelCapabilities): unknown {
+    const obj: any = {};
+    if (message.tools !== false) {
+      obj.tools = message.tools;
+    }
+    if (message.jsonSchema !== false) {
+      obj.jsonSchema = message.jsonSchema;
+    }
+    if (message.streaming !== false) {
+      obj.streaming = message.streaming;
+    }
+    if (message.vision !== false) {
+      obj.vision = message.vision;
+    }
+    if (message.reasoning !== false) {
+      obj.reasoning = message.reasoning;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelCapabilities>, I>>(base?: I): ModelCapabilities {
+    return ModelCapabilities.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelCapabilities>, I>>(object: I): ModelCapabilities {
+    const message = createBaseModelCapabilities();
+    message.tools = object.tools ?? false;
+    message.jsonSchema = object.jsonSchema ?? false;
+    message.streaming = object.streaming ?? false;
+    message.vision = object.vision ?? false;
+    message.reasoning = object.reasoning ?? false;
+    return message;
+  },
+};
+
+/**
+ * ModelService lists the models the gateway can route to, from a catalog it refreshes
+ * in the background (the upstream's /v1/models joined with /public/v1/models).
+ */
 export type ModelServiceService = typeof ModelServiceService;
 export const ModelServiceService = {
-  /** ListModels returns the upstream's model list. */
+  /**
+   * ListModels returns the catalog. When the upstream could not be reached at the last
+   * refresh, the last good catalog is returned with `stale` set.
+   */
   listModels: {
     path: "/aigateway.v1.ModelService/ListModels" as const,
     requestStream: false as const,
@@ -367,7 +860,7 @@ export const ModelServiceService = {
     responseSerialize: (value: ListModelsResponse): Buffer => Buffer.from(ListModelsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListModelsResponse => ListModelsResponse.decode(value),
   },
-  /** GetModel returns one model, or NOT_FOUND. */
+  /** GetModel returns one model by id or alias, or NOT_FOUND. */
   getModel: {
     path: "/aigateway.v1.ModelService/GetModel" as const,
     requestStream: false as const,
@@ -380,14 +873,20 @@ export const ModelServiceService = {
 } as const;
 
 export interface ModelServiceServer extends UntypedServiceImplementation {
-  /** ListModels returns the upstream's model list. */
+  /**
+   * ListModels returns the catalog. When the upstream could not be reached at the last
+   * refresh, the last good catalog is returned with `stale` set.
+   */
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
-  /** GetModel returns one model, or NOT_FOUND. */
+  /** GetModel returns one model by id or alias, or NOT_FOUND. */
   getModel: handleUnaryCall<GetModelRequest, Model>;
 }
 
 export interface ModelServiceClient extends Client {
-  /** ListModels returns the upstream's model list. */
+  /**
+   * ListModels returns the catalog. When the upstream could not be reached at the last
+   * refresh, the last good catalog is returned with `stale` set.
+   */
   listModels(
     request: ListModelsRequest,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
@@ -403,7 +902,7 @@ export interface ModelServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
   ): ClientUnaryCall;
-  /** GetModel returns one model, or NOT_FOUND. */
+  /** GetModel returns one model by id or alias, or NOT_FOUND. */
   getModel(request: GetModelRequest, callback: (error: ServiceError | null, response: Model) => void): ClientUnaryCall;
   getModel(
     request: GetModelRequest,
@@ -426,6 +925,10 @@ export const ModelServiceClient = makeGenericClientConstructor(
   service: typeof ModelServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type Dispatcher } from "undici";
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from "../../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../../gen/aigateway/v1/chat.js";
 import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../../gen/aigateway/v1/models.js";
 import { abortReason } from "../../core/call-scope.js";
@@ -85,23 +85,33 @@ export class CerebrasProvider implements ChatProvider {
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
     const body = JSON.stringify(chatRequestToJson(request, false));
     for (let retries = 0; ; retries++) {
+      ctx.stats.attempts = retries + 1;
       try {
         const res = await this.send("POST", CHAT_PATH, body, ctx, ctx.signal, "application/json");
-        return chatCompletionFromJson(await this.readJson(res, ctx));
+        const completion = chatCompletionFromJson(await this.readJson(res, ctx));
+        ctx.stats.firstChunkAt = performance.now();
+        return completion;
       } catch (err) {
         await this.beforeRetry(GatewayError.from(err), retries, ctx);
       }
     }
   }
 
-  async *streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncGenerator<ChatCompletionChunk> {
+  async *streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (usage: Usage) => void): AsyncGenerator<ChatCompletionChunk> {
     const body = JSON.stringify(chatRequestToJson(request, true));
     let delivered = 0;
+    let finished = false; // a finish_reason or [DONE] was seen
+    /** Bookkeeping for a chunk about to be yielded. */
+    const deliver = (chunk: ChatCompletionChunk): void => {
+      if (!finished) finished = hasFinishReason(chunk);
+      if (chunk.usage !== undefined) onUsage?.(chunk.usage);
+      if (delivered++ === 0) ctx.stats.firstChunkAt = performance.now();
+    };
     for (let retries = 0; ; retries++) {
+      ctx.stats.attempts = retries + 1;
       const watchdog = new Watchdog(ctx.signal, this.firstTokenMs, this.idleMs);
       let res: ResponseData | undefined;
       let drained = false;
-      let finished = false; // a finish_reason or [DONE] was seen
       let done = false; // [DONE] was seen: ignore the rest, but read to EOF to keep the socket
       try {
         res = await this.send("POST", CHAT_PATH, body, ctx, watchdog.signal, "text/event-stream");
@@ -116,8 +126,7 @@ export class CerebrasProvider implements ChatProvider {
               finished = done = true;
               break;
             }
-            if (!finished) finished = hasFinishReason(chunk);
-            delivered++;
+            deliver(chunk);
             yield chunk;
           }
         }
@@ -128,8 +137,7 @@ export class CerebrasProvider implements ChatProvider {
               finished = true;
               break;
             }
-            if (!finished) finished = hasFinishReason(chunk);
-            delivered++;
+            deliver(chunk);
             yield chunk;
           }
         }
@@ -154,17 +162,27 @@ export class CerebrasProvider implements ChatProvider {
     }
   }
 
+  /**
+   * The models the key can use (/v1/models), with limits, prices and capabilities from
+   * the public catalog (/public/v1/models) where it has them. The public catalog is
+   * optional: without it the models come back without details.
+   */
   async listModels(ctx: CallContext): Promise<Model[]> {
-    const res = await this.send("GET", "/v1/models", undefined, ctx, ctx.signal, "application/json");
-    const json = await this.readJson(res, ctx);
-    const data = (json as { data?: unknown })?.data;
+    const [listed, details] = await Promise.all([
+      this.send("GET", "/v1/models", undefined, ctx, ctx.signal, "application/json").then((res) => this.readJson(res, ctx)),
+      this.send("GET", "/public/v1/models", undefined, ctx, ctx.signal, "application/json").then(
+        (res) => this.readJson(res, ctx),
+        () => undefined,
+      ),
+    ]);
+    const data = (listed as { data?: unknown })?.data;
     if (!Array.isArray(data)) throw badResponse("model list has no data array");
-    return data.map(modelFromJson);
-  }
-
-  async getModel(id: string, ctx: CallContext): Promise<Model> {
-    const res = await this.send("GET", `/v1/models/${encodeURIComponent(id)}`, undefined, ctx, ctx.signal, "application/json");
-    return modelFromJson(await this.readJson(res, ctx));
+    const publicRows = (details as { data?: unknown })?.data;
+    const byId = new Map<string, Record<string, unknown>>();
+    if (Array.isArray(publicRows)) {
+      for (const row of publicRows) if (isRecord(row) && typeof row["id"] === "string") byId.set(row["id"], row);
+    }
+    return data.map((row) => modelFromJson(row, byId));
   }
 
   async close(): Promise<void> {
@@ -207,6 +225,7 @@ export class CerebrasProvider implements ChatProvider {
     } catch (err) {
       throw this.failure(err, ctx, undefined, false);
     }
+    ctx.stats.upstreamStatus = res.statusCode;
     if (res.statusCode === 200) return res;
     let text = "";
     try {
@@ -285,15 +304,57 @@ function streamError(json: unknown, delivered: number): GatewayError {
   return new ProviderError({ reason: Reason.UPSTREAM_STREAM_ERROR, message: `Cerebras: ${text}`, metadata });
 }
 
-function modelFromJson(value: unknown): Model {
-  const o = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<string, unknown>>): Model {
+  const o = isRecord(value) ? value : {};
   if (typeof o["id"] !== "string") throw badResponse("a model has no id");
-  return {
+  const model: Model = {
     id: o["id"],
     object: "model",
     created: typeof o["created"] === "number" ? Math.trunc(o["created"]) : 0,
     ownedBy: typeof o["owned_by"] === "string" ? o["owned_by"] : "",
+    deprecated: false,
+    preview: false,
+    aliases: [],
   };
+  const d = details.get(model.id);
+  if (d === undefined) return model;
+  if (typeof d["name"] === "string") model.name = d["name"];
+  model.deprecated = d["deprecated"] === true;
+  model.preview = d["preview"] === true;
+  const limits = isRecord(d["limits"]) ? d["limits"] : {};
+  if (typeof limits["max_context_length"] === "number") model.contextLength = limits["max_context_length"];
+  if (typeof limits["max_completion_tokens"] === "number") model.maxCompletionTokens = limits["max_completion_tokens"];
+  if (isRecord(d["pricing"])) {
+    // Per-token USD, as strings ("0.00000035"); an unparsable price stays unknown.
+    const price = (v: unknown): number | undefined => {
+      const n = typeof v === "string" || typeof v === "number" ? Number(v) : Number.NaN;
+      return Number.isFinite(n) && n >= 0 ? n : undefined;
+    };
+    const p = d["pricing"];
+    const pricing: Model["pricing"] = {};
+    const prompt = price(p["prompt"]);
+    const completion = price(p["completion"]);
+    const cached = price(p["input_cache_read"]);
+    if (prompt !== undefined) pricing.prompt = prompt;
+    if (completion !== undefined) pricing.completion = completion;
+    if (cached !== undefined) pricing.cachedPrompt = cached;
+    model.pricing = pricing;
+  }
+  if (isRecord(d["capabilities"])) {
+    const c = d["capabilities"];
+    model.capabilities = {
+      tools: c["tools"] === true || c["function_calling"] === true,
+      jsonSchema: c["structured_outputs"] === true,
+      streaming: c["streaming"] === true,
+      vision: c["vision"] === true,
+      reasoning: c["reasoning"] === true,
+    };
+  }
+  return model;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 class BodyTooLargeError extends Error {

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61igateway/v1/models.proto\x12\x0c\x61igateway.v1\"\x13\n\x11ListModelsRequest\"A\n\x12ListModelsResponse\x12+\n\x06models\x18\x01 \x03(\x0b\x32\x13.aigateway.v1.ModelR\x06models\"!\n\x0fGetModelRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"d\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy2\x9f\x01\n\x0cModelService\x12O\n\nListModels\x12\x1f.aigateway.v1.ListModelsRequest\x1a .aigateway.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.aigateway.v1.GetModelRequest\x1a\x13.aigateway.v1.Modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61igateway/v1/models.proto\x12\x0c\x61igateway.v1\"\x13\n\x11ListModelsRequest\"v\n\x12ListModelsResponse\x12+\n\x06models\x18\x01 \x03(\x0b\x32\x13.aigateway.v1.ModelR\x06models\x12\x14\n\x05stale\x18\x02 \x01(\x08R\x05stale\x12\x1d\n\nfetched_at\x18\x03 \x01(\x03R\tfetchedAt\"!\n\x0fGetModelRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"\xe7\x03\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x12*\n\x0e\x63ontext_length\x18\x06 \x01(\x05H\x01R\rcontextLength\x88\x01\x01\x12\x37\n\x15max_completion_tokens\x18\x07 \x01(\x05H\x02R\x13maxCompletionTokens\x88\x01\x01\x12\x34\n\x07pricing\x18\x08 \x01(\x0b\x32\x1a.aigateway.v1.ModelPricingR\x07pricing\x12\x43\n\x0c\x63\x61pabilities\x18\t \x01(\x0b\x32\x1f.aigateway.v1.ModelCapabilitiesR\x0c\x63\x61pabilities\x12\x1e\n\ndeprecated\x18\n \x01(\x08R\ndeprecated\x12\x18\n\x07preview\x18\x0b \x01(\x08R\x07preview\x12\x18\n\x07\x61liases\x18\x0c \x03(\tR\x07\x61liasesB\x07\n\x05_nameB\x11\n\x0f_context_lengthB\x18\n\x16_max_completion_tokens\"\xa6\x01\n\x0cModelPricing\x12\x1b\n\x06prompt\x18\x01 \x01(\x01H\x00R\x06prompt\x88\x01\x01\x12#\n\ncompletion\x18\x02 \x01(\x01H\x01R\ncompletion\x88\x01\x01\x12(\n\rcached_prompt\x18\x03 \x01(\x01H\x02R\x0c\x63\x61\x63hedPrompt\x88\x01\x01\x42\t\n\x07_promptB\r\n\x0b_completionB\x10\n\x0e_cached_prompt\"\x9e\x01\n\x11ModelCapabilities\x12\x14\n\x05tools\x18\x01 \x01(\x08R\x05tools\x12\x1f\n\x0bjson_schema\x18\x02 \x01(\x08R\njsonSchema\x12\x1c\n\tstreaming\x18\x03 \x01(\x08R\tstreaming\x12\x16\n\x06vision\x18\x04 \x01(\x08R\x06vision\x12\x1c\n\treasoning\x18\x05 \x01(\x08R\treasoning2\x9f\x01\n\x0cModelService\x12O\n\nListModels\x12\x1f.aigateway.v1.ListModelsRequest\x1a .aigateway.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.aigateway.v1.GetModelRequest\x1a\x13.aigateway.v1.Modelb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aigateway.v1.models_pb2', globals())
@@ -23,11 +23,15 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LISTMODELSREQUEST._serialized_start=43
   _LISTMODELSREQUEST._serialized_end=62
   _LISTMODELSRESPONSE._serialized_start=64
-  _LISTMODELSRESPONSE._serialized_end=129
-  _GETMODELREQUEST._serialized_start=131
-  _GETMODELREQUEST._serialized_end=164
-  _MODEL._serialized_start=166
-  _MODEL._serialized_end=266
-  _MODELSERVICE._serialized_start=269
-  _MODELSERVICE._serialized_end=428
+  _LISTMODELSRESPONSE._serialized_end=182
+  _GETMODELREQUEST._serialized_start=184
+  _GETMODELREQUEST._serialized_end=217
+  _MODEL._serialized_start=220
+  _MODEL._serialized_end=707
+  _MODELPRICING._serialized_start=710
+  _MODELPRICING._serialized_end=876
+  _MODELCAPABILITIES._serialized_start=879
+  _MODELCAPABILITIES._serialized_end=1037
+  _MODELSERVICE._serialized_start=1040
+  _MODELSERVICE._serialized_end=1199
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,8 @@ from aigateway.v1 import models_pb2 as aigateway_dot_v1_dot_models__pb2
 
 
 class ModelServiceStub(object):
-    """ModelService lists the models the gateway can route to.
+    """ModelService lists the models the gateway can route to, from a catalog it refreshes
+    in the background (the upstream's /v1/models joined with /public/v1/models).
     """
 
     def __init__(self, channel):
@@ -28,18 +29,20 @@ class ModelServiceStub(object):
 
 
 class ModelServiceServicer(object):
-    """ModelService lists the models the gateway can route to.
+    """ModelService lists the models the gateway can route to, from a catalog it refreshes
+    in the background (the upstream's /v1/models joined with /public/v1/models).
     """
 
     def ListModels(self, request, context):
-        """ListModels returns the upstream's model list.
+        """ListModels returns the catalog. When the upstream could not be reached at the last
+        refresh, the last good catalog is returned with `stale` set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """GetModel returns one model, or NOT_FOUND.
+        """GetModel returns one model by id or alias, or NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -66,7 +69,8 @@ def add_ModelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelService(object):
-    """ModelService lists the models the gateway can route to.
+    """ModelService lists the models the gateway can route to, from a catalog it refreshes
+    in the background (the upstream's /v1/models joined with /public/v1/models).
     """
 
     @staticmethod

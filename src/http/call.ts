@@ -1,0 +1,48 @@
+/**
+ * One HTTP call as the handlers see it: the exchange, its CallScope (cancellation and
+ * the REQUEST_TIMEOUT_S budget), and what the log line reports. Same shape of plumbing
+ * as the gRPC handler adapters, so both transports log and cancel alike.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { logCall } from "../core/call-log.js";
+import type { CallScope } from "../core/call-scope.js";
+import type { CallStats } from "../core/provider.js";
+import type { Logger } from "../log.js";
+import type { HttpFailure } from "./errors.js";
+
+export interface HttpCall {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly scope: CallScope;
+  /** Named groups of the route's path pattern, URL-decoded. */
+  readonly params: Readonly<Record<string, string>>;
+  /** The method name for the log line: the gRPC method's name, so both transports group alike. */
+  method: string | undefined;
+  /** Fields accepted and dropped (OpenAI-only), for the log line. */
+  ignored: readonly string[];
+}
+
+export interface CallLog {
+  readonly method: string | undefined;
+  readonly httpMethod: string;
+  readonly path: string;
+  readonly requestId: string;
+  readonly ignored: readonly string[];
+  /** The call's figures (model, tokens, cost…); empty when it never reached the core. */
+  readonly stats: CallStats;
+}
+
+/** The one log line per call, in the same shape as the gRPC side's. `failure` undefined: it succeeded. */
+export function logHttpCall(logger: Logger, call: CallLog, status: number, started: number, failure: HttpFailure | undefined): void {
+  const fields = {
+    transport: "http",
+    method: call.method,
+    httpMethod: call.httpMethod,
+    path: call.path,
+    requestId: call.requestId,
+    status,
+    ...(call.ignored.length > 0 ? { ignoredFields: call.ignored } : {}),
+  };
+  const error = failure === undefined ? undefined : { code: failure.code, reason: failure.reason, message: failure.error.message, cause: failure.error.cause ?? failure.error };
+  logCall(logger, fields, call.stats, started, error);
+}

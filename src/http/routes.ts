@@ -1,0 +1,60 @@
+/**
+ * The shim's routes. Every path is served at the root (OpenAI clients: baseURL
+ * `http://host:port/v1`) and under `/cerebras` (the Cerebras SDK: baseURL
+ * `http://host:port/cerebras`, which appends `/v1/...` itself).
+ */
+import type { ChatService } from "../core/chat-service.js";
+import type { HttpCall } from "./call.js";
+import { chatCompletions } from "./chat.js";
+import { getModel, listModels } from "./models.js";
+import { sendJson } from "./respond.js";
+
+export interface RouteDeps {
+  readonly chat: ChatService;
+  readonly maxRequestBytes: number;
+}
+
+export interface Route {
+  readonly method: "GET" | "POST";
+  /** The log line's method name (the gRPC method's name where there is one). */
+  readonly name: string;
+  readonly pattern: RegExp;
+  readonly handler: (call: HttpCall, deps: RouteDeps) => Promise<void>;
+}
+
+const v1 = (rest: string): RegExp => new RegExp(`^(?:/cerebras)?/v1${rest}$`);
+
+export const ROUTES: readonly Route[] = [
+  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), handler: chatCompletions },
+  { method: "GET", name: "ListModels", pattern: v1("/models"), handler: (call, deps) => listModels(call, deps.chat) },
+  { method: "GET", name: "GetModel", pattern: v1("/models/(?<id>[^/]+)"), handler: (call, deps) => getModel(call, deps.chat) },
+  // The Cerebras SDK opens a connection with this on construction; answer it cheaply.
+  { method: "GET", name: "TcpWarming", pattern: v1("/tcp_warming"), handler: async (call) => sendJson(call.res, 200, {}) },
+];
+
+export type RouteMatch =
+  | { readonly kind: "route"; readonly route: Route; readonly params: Record<string, string> }
+  | { readonly kind: "wrong-method"; readonly allowed: readonly string[] }
+  | { readonly kind: "none" };
+
+export function matchRoute(method: string, path: string): RouteMatch {
+  const allowed: string[] = [];
+  for (const route of ROUTES) {
+    const m = route.pattern.exec(path);
+    if (m === null) continue;
+    if (route.method !== method) {
+      allowed.push(route.method);
+      continue;
+    }
+    const params: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(m.groups ?? {})) {
+      try {
+        params[name] = decodeURIComponent(raw);
+      } catch {
+        return { kind: "none" }; // malformed percent-encoding: no such resource
+      }
+    }
+    return { kind: "route", route, params };
+  }
+  return allowed.length > 0 ? { kind: "wrong-method", allowed } : { kind: "none" };
+}

@@ -1,0 +1,140 @@
+/**
+ * The OpenAI-compatible HTTP/JSON shim: node:http, no framework. It calls the same core
+ * (ChatService) as the gRPC server, with the same generated message types, and never the
+ * gRPC server itself.
+ *
+ * Per call (the counterpart of grpc/handlers.ts): the request id (x-request-id, echoed),
+ * a CallScope whose signal fires when the client closes the connection or the
+ * REQUEST_TIMEOUT_S budget runs out, a slot of the in-flight limit both transports
+ * share, error rendering, and one log line.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { CallScope } from "../core/call-scope.js";
+import type { ChatService } from "../core/chat-service.js";
+import type { InFlightLimit } from "../core/in-flight.js";
+import { requestIdFrom } from "../core/request-id.js";
+import type { Logger } from "../log.js";
+import { logHttpCall, type HttpCall } from "./call.js";
+import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
+import { sendFailure } from "./respond.js";
+import { matchRoute, type RouteDeps } from "./routes.js";
+
+export interface HttpServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly logger: Logger;
+  /** REQUEST_TIMEOUT_S in ms: no call outlives it. */
+  readonly ceilingMs: number;
+  /** Largest request body accepted (MAX_REQUEST_BYTES); 413 beyond. */
+  readonly maxRequestBytes: number;
+  /** Server-wide cap on calls in progress, shared with the gRPC server. */
+  readonly limit: InFlightLimit;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Refuse new calls (503), give in-flight ones `graceMs`, then close every connection. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Answered without taking an in-flight slot. */
+const UNLIMITED = new Set(["TcpWarming"]);
+
+export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
+  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes };
+  let closing = false;
+
+  const server = createServer({ noDelay: true }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      // handle() renders and logs its own failures; reaching here is a bug.
+      options.logger.error({ err, transport: "http" }, "unhandled error in the HTTP shim");
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const requestId = requestIdFrom(req.headers["x-request-id"]);
+    res.setHeader("x-request-id", requestId);
+    const httpMethod = req.method ?? "";
+    const path = (req.url ?? "/").split("?")[0]!;
+    // Status 499 (nginx's "client closed request") when nothing could be sent.
+    const log = (method: string | undefined, call: HttpCall | undefined, failure: HttpFailure | undefined): void => {
+      const status = failure?.status ?? (res.headersSent ? res.statusCode : 499);
+      logHttpCall(options.logger, { method, httpMethod, path, requestId, ignored: call?.ignored ?? [], stats: call?.scope.stats ?? {} }, status, started, failure);
+    };
+    // While shutting down, a kept-alive connection is closed as soon as its call is over.
+    res.once("close", () => {
+      if (closing) server.closeIdleConnections();
+    });
+
+    const match = matchRoute(httpMethod, path);
+    if (closing || match.kind !== "route") {
+      const error = closing
+        ? HttpError.shuttingDown()
+        : match.kind === "wrong-method"
+          ? HttpError.methodNotAllowed(httpMethod, path, match.allowed)
+          : HttpError.routeNotFound(httpMethod, path);
+      const failure = failureFrom(error);
+      req.resume(); // the body is not wanted: read and drop it
+      sendFailure(res, failure);
+      log(undefined, undefined, failure);
+      return;
+    }
+
+    const { route, params } = match;
+    const scope = new CallScope(Infinity, options.ceilingMs, requestId);
+    // 'close' before the response finished: the client went away. Abort the upstream now.
+    res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
+    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [] };
+    const limited = !UNLIMITED.has(route.name);
+    let acquired = false;
+    try {
+      if (limited) {
+        options.limit.acquire();
+        acquired = true;
+      }
+      await route.handler(call, deps);
+      log(call.method, call, undefined);
+    } catch (err) {
+      const failure = failureFrom(err);
+      if (!res.headersSent) {
+        if (!req.complete) req.resume(); // refused before (or while) reading the body: drop the rest
+        sendFailure(res, failure);
+      } else if (!res.writableEnded) {
+        res.destroy(); // a stream that could not say why it ended; cannot happen via streamChunks
+      }
+      log(call.method, call, failure);
+    } finally {
+      scope.dispose();
+      if (acquired) options.limit.release();
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    port,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * A server-sent-events response: `data: <json>\n\n` per event, each written to the
+ * socket as it comes (Nagle off, no compression, `x-accel-buffering: no` so nginx-style
+ * proxies do not batch either), with write backpressure: a full socket buffer stops the
+ * writer, and so the upstream read, until it drains.
+ */
+import type { ServerResponse } from "node:http";
+
+export class SseStream {
+  constructor(private readonly res: ServerResponse) {}
+
+  /** Sends the 200 and the event-stream headers. */
+  open(): void {
+    this.res.socket?.setNoDelay(true);
+    this.res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+    });
+    this.res.flushHeaders();
+  }
+
+  /** True once the client has gone (or the stream was ended). */
+  get closed(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
+  }
+
+  /** Writes one event; resolves false when the client has gone. */
+  async send(data: unknown): Promise<boolean> {
+    if (this.closed) return false;
+    if (!this.res.write(`data: ${JSON.stringify(data)}\n\n`)) await drained(this.res);
+    return !this.closed;
+  }
+
+  /** The normal end: `data: [DONE]`. */
+  done(): void {
+    if (!this.closed) this.res.end("data: [DONE]\n\n");
+  }
+
+  /** The end after a failure: one last event carrying the error, no [DONE]. */
+  fail(data: unknown): void {
+    if (!this.closed) this.res.end(`data: ${JSON.stringify(data)}\n\n`);
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}

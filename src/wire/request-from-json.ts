@@ -1,0 +1,321 @@
+/**
+ * OpenAI/Cerebras request JSON → ChatCompletionRequest (proto): the HTTP shim's way in,
+ * the mirror of request.ts. The JSON is checked with the one schema (ChatRequestJson),
+ * then mapped; the core's own validation runs afterwards, so both transports share
+ * every semantic rule and only the JSON-shape rules live here.
+ *
+ * Unknown fields: OpenAI-only fields that Cerebras would refuse (CEREBRAS_API.md §2) are
+ * accepted and dropped, so unchanged OpenAI client code keeps working; so are the
+ * output-only fields of an assistant message (`refusal`, `annotations`) that clients send
+ * back when they append a returned message to the conversation. Any other field, at any
+ * depth, is a 400 that names it: a typo must not be silently ignored.
+ */
+import type { z } from "zod";
+import type {
+  ChatCompletionRequest,
+  ContentPart,
+  ContentParts,
+  Message,
+  Prediction,
+  ResponseFormat,
+  Tool,
+  ToolChoice,
+} from "../../gen/aigateway/v1/chat.js";
+import { ReasoningEffort, ReasoningFormat, Role, ServiceTier } from "../../gen/aigateway/v1/chat.js";
+import { Code, GatewayError, Reason, type FieldViolation } from "../core/errors.js";
+import { reasoningEfforts, reasoningFormats, roles, serviceTiers, toolChoiceModes } from "./enums.js";
+import { ChatRequestJson, type ContentPartJson } from "./schema.js";
+
+/** Top-level OpenAI fields Cerebras rejects: accepted from clients, never sent on. */
+export const IGNORED_FIELDS: readonly string[] = [
+  "store",
+  "metadata",
+  "modalities",
+  "audio",
+  "functions",
+  "function_call",
+  "verbosity",
+  "web_search_options",
+  "reasoning",
+  "top_k",
+  "min_p",
+];
+
+/** Output-only assistant-message fields that come back when clients echo a returned message. */
+const IGNORED_ASSISTANT_FIELDS: readonly string[] = ["refusal", "annotations"];
+
+const KNOWN_FIELDS = new Set(Object.keys(ChatRequestJson.shape));
+
+type Parsed = z.output<typeof ChatRequestJson>;
+type ParsedMessage = Parsed["messages"][number];
+type Json = Record<string, unknown>;
+
+export interface DecodedChatRequest {
+  readonly request: ChatCompletionRequest;
+  /** `"stream": true`: answer with server-sent events. */
+  readonly stream: boolean;
+  /** Dotted paths of the fields accepted and dropped (for the log line). */
+  readonly ignored: readonly string[];
+}
+
+/**
+ * Decodes a parsed JSON body. Throws an INVALID_ARGUMENT GatewayError whose field
+ * violations name every bad field by its dotted JSON path (`messages.0.content`).
+ */
+export function chatRequestFromJson(value: unknown): DecodedChatRequest {
+  if (!isObject(value)) {
+    throw new GatewayError({
+      code: Code.INVALID_ARGUMENT,
+      reason: Reason.INVALID_REQUEST,
+      message: `invalid request: the body must be a JSON object, not ${typeName(value)}`,
+    });
+  }
+  const ignored: string[] = [];
+  const body = withoutIgnored(value, ignored);
+
+  const violations: FieldViolation[] = [];
+  for (const key of Object.keys(body)) if (!KNOWN_FIELDS.has(key)) violations.push(unknownField(key));
+  const parsed = ChatRequestJson.safeParse(body);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) violations.push(violationFrom(issue, body));
+  } else if (violations.length === 0) {
+    // zod strips unknown keys; whatever the output lacks, the schema did not know.
+    unknownKeys(body, parsed.data, "", violations);
+  }
+  if (!parsed.success || violations.length > 0) throw GatewayError.invalidArgument(violations);
+  return { request: toProto(parsed.data), stream: parsed.data.stream === true, ignored };
+}
+
+/** A shallow copy of the body without the ignored fields (the caller's object is not touched). */
+function withoutIgnored(body: Json, ignored: string[]): Json {
+  const out: Json = {};
+  for (const [key, v] of Object.entries(body)) {
+    if (IGNORED_FIELDS.includes(key)) ignored.push(key);
+    else out[key] = v;
+  }
+  const messages = out["messages"];
+  if (Array.isArray(messages)) {
+    out["messages"] = messages.map((m: unknown, i) => {
+      if (!isObject(m) || m["role"] !== "assistant") return m;
+      const copy: Json = {};
+      for (const [key, v] of Object.entries(m)) {
+        if (IGNORED_ASSISTANT_FIELDS.includes(key)) ignored.push(`messages.${i}.${key}`);
+        else copy[key] = v;
+      }
+      return copy;
+    });
+  }
+  return out;
+}
+
+// ---- zod issues → field violations -------------------------------------------------
+
+/** The structural subset of a zod 4 issue this file reads. */
+interface Issue {
+  readonly code: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly expected?: string;
+  readonly values?: readonly unknown[];
+  readonly options?: readonly unknown[];
+  readonly note?: string;
+  readonly errors?: readonly (readonly Issue[])[];
+}
+
+function unknownField(path: string): FieldViolation {
+  return { field: path, description: "unknown field (not part of the chat completions request)" };
+}
+
+function violationFrom(issue: Issue, root: unknown): FieldViolation {
+  // Unions report "Invalid input" at the union's path; the branch that got furthest
+  // into the value says what is really wrong, so report its issue instead.
+  let path: PropertyKey[] = [...issue.path];
+  let current = issue;
+  for (let depth = 0; depth < 8 && current.code === "invalid_union" && current.errors && current.note === undefined; depth++) {
+    const deepest = deepestIssue(current.errors);
+    if (deepest === undefined || deepest.path.length === 0) break;
+    path = [...path, ...deepest.path];
+    current = deepest;
+  }
+  return { field: path.map(String).join("."), description: describe(current, valueAt(root, path)) };
+}
+
+function deepestIssue(branches: readonly (readonly Issue[])[]): Issue | undefined {
+  let best: Issue | undefined;
+  for (const branch of branches) for (const i of branch) if (best === undefined || i.path.length > best.path.length) best = i;
+  return best;
+}
+
+function describe(issue: Issue, value: unknown): string {
+  if (value === undefined && (issue.code === "invalid_type" || issue.note !== undefined)) return "is required";
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${issue.expected === "int" ? "an integer" : issue.expected}, got ${typeName(value)}`;
+    case "invalid_value":
+      return `must be ${oneOf(issue.values ?? [])}`;
+    case "invalid_union": {
+      if (issue.options !== undefined) return `must be ${oneOf(issue.options)}`; // a discriminator
+      const expected = (issue.errors ?? []).map((branch) => expectation(branch[0])).filter((e): e is string => e !== undefined);
+      return expected.length > 0 ? `expected ${[...new Set(expected)].join(" or ")}, got ${typeName(value)}` : issue.message;
+    }
+    default:
+      return issue.message;
+  }
+}
+
+function expectation(issue: Issue | undefined): string | undefined {
+  if (issue === undefined) return undefined;
+  if (issue.code === "invalid_type") return issue.expected;
+  if (issue.code === "invalid_value") return oneOf(issue.values ?? []);
+  return undefined;
+}
+
+function oneOf(values: readonly unknown[]): string {
+  const quoted = values.map((v) => JSON.stringify(v));
+  return quoted.length === 1 ? quoted[0]! : `one of ${quoted.join(", ")}`;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const key of path) {
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/** Appends the paths of keys present in `input` but stripped from zod's `output`. */
+function unknownKeys(input: unknown, output: unknown, path: string, out: FieldViolation[]): void {
+  if (Array.isArray(input) && Array.isArray(output)) {
+    for (let i = 0; i < input.length; i++) unknownKeys(input[i], output[i], `${path}${i}.`, out);
+  } else if (isObject(input) && isObject(output) && input !== output) {
+    for (const key of Object.keys(input)) {
+      if (!(key in output)) out.push(unknownField(path + key));
+      else unknownKeys(input[key], output[key], `${path}${key}.`, out);
+    }
+  }
+}
+
+// ---- parsed JSON → proto -------------------------------------------------------------
+
+function toProto(d: Parsed): ChatCompletionRequest {
+  const req: ChatCompletionRequest = {
+    model: d.model,
+    messages: d.messages.map(messageToProto),
+    tools: (d.tools ?? []).map(toolToProto),
+    stop: d.stop == null ? [] : typeof d.stop === "string" ? [d.stop] : d.stop,
+    logitBias: d.logit_bias ?? {},
+    // zod checked the strings against the same wire values, so fromWire always finds them.
+    reasoningEffort: d.reasoning_effort == null ? ReasoningEffort.REASONING_EFFORT_UNSPECIFIED : reasoningEfforts.fromWire(d.reasoning_effort)!,
+    reasoningFormat: d.reasoning_format == null ? ReasoningFormat.REASONING_FORMAT_UNSPECIFIED : reasoningFormats.fromWire(d.reasoning_format)!,
+    serviceTier: d.service_tier == null ? ServiceTier.SERVICE_TIER_UNSPECIFIED : serviceTiers.fromWire(d.service_tier)!,
+  };
+  if (d.tool_choice != null) req.toolChoice = toolChoiceToProto(d.tool_choice);
+  if (d.parallel_tool_calls != null) req.parallelToolCalls = d.parallel_tool_calls;
+  if (d.response_format != null) req.responseFormat = responseFormatToProto(d.response_format);
+  if (d.temperature != null) req.temperature = d.temperature;
+  if (d.top_p != null) req.topP = d.top_p;
+  if (d.max_tokens != null) req.maxTokens = d.max_tokens;
+  if (d.max_completion_tokens != null) req.maxCompletionTokens = d.max_completion_tokens;
+  if (d.min_tokens != null) req.minTokens = d.min_tokens;
+  if (d.min_completion_tokens != null) req.minCompletionTokens = d.min_completion_tokens;
+  if (d.seed != null) req.seed = d.seed;
+  if (d.logprobs != null) req.logprobs = d.logprobs;
+  if (d.top_logprobs != null) req.topLogprobs = d.top_logprobs;
+  if (d.frequency_penalty != null) req.frequencyPenalty = d.frequency_penalty;
+  if (d.presence_penalty != null) req.presencePenalty = d.presence_penalty;
+  if (d.prediction != null) req.prediction = predictionToProto(d.prediction.content);
+  if (d.user != null) req.user = d.user;
+  if (d.stream_options != null) {
+    req.streamOptions = d.stream_options.include_usage == null ? {} : { includeUsage: d.stream_options.include_usage };
+  }
+  if (d.n != null) req.n = d.n;
+  if (d.clear_thinking != null) req.clearThinking = d.clear_thinking;
+  if (d.prompt_cache_key != null) req.promptCacheKey = d.prompt_cache_key;
+  if (d.model_parameters != null) req.modelParameters = d.model_parameters;
+  return req;
+}
+
+function messageToProto(m: ParsedMessage): Message {
+  const out: Message = { role: roles.fromWire(m.role) ?? Role.ROLE_UNSPECIFIED, toolCalls: [], toolCallId: "" };
+  switch (m.role) {
+    case "assistant":
+      if (m.content != null) out.contentKind = textContent(m.content);
+      if (m.name != null) out.name = m.name;
+      if (m.tool_calls != null) {
+        out.toolCalls = m.tool_calls.map((c) => ({ id: c.id, type: c.type, function: { name: c.function.name, arguments: c.function.arguments } }));
+      }
+      if (m.reasoning != null) out.reasoning = m.reasoning;
+      break;
+    case "tool":
+      out.contentKind = textContent(m.content);
+      out.toolCallId = m.tool_call_id;
+      break;
+    default:
+      out.contentKind =
+        typeof m.content === "string" ? { $case: "content", value: m.content } : { $case: "contentParts", value: { parts: m.content.map(partToProto) } };
+      if (m.name != null) out.name = m.name;
+  }
+  return out;
+}
+
+function partToProto(p: z.output<typeof ContentPartJson>): ContentPart {
+  if (p.type === "text") return { part: { $case: "text", value: p.text } };
+  const image: { url: string; detail?: string } = { url: p.image_url.url };
+  if (p.image_url.detail != null) image.detail = p.image_url.detail;
+  return { part: { $case: "imageUrl", value: image } };
+}
+
+function textContent(c: string | ReadonlyArray<{ text: string }>): NonNullable<Message["contentKind"]> {
+  return typeof c === "string" ? { $case: "content", value: c } : { $case: "contentParts", value: textParts(c) };
+}
+
+function textParts(parts: ReadonlyArray<{ text: string }>): ContentParts {
+  return { parts: parts.map((p) => ({ part: { $case: "text", value: p.text } })) };
+}
+
+function toolToProto(t: NonNullable<Parsed["tools"]>[number]): Tool {
+  const f = t.function;
+  const fn: NonNullable<Tool["function"]> = { name: f.name };
+  if (f.description != null) fn.description = f.description;
+  if (f.parameters != null) fn.parameters = f.parameters;
+  if (f.strict != null) fn.strict = f.strict;
+  return { function: fn };
+}
+
+function toolChoiceToProto(c: NonNullable<Parsed["tool_choice"]>): ToolChoice {
+  if (typeof c === "string") return { choice: { $case: "mode", value: toolChoiceModes.fromWire(c)! } };
+  return { choice: { $case: "functionName", value: c.function.name } };
+}
+
+function responseFormatToProto(f: NonNullable<Parsed["response_format"]>): ResponseFormat {
+  switch (f.type) {
+    case "text":
+      return { format: { $case: "text", value: {} } };
+    case "json_object":
+      return { format: { $case: "jsonObject", value: {} } };
+    case "json_schema": {
+      const s = f.json_schema;
+      const value: Extract<NonNullable<ResponseFormat["format"]>, { $case: "jsonSchema" }>["value"] = { name: s.name };
+      if (s.description != null) value.description = s.description;
+      if (s.schema != null) value.schema = s.schema;
+      if (s.strict != null) value.strict = s.strict;
+      return { format: { $case: "jsonSchema", value } };
+    }
+  }
+}
+
+function predictionToProto(content: string | ReadonlyArray<{ text: string }>): Prediction {
+  return { contentKind: textContent(content) };
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number" && !Number.isInteger(v)) return "a fractional number";
+  return typeof v;
+}
