@@ -2,7 +2,9 @@
  * Configuration from the environment, validated once at start-up. A bad environment
  * fails with one message listing every bad variable (never echoing secret values).
  */
+import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { KeyRing, keysFromFile, keysFromList, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
 
@@ -23,12 +25,17 @@ const EnvSchema = z.object({
   HTTP_HOST: z.string().default("127.0.0.1"),
   /** Unset: 8080, or 0 (any free port) when GRPC_PORT is 0, so ephemeral gateways never take a fixed port. */
   HTTP_PORT: port.optional(),
+  /** Prometheus /metrics (on the HTTP shim's port, or METRICS_PORT when the shim is off). */
+  METRICS_ENABLED: z.stringbool({ error: "must be true or false" }).default(true),
+  /** Unset: 9464, or 0 when GRPC_PORT is 0 (as HTTP_PORT). Only used when HTTP_ENABLED=false. */
+  METRICS_PORT: port.optional(),
   DEFAULT_MODEL: z.string().min(1).default("gpt-oss-120b"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   NODE_ENV: z.string().optional(),
   UPSTREAM_CONNECTIONS: positiveInt.default(128),
   MAX_MESSAGES: positiveInt.default(2048),
   SHUTDOWN_GRACE_S: z.coerce.number("must be a number").min(0, "must be at least 0").default(10),
+  SHUTDOWN_DELAY_S: z.coerce.number("must be a number").min(0, "must be at least 0").max(300, "must be at most 300").default(0),
   UPSTREAM_MAX_RETRIES: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(10, "must be at most 10").default(2),
   FIRST_TOKEN_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").default(60),
   STREAM_IDLE_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").default(30),
@@ -39,6 +46,13 @@ const EnvSchema = z.object({
   MODEL_ALIASES: z.string().default("").transform((v, ctx) => parseAliases(v, ctx)),
   ALLOW_UNLISTED_MODELS: z.stringbool({ error: "must be true or false" }).default(false),
   PRICING_OVERRIDES: z.string().default("").transform((v, ctx) => parsePricing(v, ctx)),
+  GATEWAY_API_KEYS: z.string().optional(),
+  GATEWAY_KEYS_FILE: z.string().optional(),
+  GATEWAY_AUTH: z.enum(["keys", "none"], { error: "must be keys or none" }).optional(),
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  TLS_CLIENT_CA_FILE: z.string().optional(),
+  READYZ_REQUIRE_UPSTREAM: z.stringbool({ error: "must be true or false" }).default(false),
   FAKE_UPSTREAM_TOKEN_DELAY_MS: z.coerce.number("must be a number").min(0, "must be at least 0").default(15),
 });
 
@@ -61,12 +75,18 @@ export interface Config {
   readonly httpHost: string;
   /** 0: any free port. */
   readonly httpPort: number;
+  /** Prometheus metrics (METRICS_ENABLED); off: no /metrics anywhere. */
+  readonly metricsEnabled: boolean;
+  /** The standalone /metrics listener's port (HTTP_HOST) when the shim is off; 0: any free port. */
+  readonly metricsPort: number;
   readonly defaultModel: string;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly production: boolean;
   readonly upstreamConnections: number;
   readonly maxMessages: number;
   readonly shutdownGraceMs: number;
+  /** On shutdown, how long probes say "not ready" while calls are still served. */
+  readonly shutdownDelayMs: number;
   readonly fakeTokenDelayMs: number;
   /** Upstream retries after the first attempt. */
   readonly upstreamMaxRetries: number;
@@ -85,6 +105,20 @@ export interface Config {
   readonly allowUnlistedModels: boolean;
   /** model id → USD per token, replacing the catalog's prices. */
   readonly pricingOverrides: ReadonlyMap<string, ModelPricing>;
+  /** The gateway's own API keys; undefined: callers are not authenticated. */
+  readonly keys: KeyRing | undefined;
+  /** TLS for both listeners; undefined: plaintext. */
+  readonly tls: TlsFiles | undefined;
+  /** /readyz also waits for the upstream to have answered (the model catalog loaded). */
+  readonly readyzRequiresUpstream: boolean;
+}
+
+/** PEM contents read at start-up. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** Set: clients must present a certificate signed by this CA (mTLS). */
+  readonly clientCa: Buffer | undefined;
 }
 
 export class ConfigError extends Error {
@@ -99,12 +133,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const production = e.NODE_ENV === "production";
+  const problems: string[] = [];
   if (production && e.CEREBRAS_API_KEY === undefined) {
-    throw new ConfigError(
-      "invalid configuration:\n  CEREBRAS_API_KEY: is required when NODE_ENV=production (without it the gateway would answer from its fake upstream)",
-    );
+    problems.push("CEREBRAS_API_KEY: is required when NODE_ENV=production (without it the gateway would answer from its fake upstream)");
   }
+  const keys = loadKeys(e, production, problems);
+  const tls = loadTls(e, problems);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   return {
+    keys,
+    tls,
+    readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_S * 1000,
@@ -113,12 +152,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpEnabled: e.HTTP_ENABLED,
     httpHost: e.HTTP_HOST,
     httpPort: e.HTTP_PORT ?? (e.GRPC_PORT === 0 ? 0 : 8080),
+    metricsEnabled: e.METRICS_ENABLED,
+    metricsPort: e.METRICS_PORT ?? (e.GRPC_PORT === 0 ? 0 : 9464),
     defaultModel: e.DEFAULT_MODEL,
     logLevel: e.LOG_LEVEL,
     production,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     maxMessages: e.MAX_MESSAGES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_S * 1000,
+    shutdownDelayMs: e.SHUTDOWN_DELAY_S * 1000,
     fakeTokenDelayMs: e.FAKE_UPSTREAM_TOKEN_DELAY_MS,
     upstreamMaxRetries: e.UPSTREAM_MAX_RETRIES,
     firstTokenTimeoutMs: e.FIRST_TOKEN_TIMEOUT_S * 1000,
@@ -131,6 +173,60 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowUnlistedModels: e.ALLOW_UNLISTED_MODELS,
     pricingOverrides: e.PRICING_OVERRIDES,
   };
+}
+
+/**
+ * Caller authentication: keys from GATEWAY_API_KEYS and GATEWAY_KEYS_FILE. None: open
+ * outside production; in production only with an explicit GATEWAY_AUTH=none.
+ */
+function loadKeys(e: Env, production: boolean, problems: string[]): KeyRing | undefined {
+  const entries: KeyEntry[] = [];
+  const add = (what: string, r: { entries: KeyEntry[]; problems: string[] }): void => {
+    entries.push(...r.entries);
+    problems.push(...r.problems.map((p) => `${what}: ${p}`));
+  };
+  if (e.GATEWAY_API_KEYS !== undefined) add("GATEWAY_API_KEYS", keysFromList(e.GATEWAY_API_KEYS));
+  if (e.GATEWAY_KEYS_FILE !== undefined) add("GATEWAY_KEYS_FILE", keysFromFile(e.GATEWAY_KEYS_FILE));
+  const ring = new KeyRing(entries);
+  if (e.GATEWAY_AUTH === "none") {
+    if (entries.length > 0) problems.push("GATEWAY_AUTH: is none, but gateway keys are configured; remove one or the other");
+    return undefined;
+  }
+  if (entries.length === 0) {
+    if (e.GATEWAY_AUTH === "keys" || production) {
+      problems.push("GATEWAY_API_KEYS or GATEWAY_KEYS_FILE: at least one key is required" + (production ? " when NODE_ENV=production (or set GATEWAY_AUTH=none to run without caller authentication)" : " with GATEWAY_AUTH=keys"));
+    }
+    return undefined;
+  }
+  if (e.CEREBRAS_API_KEY !== undefined && ring.contains(e.CEREBRAS_API_KEY)) {
+    problems.push("GATEWAY_API_KEYS: must not contain the upstream CEREBRAS_API_KEY (callers never get the upstream key)");
+  }
+  return ring;
+}
+
+function loadTls(e: Env, problems: string[]): TlsFiles | undefined {
+  const { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, TLS_CLIENT_CA_FILE: caFile } = e;
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) problems.push("TLS_CLIENT_CA_FILE: needs TLS_CERT_FILE and TLS_KEY_FILE");
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    problems.push(`${certFile === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE"}: is required with ${certFile === undefined ? "TLS_KEY_FILE" : "TLS_CERT_FILE"}`);
+    return undefined;
+  }
+  const read = (name: string, path: string): Buffer | undefined => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      problems.push(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      return undefined;
+    }
+  };
+  const cert = read("TLS_CERT_FILE", certFile);
+  const key = read("TLS_KEY_FILE", keyFile);
+  const clientCa = caFile === undefined ? undefined : read("TLS_CLIENT_CA_FILE", caFile);
+  if (cert === undefined || key === undefined || (caFile !== undefined && clientCa === undefined)) return undefined;
+  return { cert, key, clientCa };
 }
 
 /** "fast=gpt-oss-120b, vision=gemma-4-31b" → alias → model id. */

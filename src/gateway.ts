@@ -2,15 +2,20 @@
  * Composition: config → provider → core → servers. main.ts runs it as a process;
  * tests and benchmarks run it in-process, so they exercise the same wiring.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "./config.js";
 import { ModelCatalog } from "./core/catalog.js";
+import { CallReporter } from "./core/call-log.js";
 import { ChatService } from "./core/chat-service.js";
 import { GatewayError } from "./core/errors.js";
 import { InFlightLimit } from "./core/in-flight.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
 import { startGrpcServer } from "./grpc/server.js";
+import type { Readiness } from "./http/routes.js";
 import { startHttpServer, type HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
+import { GatewayMetrics } from "./metrics/gateway-metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
 import { DEFAULT_RETRY_POLICY } from "./providers/cerebras/retry.js";
 
@@ -18,6 +23,8 @@ export interface Gateway {
   readonly grpcPort: number;
   /** The OpenAI-compatible HTTP shim's port; undefined when HTTP_ENABLED=false. */
   readonly httpPort: number | undefined;
+  /** Where GET /metrics is served: the HTTP shim's port, else METRICS_PORT's listener; undefined when METRICS_ENABLED=false. */
+  readonly metricsPort: number | undefined;
   /** Set when no CEREBRAS_API_KEY was configured and the embedded fake answers. */
   readonly fakeUpstream: FakeUpstream | undefined;
   /** Settles when the first model-catalog load has (it may have failed: see ListModels). */
@@ -43,6 +50,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     );
   }
 
+  const metrics = config.metricsEnabled ? new GatewayMetrics(logger) : undefined;
   const provider = new CerebrasProvider({
     baseUrl,
     apiKey,
@@ -50,8 +58,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     retry: { ...DEFAULT_RETRY_POLICY, maxRetries: config.upstreamMaxRetries },
     firstTokenTimeoutMs: config.firstTokenTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
-    onRetry: (e) =>
-      logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream"),
+    onRetry: (e) => {
+      metrics?.upstreamRetried(e.error.reason);
+      logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream");
+    },
   });
   const catalog = new ModelCatalog((ctx) => provider.listModels(ctx), {
     ttlMs: config.catalogTtlMs,
@@ -60,24 +70,47 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     onRefreshError: (err) => logger.warn({ err: GatewayError.from(err).message }, "model catalog refresh failed; serving the last good catalog"),
   });
   const catalogSettled = catalog.start();
-  const chat = new ChatService(provider, catalog, {
+  // Metrics count streams in progress around the provider (once per stream, never per chunk).
+  const chat = new ChatService(metrics?.countStreams(provider) ?? provider, catalog, {
     defaultModel: config.defaultModel,
     maxMessages: config.maxMessages,
     allowUnlistedModels: config.allowUnlistedModels,
   });
+  let closing: Promise<void> | undefined;
   const limit = new InFlightLimit(config.maxInFlight);
+  const reporter = new CallReporter(logger);
+  metrics?.observe(reporter, { inFlight: () => limit.inFlight, listed: (id) => catalog.get(id) !== undefined });
   const grpc = await startGrpcServer(chat, {
     host: config.grpcHost,
     port: config.grpcPort,
-    logger,
+    reporter,
     ceilingMs: config.requestTimeoutMs,
     limit,
     maxRequestBytes: config.maxRequestBytes,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    keys: config.keys,
+    tls: config.tls,
   });
   let http: HttpServer | undefined;
   if (config.httpEnabled) {
-    const httpOptions = { host: config.httpHost, port: config.httpPort, logger, ceilingMs: config.requestTimeoutMs, maxRequestBytes: config.maxRequestBytes, limit };
+    const httpOptions = {
+      host: config.httpHost,
+      port: config.httpPort,
+      logger,
+      reporter,
+      ceilingMs: config.requestTimeoutMs,
+      maxRequestBytes: config.maxRequestBytes,
+      limit,
+      metrics,
+      keys: config.keys,
+      tls: config.tls,
+      readiness: (): Readiness =>
+        closing !== undefined
+          ? { ready: false, reason: "shutting down" }
+          : config.readyzRequiresUpstream && !catalog.loaded
+            ? { ready: false, reason: "the upstream has not answered yet (model catalog not loaded)" }
+            : { ready: true },
+    };
     try {
       http = await startHttpServer(chat, httpOptions);
     } catch (err) {
@@ -89,18 +122,43 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       throw err;
     }
   }
+  // With the shim off, /metrics gets its own small listener (METRICS_PORT) on the same host.
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && http === undefined) {
+    try {
+      metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger });
+    } catch (err) {
+      // As for the shim: leave nothing running.
+      await grpc.shutdown(0);
+      catalog.stop();
+      await provider.close();
+      await fakeUpstream?.close();
+      throw err;
+    }
+  }
+  const metricsPort = metrics === undefined ? undefined : (http?.port ?? metricsServer?.port);
   const httpAddress = http === undefined ? "off" : `${config.httpHost}:${http.port}`;
-  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, http: httpAddress, upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
+  if (config.keys === undefined) {
+    logger.warn(
+      config.production ? "caller authentication is off (GATEWAY_AUTH=none)" : "caller authentication is off: set GATEWAY_API_KEYS or GATEWAY_KEYS_FILE (required in production)",
+    );
+  }
+  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, http: httpAddress, metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`, auth: config.keys ? `${config.keys.size} keys` : "off", tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off", upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
 
-  let closing: Promise<void> | undefined;
   return {
     grpcPort: grpc.port,
     httpPort: http?.port,
+    metricsPort,
     fakeUpstream,
     catalogSettled,
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
+        // First tell probes (gRPC health, /readyz) while still serving, so load balancers
+        // stop sending before the listeners close.
+        grpc.notServing();
+        if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
         await Promise.all([grpc.shutdown(graceMs), http?.close(graceMs)]);
+        await metricsServer?.close(); // last, so the drain can be scraped
         catalog.stop();
         await provider.close();
         await fakeUpstream?.close();

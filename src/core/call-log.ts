@@ -1,7 +1,8 @@
 /**
- * The one log line per call, the same for both transports: what was called, how it
- * ended, and the call's figures (model, attempts, upstream status, time to first token,
- * tokens, cost). Bugs (INTERNAL) log their cause; the caller only ever saw the request id.
+ * The end of every call, the same for both transports: one log line (what was called,
+ * how it ended, and the call's figures: model, key, attempts, upstream status, time to
+ * first token, tokens, cost), then the observers (metrics). Bugs (INTERNAL) log their
+ * cause; the caller only ever saw the request id.
  */
 import type { Logger } from "../log.js";
 import { Code } from "./errors.js";
@@ -22,28 +23,77 @@ export interface LoggedFailure {
   readonly cause?: unknown;
 }
 
-/**
- * @param fields transport-specific fields (transport, method, requestId, …)
- * @param started performance.now() when the call began
- */
-export function logCall(logger: Logger, fields: Record<string, unknown>, stats: CallStats, started: number, error: LoggedFailure | undefined): void {
-  const now = performance.now();
-  const line: Record<string, unknown> = {
-    ...fields,
-    model: stats.model,
-    code: error === undefined ? "OK" : codeName(error.code),
-    durationMs: round(now - started),
-  };
-  if (stats.attempts !== undefined) line["attempts"] = stats.attempts;
-  if (stats.upstreamStatus !== undefined) line["upstreamStatus"] = stats.upstreamStatus;
-  if (stats.firstChunkAt !== undefined) line["ttftMs"] = round(stats.firstChunkAt - started);
-  if (stats.promptTokens !== undefined) {
-    line["tokens"] = { prompt: stats.promptTokens, completion: stats.completionTokens, cached: stats.cachedTokens, reasoning: stats.reasoningTokens };
+/** One finished call, as observers (metrics) see it. */
+export interface CallRecord {
+  readonly transport: "grpc" | "http";
+  /** The RPC name (CreateChatCompletion…), the same on both transports; undefined for unrouted HTTP requests. */
+  readonly method: string | undefined;
+  readonly requestId: string;
+  /** gRPC code name: "OK", "UNAVAILABLE"… */
+  readonly code: string;
+  readonly durationMs: number;
+  /** performance.now() when the call began (stats.firstChunkAt is on the same clock). */
+  readonly startedAt: number;
+  readonly stats: CallStats;
+  readonly error: LoggedFailure | undefined;
+}
+
+export type CallObserver = (record: CallRecord) => void;
+
+export interface CallIdentity {
+  readonly transport: "grpc" | "http";
+  readonly method: string | undefined;
+  readonly requestId: string;
+}
+
+export class CallReporter {
+  private readonly observers: CallObserver[] = [];
+
+  constructor(private readonly logger: Logger) {}
+
+  /** Adds an observer, told about every call after its log line. */
+  observe(observer: CallObserver): void {
+    this.observers.push(observer);
   }
-  if (stats.costUsd !== undefined) line["costUsd"] = stats.costUsd;
-  if (error === undefined) logger.info(line, "call");
-  else if (error.code === Code.INTERNAL) logger.error({ ...line, reason: error.reason, err: error.cause ?? error }, "call failed");
-  else logger.warn({ ...line, reason: error.reason, error: error.message }, "call failed");
+
+  /**
+   * @param extra transport-specific log fields (HTTP method, path, status…)
+   * @param started performance.now() when the call began
+   * @param quiet a routine call (a probe, a scrape): when it succeeds, logged at debug and not counted
+   */
+  report(id: CallIdentity, extra: Record<string, unknown>, stats: CallStats, started: number, error: LoggedFailure | undefined, quiet = false): void {
+    const record: CallRecord = {
+      ...id,
+      code: error === undefined ? "OK" : codeName(error.code),
+      durationMs: round(performance.now() - started),
+      startedAt: started,
+      stats,
+      error,
+    };
+    const routine = quiet && error === undefined;
+    this.log(record, extra, started, routine);
+    if (!routine) for (const observer of this.observers) observer(record);
+  }
+
+  private log(r: CallRecord, extra: Record<string, unknown>, started: number, routine: boolean): void {
+    const s = r.stats;
+    const line: Record<string, unknown> = { transport: r.transport, method: r.method, requestId: r.requestId, ...extra, model: s.model, code: r.code, durationMs: r.durationMs };
+    if (s.keyName !== undefined) line["key"] = s.keyName;
+    if (s.attempts !== undefined) line["attempts"] = s.attempts;
+    if (s.upstreamStatus !== undefined) line["upstreamStatus"] = s.upstreamStatus;
+    if (s.upstreamRequestId !== undefined) line["upstreamRequestId"] = s.upstreamRequestId;
+    if (s.firstChunkAt !== undefined) line["ttftMs"] = round(s.firstChunkAt - started);
+    if (s.promptTokens !== undefined) {
+      line["tokens"] = { prompt: s.promptTokens, completion: s.completionTokens, cached: s.cachedTokens, reasoning: s.reasoningTokens };
+    }
+    if (s.costUsd !== undefined) line["costUsd"] = s.costUsd;
+    const e = r.error;
+    if (e === undefined) {
+      if (routine) this.logger.debug(line, "call");
+      else this.logger.info(line, "call");
+    } else if (e.code === Code.INTERNAL) this.logger.error({ ...line, reason: e.reason, err: e.cause ?? e }, "call failed");
+    else this.logger.warn({ ...line, reason: e.reason, error: e.message }, "call failed");
+  }
 }
 
 function round(ms: number): number {

@@ -34,13 +34,17 @@ export class ChatService {
     const model = this.prepare(request, false, ctx);
     const completion = await this.provider.createChatCompletion(request, ctx);
     if (completion.usage !== undefined) this.account(completion.usage, model, ctx);
+    if (completion.timeInfo !== undefined) ctx.stats.timeInfo = completion.timeInfo;
     return completion;
   }
 
   /** Throws (synchronously) a GatewayError for a request that cannot succeed, before any upstream call. */
   streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncIterable<ChatCompletionChunk> {
     const model = this.prepare(request, true, ctx);
-    return this.provider.streamChatCompletion(request, ctx, (usage) => this.account(usage, model, ctx));
+    return this.provider.streamChatCompletion(request, ctx, (chunk) => {
+      this.account(chunk.usage, model, ctx);
+      if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+    });
   }
 
   /** The catalog; loaded now if it never was (the first call after start-up may wait for it). */

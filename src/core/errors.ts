@@ -29,6 +29,10 @@ export const ERROR_DOMAIN = "aigateway.internal";
  * so a value never changes meaning and is never removed.
  */
 export const Reason = {
+  /** No gateway API key was presented (authorization: Bearer <key>). */
+  API_KEY_MISSING: "API_KEY_MISSING",
+  /** The presented gateway API key is not one of the gateway's. */
+  API_KEY_INVALID: "API_KEY_INVALID",
   /** The request failed the gateway's validation; BadRequest names the fields. */
   INVALID_REQUEST: "INVALID_REQUEST",
   /** Cerebras rejected the request as invalid (400/422). */

@@ -2,7 +2,7 @@
  * The seam between the transport-free core and whatever answers chat completions.
  * The core defines it; src/providers/* implement it; src/main.ts wires one in.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, TimeInfo, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 
 /** What a provider knows about the call it serves. */
@@ -28,6 +28,14 @@ export interface CallContext {
 export interface CallStats {
   /** The model actually asked for (aliases resolved). */
   model?: string;
+  /** The name of the gateway key the caller presented (auth on). */
+  keyName?: string;
+  /** The upstream's own id for the request (x-request-id / cf-ray), for support tickets. */
+  upstreamRequestId?: string;
+  /** Time spent waiting on the upstream across attempts, ms (the rest is the gateway's). */
+  upstreamMs?: number;
+  /** Cerebras' own timings of the completion. */
+  timeInfo?: TimeInfo;
   /** Upstream attempts made (1 unless retried). */
   attempts?: number;
   /** HTTP status of the last upstream response. */
@@ -48,9 +56,9 @@ export interface ChatProvider {
    * The answer as chunks, in upstream order. Throws a GatewayError before the first
    * chunk (request refused) or during iteration (stream failed); ends normally only
    * after a chunk with a finish_reason. Stopping iteration early aborts the upstream.
-   * `onUsage` sees the usage chunk before it is yielded (to add its cost in place).
+   * `onUsage` sees the chunk carrying usage before it is yielded (to add its cost in place).
    */
-  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (usage: Usage) => void): AsyncIterable<ChatCompletionChunk>;
+  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (chunk: ChatCompletionChunk & { usage: Usage }) => void): AsyncIterable<ChatCompletionChunk>;
   /** The models the upstream offers, with whatever limits, prices and capabilities it publishes. */
   listModels(ctx: CallContext): Promise<Model[]>;
   /** Closes connections. In-flight calls are aborted. */

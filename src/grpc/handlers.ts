@@ -7,18 +7,21 @@
  */
 import { Metadata, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
-import { logCall } from "../core/call-log.js";
+import type { KeyRing } from "../auth/key-ring.js";
+import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
-import type { Logger } from "../log.js";
 import { toGrpcError } from "./status.js";
 
 export interface HandlerOptions {
-  readonly logger: Logger;
+  /** Writes each call's log line and feeds the metrics. */
+  readonly reporter: CallReporter;
   /** Server-wide cap on calls in progress. */
   readonly limit: InFlightLimit;
+  /** Gateway keys callers must present; undefined: no caller authentication. */
+  readonly keys: KeyRing | undefined;
   /** The longest a call may take, whatever deadline the caller set (REQUEST_TIMEOUT_S). */
   readonly ceilingMs: number;
 }
@@ -31,17 +34,17 @@ export function unaryHandler<Req, Res>(
   return (call, callback) => {
     const started = performance.now();
     const scope = openScope(call, options);
-    run(() => fn(call.request, scope), options.limit).then(
+    run(() => fn(call.request, scope), call, scope, options).then(
       (response) => {
         scope.dispose();
         callback(null, response);
-        logGrpcCall(options.logger, method, scope, started, undefined);
+        report(options.reporter, method, scope, started, undefined);
       },
       (err: unknown) => {
         scope.dispose();
         const error = GatewayError.from(err);
         callback(toGrpcError(error, scope.requestId));
-        logGrpcCall(options.logger, method, scope, started, error);
+        report(options.reporter, method, scope, started, error);
       },
     );
   };
@@ -55,30 +58,37 @@ export function serverStreamHandler<Req, Res>(
   return (call) => {
     const started = performance.now();
     const scope = openScope(call, options);
-    run(() => pump(call, fn, scope), options.limit).then(
+    run(() => pump(call, fn, scope), call, scope, options).then(
       () => {
         scope.dispose();
         call.end();
-        logGrpcCall(options.logger, method, scope, started, undefined);
+        report(options.reporter, method, scope, started, undefined);
       },
       (err: unknown) => {
         scope.dispose();
         const error = GatewayError.from(err);
         // emit('error') sends the status; destroy() would leave the client hanging.
         if (!call.cancelled) call.emit("error", toGrpcError(error, scope.requestId));
-        logGrpcCall(options.logger, method, scope, started, error);
+        report(options.reporter, method, scope, started, error);
       },
     );
   };
 }
 
-/** Runs `work` holding an in-flight slot; a sync throw becomes a rejection. */
-async function run<T>(work: () => Promise<T>, limit: InFlightLimit): Promise<T> {
-  limit.acquire();
+/**
+ * Runs `work` for an authenticated caller, holding an in-flight slot. Failing either is
+ * a rejection like any other, so it is rendered, logged and counted the same way.
+ */
+async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScope, options: HandlerOptions): Promise<T> {
+  if (options.keys !== undefined) {
+    const authorization = call.metadata.get("authorization")[0];
+    scope.stats.keyName = options.keys.authenticate(typeof authorization === "string" ? authorization : undefined);
+  }
+  options.limit.acquire();
   try {
     return await work();
   } finally {
-    limit.release();
+    options.limit.release();
   }
 }
 
@@ -116,6 +126,6 @@ function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
   return scope;
 }
 
-function logGrpcCall(logger: Logger, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {
-  logCall(logger, { transport: "grpc", method, requestId: scope.requestId }, scope.stats, started, error);
+function report(reporter: CallReporter, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {
+  reporter.report({ transport: "grpc", method, requestId: scope.requestId }, {}, scope.stats, started, error);
 }

@@ -8,7 +8,9 @@ import { ChatServiceService, type ChatCompletionRequest, type ChatServiceServer 
 import { ModelServiceService, type ModelServiceServer } from "../../gen/aigateway/v1/models.js";
 import type { ChatService } from "../core/chat-service.js";
 import type { InFlightLimit } from "../core/in-flight.js";
-import type { Logger } from "../log.js";
+import type { KeyRing } from "../auth/key-ring.js";
+import type { TlsFiles } from "../config.js";
+import type { CallReporter } from "../core/call-log.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 
@@ -16,7 +18,8 @@ export interface GrpcServerOptions {
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
-  readonly logger: Logger;
+  /** Each call's log line and metrics. */
+  readonly reporter: CallReporter;
   /** REQUEST_TIMEOUT_S in ms: no call outlives it, whatever deadline its caller set. */
   readonly ceilingMs: number;
   /** Server-wide cap on calls in progress (shared with the HTTP shim). */
@@ -25,10 +28,16 @@ export interface GrpcServerOptions {
   readonly maxRequestBytes: number;
   /** HTTP/2 streams per connection. */
   readonly maxConcurrentStreams: number;
+  /** Gateway keys callers must present; undefined: no caller authentication. Health and reflection are always open. */
+  readonly keys: KeyRing | undefined;
+  /** TLS (and mTLS with a client CA); undefined: plaintext. */
+  readonly tls: TlsFiles | undefined;
 }
 
 export interface GrpcServer {
   readonly port: number;
+  /** Health says NOT_SERVING (load balancers steer away); calls are still served. */
+  notServing(): void;
   /** Health says NOT_SERVING, new calls are refused, in-flight ones get `graceMs` to finish. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -51,9 +60,15 @@ function channelOptions(options: GrpcServerOptions): ChannelOptions {
   };
 }
 
+function credentials(tls: TlsFiles | undefined): ServerCredentials {
+  if (tls === undefined) return ServerCredentials.createInsecure();
+  // With a client CA, a client without a certificate it signed is refused at the handshake.
+  return ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
+}
+
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
   const server = new Server(channelOptions(options));
-  const h = { logger: options.logger, ceilingMs: options.ceilingMs, limit: options.limit };
+  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys };
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),
@@ -71,15 +86,19 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
   addReflection(server, DescriptorIndex.load());
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(`${options.host}:${options.port}`, credentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
 
+  const notServing = (): void => {
+    health.setStatus("", "NOT_SERVING");
+    for (const s of SERVICES) health.setStatus(s, "NOT_SERVING");
+  };
   return {
     port,
+    notServing,
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
-        health.setStatus("", "NOT_SERVING");
-        for (const s of SERVICES) health.setStatus(s, "NOT_SERVING");
+        notServing();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         force.unref();
         server.tryShutdown(() => {

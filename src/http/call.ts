@@ -4,10 +4,9 @@
  * as the gRPC handler adapters, so both transports log and cancel alike.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { logCall } from "../core/call-log.js";
+import type { CallReporter } from "../core/call-log.js";
 import type { CallScope } from "../core/call-scope.js";
 import type { CallStats } from "../core/provider.js";
-import type { Logger } from "../log.js";
 import type { HttpFailure } from "./errors.js";
 
 export interface HttpCall {
@@ -33,16 +32,9 @@ export interface CallLog {
 }
 
 /** The one log line per call, in the same shape as the gRPC side's. `failure` undefined: it succeeded. */
-export function logHttpCall(logger: Logger, call: CallLog, status: number, started: number, failure: HttpFailure | undefined): void {
-  const fields = {
-    transport: "http",
-    method: call.method,
-    httpMethod: call.httpMethod,
-    path: call.path,
-    requestId: call.requestId,
-    status,
-    ...(call.ignored.length > 0 ? { ignoredFields: call.ignored } : {}),
-  };
+/** @param routine a public route (probe, scrape): logged at debug and not counted when it succeeds */
+export function reportHttpCall(reporter: CallReporter, call: CallLog, status: number, started: number, failure: HttpFailure | undefined, routine = false): void {
+  const extra = { httpMethod: call.httpMethod, path: call.path, status, ...(call.ignored.length > 0 ? { ignoredFields: call.ignored } : {}) };
   const error = failure === undefined ? undefined : { code: failure.code, reason: failure.reason, message: failure.error.message, cause: failure.error.cause ?? failure.error };
-  logCall(logger, fields, call.stats, started, error);
+  reporter.report({ transport: "http", method: call.method, requestId: call.requestId }, extra, call.stats, started, error, routine);
 }

@@ -4,32 +4,75 @@
  * `http://host:port/cerebras`, which appends `/v1/...` itself).
  */
 import type { ChatService } from "../core/chat-service.js";
+import { sendMetrics, type MetricsSource } from "../metrics/exposition.js";
 import type { HttpCall } from "./call.js";
 import { chatCompletions } from "./chat.js";
+import { HttpError } from "./errors.js";
 import { getModel, listModels } from "./models.js";
 import { sendJson } from "./respond.js";
 
 export interface RouteDeps {
   readonly chat: ChatService;
   readonly maxRequestBytes: number;
+  /** Whether the gateway should receive traffic now, and if not why. */
+  readonly readiness: () => Readiness;
+  /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false), 404. */
+  readonly metrics?: MetricsSource | undefined;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason?: string;
 }
 
 export interface Route {
   readonly method: "GET" | "POST";
   /** The log line's method name (the gRPC method's name where there is one). */
   readonly name: string;
+  /** Public routes (probes, metrics) need no gateway key and take no in-flight slot. */
+  readonly public?: boolean;
   readonly pattern: RegExp;
   readonly handler: (call: HttpCall, deps: RouteDeps) => Promise<void>;
 }
 
 const v1 = (rest: string): RegExp => new RegExp(`^(?:/cerebras)?/v1${rest}$`);
 
+/**
+ * GET /metrics, the Prometheus scrape endpoint (src/metrics). PUBLIC BY DESIGN: scrapers
+ * present no gateway key (issue 6: health, reflection and /metrics need no key), so it
+ * must stay `public: true` (no auth, no in-flight slot) whatever auth rules ROUTES gets.
+ */
+const METRICS_ROUTE: Route = {
+  method: "GET",
+  name: "Metrics",
+  pattern: /^\/metrics$/,
+  public: true,
+  handler: async (call, deps) => {
+    if (deps.metrics === undefined) throw HttpError.routeNotFound("GET", "/metrics");
+    await sendMetrics(call.res, deps.metrics);
+  },
+};
+
 export const ROUTES: readonly Route[] = [
   { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), handler: chatCompletions },
   { method: "GET", name: "ListModels", pattern: v1("/models"), handler: (call, deps) => listModels(call, deps.chat) },
   { method: "GET", name: "GetModel", pattern: v1("/models/(?<id>[^/]+)"), handler: (call, deps) => getModel(call, deps.chat) },
   // The Cerebras SDK opens a connection with this on construction; answer it cheaply.
-  { method: "GET", name: "TcpWarming", pattern: v1("/tcp_warming"), handler: async (call) => sendJson(call.res, 200, {}) },
+  { method: "GET", name: "TcpWarming", pattern: v1("/tcp_warming"), public: true, handler: async (call) => sendJson(call.res, 200, {}) },
+  // Probes for orchestrators: liveness (the process answers) and readiness (it should get traffic).
+  { method: "GET", name: "Healthz", pattern: /^\/healthz$/, public: true, handler: async (call) => sendJson(call.res, 200, { status: "ok" }) },
+  {
+    method: "GET",
+    name: "Readyz",
+    pattern: /^\/readyz$/,
+    public: true,
+    handler: async (call, deps) => {
+      const ready = deps.readiness();
+      sendJson(call.res, ready.ready ? 200 : 503, { status: ready.ready ? "ready" : "not ready", ...(ready.reason ? { reason: ready.reason } : {}) });
+    },
+  },
+  // Prometheus scrape endpoint: public, declared above (METRICS_ROUTE).
+  METRICS_ROUTE,
 ];
 
 export type RouteMatch =

@@ -2,7 +2,8 @@
  * End-to-end harness: a fake Cerebras on 127.0.0.1, the real gateway wired as main.ts
  * wires it (ephemeral port), and clients generated from gen/. Everything stops in close().
  */
-import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type CallOptions, type ChannelCredentials, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import type { DestinationStream } from "pino";
 import {
   ChatCompletionRequest,
   ChatServiceClient,
@@ -35,6 +36,10 @@ export interface HarnessOptions {
   readonly env?: Record<string, string>;
   /** Runs after the fake starts and before the gateway does (e.g. to queue faults for start-up). */
   readonly beforeGateway?: (fake: FakeUpstream) => void;
+  /** Receives the gateway's log lines (level info) instead of discarding them. */
+  readonly logSink?: DestinationStream;
+  /** Channel credentials for the generated clients (TLS tests). */
+  readonly clientCredentials?: ChannelCredentials;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -49,12 +54,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     SHUTDOWN_GRACE_S: "1",
     ...options.env,
   });
-  const gateway = await startGateway(config, createLogger("silent"));
+  const gateway = await startGateway(config, options.logSink ? createLogger("info", options.logSink) : createLogger("silent"));
   // Tests assert the catalog's checks, so they start once the first load settled.
   await gateway.catalogSettled;
   const address = `127.0.0.1:${gateway.grpcPort}`;
-  const chat = new ChatServiceClient(address, credentials.createInsecure());
-  const models = new ModelServiceClient(address, credentials.createInsecure());
+  const creds = options.clientCredentials ?? credentials.createInsecure();
+  const chat = new ChatServiceClient(address, creds);
+  const models = new ModelServiceClient(address, creds);
   return {
     fake,
     gateway,

@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ChatServiceClient, type ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
+import { CallReporter } from "../../src/core/call-log.js";
 import { ModelCatalog } from "../../src/core/catalog.js";
 import { ChatService } from "../../src/core/chat-service.js";
 import { InFlightLimit } from "../../src/core/in-flight.js";
@@ -79,11 +80,13 @@ describe("a bug in the gateway", () => {
     const server = await startGrpcServer(chat, {
       host: "127.0.0.1",
       port: 0,
-      logger: createLogger("info", sink),
+      reporter: new CallReporter(createLogger("info", sink)),
       ceilingMs: 5000,
       limit: new InFlightLimit(10),
       maxRequestBytes: 1 << 20,
       maxConcurrentStreams: 10,
+      keys: undefined,
+      tls: undefined,
     });
     const client = new ChatServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
     try {

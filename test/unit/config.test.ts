@@ -37,7 +37,7 @@ describe("loadConfig", () => {
 
   it("refuses to run on the fake upstream in production", () => {
     expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/CEREBRAS_API_KEY: is required when NODE_ENV=production/);
-    expect(loadConfig({ NODE_ENV: "production", CEREBRAS_API_KEY: "csk-x" }).production).toBe(true);
+    expect(loadConfig({ NODE_ENV: "production", CEREBRAS_API_KEY: "csk-x", GATEWAY_AUTH: "none" }).production).toBe(true);
   });
 
   it("never echoes the API key in an error", () => {

@@ -86,6 +86,7 @@ export class CerebrasProvider implements ChatProvider {
     const body = JSON.stringify(chatRequestToJson(request, false));
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
+      const sent = performance.now();
       try {
         const res = await this.send("POST", CHAT_PATH, body, ctx, ctx.signal, "application/json");
         const completion = chatCompletionFromJson(await this.readJson(res, ctx));
@@ -93,23 +94,30 @@ export class CerebrasProvider implements ChatProvider {
         return completion;
       } catch (err) {
         await this.beforeRetry(GatewayError.from(err), retries, ctx);
+      } finally {
+        ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
       }
     }
   }
 
-  async *streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (usage: Usage) => void): AsyncGenerator<ChatCompletionChunk> {
+  async *streamChatCompletion(
+    request: ChatCompletionRequest,
+    ctx: CallContext,
+    onUsage?: (chunk: ChatCompletionChunk & { usage: Usage }) => void,
+  ): AsyncGenerator<ChatCompletionChunk> {
     const body = JSON.stringify(chatRequestToJson(request, true));
     let delivered = 0;
     let finished = false; // a finish_reason or [DONE] was seen
     /** Bookkeeping for a chunk about to be yielded. */
     const deliver = (chunk: ChatCompletionChunk): void => {
       if (!finished) finished = hasFinishReason(chunk);
-      if (chunk.usage !== undefined) onUsage?.(chunk.usage);
+      if (chunk.usage !== undefined) onUsage?.(chunk as ChatCompletionChunk & { usage: Usage });
       if (delivered++ === 0) ctx.stats.firstChunkAt = performance.now();
     };
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
       const watchdog = new Watchdog(ctx.signal, this.firstTokenMs, this.idleMs);
+      const sent = performance.now();
       let res: ResponseData | undefined;
       let drained = false;
       let done = false; // [DONE] was seen: ignore the rest, but read to EOF to keep the socket
@@ -149,6 +157,7 @@ export class CerebrasProvider implements ChatProvider {
         await this.beforeRetry(failure, retries, ctx);
         continue;
       } finally {
+        ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
         watchdog.dispose();
         // The consumer stopped early or something failed: drop the upstream request now.
         if (!drained) res?.body.destroy();
@@ -226,6 +235,8 @@ export class CerebrasProvider implements ChatProvider {
       throw this.failure(err, ctx, undefined, false);
     }
     ctx.stats.upstreamStatus = res.statusCode;
+    const upstreamId = res.headers["x-request-id"] ?? res.headers["cf-ray"];
+    if (typeof upstreamId === "string") ctx.stats.upstreamRequestId = upstreamId;
     if (res.statusCode === 200) return res;
     let text = "";
     try {

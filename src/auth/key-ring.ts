@@ -1,0 +1,111 @@
+/**
+ * The gateway's own API keys. Callers present `authorization: Bearer <key>`; the ring
+ * holds only each key's SHA-256 and a name (for logs and metrics), so plaintext keys need
+ * not sit on disk. A presented key is hashed and compared with every entry in constant
+ * time, so timing says nothing about which key, or how much of one, matched.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { Code, GatewayError, Reason } from "../core/errors.js";
+
+export interface KeyEntry {
+  readonly name: string;
+  /** SHA-256 of the key, 32 bytes. */
+  readonly sha256: Buffer;
+}
+
+export class KeyRing {
+  constructor(private readonly entries: readonly KeyEntry[]) {}
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * The key's name for a valid `authorization` value; throws UNAUTHENTICATED otherwise.
+   * The value is never logged or echoed.
+   */
+  authenticate(authorization: string | undefined): string {
+    const key = bearer(authorization);
+    if (key === undefined) throw unauthenticated(Reason.API_KEY_MISSING, "missing gateway API key: send authorization: Bearer <key>");
+    const digest = sha256(key);
+    let match: string | undefined;
+    for (const entry of this.entries) {
+      // No early exit: every entry is compared.
+      if (timingSafeEqual(digest, entry.sha256) && match === undefined) match = entry.name;
+    }
+    if (match === undefined) throw unauthenticated(Reason.API_KEY_INVALID, "invalid gateway API key");
+    return match;
+  }
+
+  /** Whether `key` is one of the ring's (used to refuse the upstream key as a gateway key). */
+  contains(key: string): boolean {
+    const digest = sha256(key);
+    return this.entries.some((e) => timingSafeEqual(digest, e.sha256));
+  }
+}
+
+function bearer(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return m?.[1];
+}
+
+function unauthenticated(reason: Reason, message: string): GatewayError {
+  return new GatewayError({ code: Code.UNAUTHENTICATED, reason, message, headers: { "www-authenticate": 'Bearer realm="cerebras-gateway"' } });
+}
+
+export function sha256(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/**
+ * GATEWAY_API_KEYS: comma-separated `name=key` pairs, or bare keys (named key-1, key-2…).
+ * Returns the entries or a list of problems (never quoting a key).
+ */
+export function keysFromList(value: string): { entries: KeyEntry[]; problems: string[] } {
+  const entries: KeyEntry[] = [];
+  const problems: string[] = [];
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .forEach((item, i) => {
+      const eq = item.indexOf("=");
+      const name = eq > 0 ? item.slice(0, eq).trim() : `key-${i + 1}`;
+      const key = eq > 0 ? item.slice(eq + 1).trim() : item;
+      if (key.length < 16) problems.push(`entry ${i + 1} (${name}): keys must be at least 16 characters`);
+      else entries.push({ name, sha256: sha256(key) });
+    });
+  return { entries, problems };
+}
+
+const KeysFile = z.union([
+  z.object({ keys: z.array(z.object({ name: z.string().min(1), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits") })) }),
+  z.array(z.object({ name: z.string().min(1), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits") })),
+]);
+
+/**
+ * GATEWAY_KEYS_FILE: JSON or YAML, `{keys: [{name, sha256}]}` or the bare list.
+ * Make an entry with: printf %s "$KEY" | sha256sum
+ */
+export function keysFromFile(path: string): { entries: KeyEntry[]; problems: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    return { entries: [], problems: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`] };
+  }
+  let data: unknown;
+  try {
+    data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch {
+    return { entries: [], problems: [`${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}`] };
+  }
+  const parsed = KeysFile.safeParse(data);
+  if (!parsed.success) return { entries: [], problems: parsed.error.issues.map((i) => `${path}: ${i.path.join(".") || "(root)"}: ${i.message}`) };
+  const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.keys;
+  return { entries: list.map((k) => ({ name: k.name, sha256: Buffer.from(k.sha256, "hex") })), problems: [] };
+}

@@ -1,0 +1,55 @@
+/**
+ * /metrics on its own small node:http listener (METRICS_PORT), for when the HTTP shim,
+ * which otherwise serves it, is off. GET /metrics only; no auth, no TLS (scrapers on the
+ * same host or network, as with every Prometheus exporter).
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../log.js";
+import { sendMetrics, type MetricsSource } from "./exposition.js";
+
+export interface MetricsServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly logger: Logger;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  /** Stops listening and closes every connection (a scrape in progress is cut). */
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(source: MetricsSource, options: MetricsServerOptions): Promise<MetricsServer> {
+  const server = createServer((req, res) => {
+    req.resume(); // no request body is wanted
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found: this port serves GET /metrics\n");
+    } else if (req.method !== "GET") {
+      res.writeHead(405, { allow: "GET", "content-type": "text/plain; charset=utf-8" }).end(`${req.method ?? ""} is not allowed on /metrics; use GET\n`);
+    } else {
+      sendMetrics(res, source).catch((err: unknown) => {
+        options.logger.error({ err }, "collecting metrics failed");
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("collecting metrics failed\n");
+      });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
