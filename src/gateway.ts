@@ -10,7 +10,7 @@ import { ChatService } from "./core/chat-service.js";
 import { GatewayError } from "./core/errors.js";
 import { InFlightLimit } from "./core/in-flight.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
-import { startGrpcServer } from "./grpc/server.js";
+import { startGrpcServer, type GrpcServer } from "./grpc/server.js";
 import type { Readiness } from "./http/routes.js";
 import { startHttpServer, type HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
@@ -37,15 +37,31 @@ export interface Gateway {
 const FAKE_KEY = "fake-upstream-key";
 
 export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  // What has started, newest last: undone in reverse if a later step fails (e.g. EADDRINUSE).
+  const undo: Array<() => unknown> = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of undo.reverse()) await step();
+  };
+  try {
+    return await assemble(config, logger, undo);
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+async function assemble(config: Config, logger: Logger, undo: Array<() => unknown>): Promise<Gateway> {
   let fakeUpstream: FakeUpstream | undefined;
   let baseUrl = config.cerebrasBaseUrl;
   let apiKey = config.cerebrasApiKey;
   if (apiKey === undefined) {
-    fakeUpstream = await startFakeUpstream({ apiKey: FAKE_KEY, tokenDelayMs: config.fakeTokenDelayMs });
-    baseUrl = fakeUpstream.url;
+    const fake = await startFakeUpstream({ apiKey: FAKE_KEY, tokenDelayMs: config.fakeTokenDelayMs });
+    undo.push(() => fake.close());
+    fakeUpstream = fake;
+    baseUrl = fake.url;
     apiKey = FAKE_KEY;
     logger.warn(
-      { fakeUpstream: fakeUpstream.url },
+      { fakeUpstream: fake.url },
       "fake-upstream mode: CEREBRAS_API_KEY is not set, so answers come from the embedded deterministic fake Cerebras, not the real API",
     );
   }
@@ -63,6 +79,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream");
     },
   });
+  undo.push(() => provider.close());
   const catalog = new ModelCatalog((ctx) => provider.listModels(ctx), {
     ttlMs: config.catalogTtlMs,
     aliases: config.modelAliases,
@@ -70,17 +87,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     onRefreshError: (err) => logger.warn({ err: GatewayError.from(err).message }, "model catalog refresh failed; serving the last good catalog"),
   });
   const catalogSettled = catalog.start();
+  undo.push(() => catalog.stop());
   // Metrics count streams in progress around the provider (once per stream, never per chunk).
   const chat = new ChatService(metrics?.countStreams(provider) ?? provider, catalog, {
     defaultModel: config.defaultModel,
     maxMessages: config.maxMessages,
     allowUnlistedModels: config.allowUnlistedModels,
   });
-  let closing: Promise<void> | undefined;
   const limit = new InFlightLimit(config.maxInFlight);
   const reporter = new CallReporter(logger);
   metrics?.observe(reporter, { inFlight: () => limit.inFlight, listed: (id) => catalog.get(id) !== undefined });
-  const grpc = await startGrpcServer(chat, {
+
+  let closing: Promise<void> | undefined;
+  const grpc: GrpcServer = await startGrpcServer(chat, {
     host: config.grpcHost,
     port: config.grpcPort,
     reporter,
@@ -91,9 +110,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     keys: config.keys,
     tls: config.tls,
   });
+  undo.push(() => grpc.shutdown(0));
+
   let http: HttpServer | undefined;
   if (config.httpEnabled) {
-    const httpOptions = {
+    http = await startHttpServer(chat, {
       host: config.httpHost,
       port: config.httpPort,
       logger,
@@ -110,40 +131,34 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           : config.readyzRequiresUpstream && !catalog.loaded
             ? { ready: false, reason: "the upstream has not answered yet (model catalog not loaded)" }
             : { ready: true },
-    };
-    try {
-      http = await startHttpServer(chat, httpOptions);
-    } catch (err) {
-      // e.g. EADDRINUSE: do not leave the gRPC server and the upstream pool running.
-      await grpc.shutdown(0);
-      catalog.stop();
-      await provider.close();
-      await fakeUpstream?.close();
-      throw err;
-    }
+    });
+    const started = http;
+    undo.push(() => started.close(0));
   }
   // With the shim off, /metrics gets its own small listener (METRICS_PORT) on the same host.
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && http === undefined) {
-    try {
-      metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger });
-    } catch (err) {
-      // As for the shim: leave nothing running.
-      await grpc.shutdown(0);
-      catalog.stop();
-      await provider.close();
-      await fakeUpstream?.close();
-      throw err;
-    }
+    metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger });
   }
+
   const metricsPort = metrics === undefined ? undefined : (http?.port ?? metricsServer?.port);
-  const httpAddress = http === undefined ? "off" : `${config.httpHost}:${http.port}`;
   if (config.keys === undefined) {
     logger.warn(
       config.production ? "caller authentication is off (GATEWAY_AUTH=none)" : "caller authentication is off: set GATEWAY_API_KEYS or GATEWAY_KEYS_FILE (required in production)",
     );
   }
-  logger.info({ grpc: `${config.grpcHost}:${grpc.port}`, http: httpAddress, metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`, auth: config.keys ? `${config.keys.size} keys` : "off", tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off", upstream: fakeUpstream ? "fake" : baseUrl, defaultModel: config.defaultModel }, "listening");
+  logger.info(
+    {
+      grpc: `${config.grpcHost}:${grpc.port}`,
+      http: http === undefined ? "off" : `${config.httpHost}:${http.port}`,
+      metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`,
+      auth: config.keys ? `${config.keys.size} keys` : "off",
+      tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
+      upstream: fakeUpstream ? "fake" : baseUrl,
+      defaultModel: config.defaultModel,
+    },
+    "listening",
+  );
 
   return {
     grpcPort: grpc.port,

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResponseFormat, Role } from "../gen/aigateway/v1/chat.js";
 import { cerebrasErrors } from "../src/fake-upstream/faults.js";
 import { ERROR_DOMAIN } from "../src/core/errors.js";
-import { create, decodeStatus, deadlineIn, startHarness, stream, UPSTREAM_KEY, userRequest, until, type Harness } from "./helpers/harness.js";
+import { create, deadlineIn, decodeStatus, type Harness, rejection, startHarness, stream, until, UPSTREAM_KEY, userRequest } from "./helpers/harness.js";
 
 let h: Harness;
 beforeAll(async () => {
@@ -32,15 +32,6 @@ function richError(err: unknown, code: status, reason: string) {
   expect(d.errorInfo!.metadata["requestId"]).toBeTruthy();
   expect(JSON.stringify({ m: e.message, d: e.details, md: d })).not.toContain(UPSTREAM_KEY);
   return d;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("request validation → INVALID_ARGUMENT with BadRequest, before any upstream call", () => {

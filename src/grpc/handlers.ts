@@ -5,6 +5,7 @@
  * plumbing: request id, the CallScope (cancellation + deadline budget), write
  * backpressure, error rendering and the one log line per call.
  */
+import { once } from "node:events";
 import { Metadata, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
 import type { KeyRing } from "../auth/key-ring.js";
@@ -95,20 +96,8 @@ async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScop
 async function pump<Req, Res>(call: ServerWritableStream<Req, Res>, fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>, scope: CallScope): Promise<void> {
   for await (const message of fn(call.request, scope)) {
     // A full buffer means a slow reader: stop pulling from upstream until it drains.
-    if (!call.write(message)) await drain(call, scope.signal);
+    if (!call.write(message)) await once(call, "drain", { signal: scope.signal }).catch(() => {}); // aborted: the next read throws why
   }
-}
-
-function drain(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.on("drain", done);
-    signal.addEventListener("abort", done);
-  });
 }
 
 /** Unary and server-streaming calls share these members. */

@@ -31,14 +31,7 @@ export async function startClientHarness(options: HarnessOptions = {}, clientOpt
 }
 
 /** The rejection of `p`; fails the test when `p` resolves. */
-export async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the call to fail");
-}
+export { rejection } from "../helpers/harness.js";
 
 /** Iterates to the end; returns what was received and what was thrown (never rejects). */
 export async function drain<T>(stream: AsyncIterable<T>): Promise<{ items: T[]; error: unknown }> {

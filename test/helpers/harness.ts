@@ -159,3 +159,13 @@ export async function until(predicate: () => boolean, ms = 5000, what = "conditi
 export function streamedText(chunks: readonly ChatCompletionChunk[]): string {
   return chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("");
 }
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected the call to fail");
+}

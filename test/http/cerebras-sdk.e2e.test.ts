@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { startHttpHarness, type HttpHarness } from "../helpers/http.js";
+import { rejection } from "../helpers/harness.js";
 
 let h: HttpHarness;
 beforeAll(async () => {
@@ -23,15 +24,6 @@ afterAll(async () => {
 });
 
 const ask = (text: string) => ({ model: "gpt-oss-120b", messages: [{ role: "user" as const, content: text }] });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** The SDK's completion type is a union (completion | chunk | error); read what the tests need. */
 interface Completion {

@@ -8,6 +8,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParamsNon
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { startHttpHarness, type HttpHarness } from "../helpers/http.js";
+import { rejection } from "../helpers/harness.js";
 
 let h: HttpHarness;
 beforeAll(async () => {
@@ -20,15 +21,6 @@ afterAll(async () => {
 type WithTimeInfo<T> = T & { time_info?: Record<string, number> };
 const lastUpstreamBody = (): Record<string, unknown> => h.fake.chatRequests().at(-1)!.body as Record<string, unknown>;
 const ask = (text: string): { model: string; messages: ChatCompletionMessageParam[] } => ({ model: "gpt-oss-120b", messages: [{ role: "user", content: text }] });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const weatherTool: ChatCompletionTool = {
   type: "function",

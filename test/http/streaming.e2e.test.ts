@@ -7,7 +7,7 @@ import { Agent } from "node:http";
 import { APIUserAbortError } from "openai";
 import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { until } from "../helpers/harness.js";
+import { rejection, until } from "../helpers/harness.js";
 import { chatBody, json, raw, sseData, startHttpHarness, type HttpHarness } from "../helpers/http.js";
 
 let h: HttpHarness;
@@ -19,15 +19,6 @@ afterAll(async () => {
 });
 
 const ask = (text: string) => ({ model: "gpt-oss-120b", messages: [{ role: "user" as const, content: text }] });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("events are not buffered", () => {
   it("the first SSE event reaches the client while the upstream is held after its first chunk", async () => {
