@@ -9,8 +9,9 @@
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { cerebrasErrors, type Fault } from "../../src/fake-upstream/faults.js";
+import type { Fault } from "../../src/fake-upstream/faults.js";
 import { create, decodeStatus, deadlineIn, startHarness, stream, userRequest, until, type Harness } from "../helpers/harness.js";
+import { beforeFirstByte, streamOnly, type Outcome } from "./fault-rows.js";
 
 const DEADLINE_MS = 3000;
 
@@ -27,15 +28,6 @@ afterEach(async () => {
   const res = await create(h.chat, userRequest("next one"), deadlineIn(DEADLINE_MS));
   expect(res.choices[0]!.message!.content).toBe("Echo: next one");
 });
-
-interface Outcome {
-  /** gRPC status name, "OK" on success. */
-  readonly code: string;
-  readonly reason: string | undefined;
-  readonly attempts: number;
-  readonly chunks: number;
-  readonly retryDelayMs: number | undefined;
-}
 
 async function runUnary(faults: readonly Fault[], deadlineMs = DEADLINE_MS): Promise<Outcome> {
   for (const f of faults) h.fake.failNext(f);
@@ -70,33 +62,6 @@ function outcome(err: ServiceError, attempts: number, chunks: number): Outcome {
   return { code, reason: d.errorInfo?.reason, attempts, chunks, retryDelayMs: delay ? delay.seconds * 1000 + delay.nanos / 1e6 : undefined };
 }
 
-const times = (n: number, f: Fault): Fault[] => Array.from({ length: n }, () => f);
-
-/** Faults that hit before any byte reaches the caller: the same on both RPCs. */
-const beforeFirstByte: Array<[string, Fault[], Partial<Outcome>]> = [
-  ["reset before headers, every attempt", times(3, { kind: "reset-before-headers" }), { code: "UNAVAILABLE", reason: "UPSTREAM_CONNECTION_FAILED", attempts: 3 }],
-  ["reset before headers once, then fine", [{ kind: "reset-before-headers" }], { code: "OK", attempts: 2 }],
-  ["500, every attempt", times(3, cerebrasErrors.serverError(500)), { code: "UNAVAILABLE", reason: "UPSTREAM_SERVER_ERROR", attempts: 3 }],
-  ["503 twice, then fine", times(2, cerebrasErrors.serverError(503)), { code: "OK", attempts: 3 }],
-  ["429 queue_exceeded, every attempt", times(3, cerebrasErrors.queueExceeded()), { code: "UNAVAILABLE", reason: "UPSTREAM_OVERLOADED", attempts: 3 }],
-  ["429 queue_exceeded once, then fine", [cerebrasErrors.queueExceeded()], { code: "OK", attempts: 2 }],
-  [
-    "429 token quota resetting inside the budget, every attempt",
-    times(3, cerebrasErrors.tokenQuotaPerMinute(0.1)),
-    { code: "RESOURCE_EXHAUSTED", reason: "UPSTREAM_QUOTA_EXCEEDED", attempts: 3, retryDelayMs: 100 },
-  ],
-  ["429 token quota resetting inside the budget once, then fine", [cerebrasErrors.tokenQuotaPerMinute(0.1)], { code: "OK", attempts: 2 }],
-  [
-    "429 token quota resetting after the budget",
-    [cerebrasErrors.tokenQuotaPerMinute(60)],
-    { code: "RESOURCE_EXHAUSTED", reason: "UPSTREAM_QUOTA_EXCEEDED", attempts: 1, retryDelayMs: 60_000 },
-  ],
-  ["429 daily request quota", [cerebrasErrors.requestQuotaPerDay(3600)], { code: "RESOURCE_EXHAUSTED", reason: "UPSTREAM_QUOTA_EXCEEDED", attempts: 1 }],
-  ["401 of the gateway's own key", [cerebrasErrors.wrongApiKey()], { code: "UNAVAILABLE", reason: "UPSTREAM_AUTH_FAILED", attempts: 1 }],
-  ["400 wrong_api_format", [cerebrasErrors.wrongApiFormat()], { code: "INVALID_ARGUMENT", reason: "UPSTREAM_INVALID_REQUEST", attempts: 1 }],
-  ["404 model_not_found", [cerebrasErrors.modelNotFound()], { code: "NOT_FOUND", reason: "MODEL_NOT_FOUND", attempts: 1 }],
-];
-
 describe.each([
   ["unary", runUnary],
   ["streaming", runStream],
@@ -122,18 +87,7 @@ describe("gRPC unary only", () => {
 });
 
 describe("gRPC streaming only", () => {
-  it.each<[string, Fault[], Partial<Outcome>]>([
-    ["no first token in time, every attempt (retried: nothing was sent yet)", times(3, { kind: "stall", afterChunks: 0 }), { code: "UNAVAILABLE", reason: "UPSTREAM_TIMEOUT", attempts: 3, chunks: 0 }],
-    ["no first token in time once, then fine", [{ kind: "stall", afterChunks: 0 }], { code: "OK", attempts: 2 }],
-    ["a response slower than FIRST_TOKEN_TIMEOUT_S, once: that attempt is dropped and retried", [{ kind: "delay", ms: 10_000 }], { code: "OK", attempts: 2 }],
-    ["idle stream after 2 chunks (not retried: chunks were sent)", [{ kind: "stall", afterChunks: 2 }], { code: "UNAVAILABLE", reason: "UPSTREAM_TIMEOUT", attempts: 1, chunks: 2 }],
-    ["reset mid-stream", [{ kind: "cut-stream", afterChunks: 3 }], { code: "UNAVAILABLE", reason: "UPSTREAM_CONNECTION_FAILED", attempts: 1, chunks: 3 }],
-    ["mid-stream error frame", [{ kind: "error-frame", afterChunks: 2 }], { code: "UNAVAILABLE", reason: "UPSTREAM_STREAM_ERROR", attempts: 1, chunks: 2 }],
-    ["error frame (500) before any chunk, every attempt", times(3, { kind: "error-frame", afterChunks: 0 }), { code: "UNAVAILABLE", reason: "UPSTREAM_SERVER_ERROR", attempts: 3, chunks: 0 }],
-    ["EOF without finish_reason", [{ kind: "eof-without-finish", afterChunks: 3 }], { code: "UNAVAILABLE", reason: "UPSTREAM_STREAM_TRUNCATED", attempts: 1, chunks: 3 }],
-    ["garbage bytes mid-stream", [{ kind: "garbage", afterChunks: 2 }], { code: "UNAVAILABLE", reason: "UPSTREAM_BAD_RESPONSE", attempts: 1, chunks: 2 }],
-    ["one event larger than the SSE bound", [{ kind: "huge-event", afterChunks: 1, bytes: 9 * 1024 * 1024 }], { code: "UNAVAILABLE", reason: "UPSTREAM_BAD_RESPONSE", attempts: 1, chunks: 1 }],
-  ])("%s", async (_name, faults, expected) => {
+  it.each(streamOnly)("%s", async (_name, faults, expected) => {
     expect(await runStream(faults)).toMatchObject(expected);
   });
 });
