@@ -124,11 +124,17 @@ export function figuresLine(stats: StreamStats, requestId: string): string {
   if (tps !== undefined) parts.push(`${tps >= 100 ? Math.round(tps) : tps.toFixed(1)} tok/s`);
   const u = stats.usage;
   if (u !== undefined) parts.push(`${u.totalTokens} tokens (${u.promptTokens} in, ${u.completionTokens} out)`);
+  if (u?.costUsd !== undefined) parts.push(`$${formatUsd(u.costUsd)}`);
   if (stats.model !== "") parts.push(stats.model);
   const finish = finishReasonName(stats.finishReason);
   if (finish !== undefined && finish !== "stop") parts.push(`finish: ${finish}`);
   parts.push(`request ${requestId}`);
   return parts.join(" · ");
+}
+
+/** USD with enough digits for per-call amounts (a short answer costs millionths of a dollar). */
+export function formatUsd(usd: number): string {
+  return usd >= 0.01 ? usd.toFixed(4) : usd.toPrecision(3);
 }
 
 /** The --json document of a streamed answer. */
@@ -150,6 +156,7 @@ export function chatJson(stats: StreamStats, requestId: string): Record<string, 
             completionTokens: u.completionTokens,
             totalTokens: u.totalTokens,
             reasoningTokens: u.completionTokensDetails?.reasoningTokens ?? 0,
+            costUsd: u.costUsd ?? null,
           },
     timing: { timeToFirstTokenMs: round(stats.timeToFirstTokenMs), durationMs: round(stats.durationMs), tokensPerSecond: round(stats.tokensPerSecond) },
     chunks: stats.chunks,

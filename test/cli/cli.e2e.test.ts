@@ -31,7 +31,7 @@ describe("aigw chat", () => {
     expect(stdout).not.toContain("\x1b[");
     const lines = stderr.trimEnd().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ttft \d+ ms · [\d.]+ tok\/s · \d+ tokens \(\d+ in, 10 out\) · gpt-oss-120b · request [0-9a-f-]{36}$/);
+    expect(lines[0]).toMatch(/^ttft \d+ ms · [\d.]+ tok\/s · \d+ tokens \(\d+ in, 10 out\) · \$[\d.e-]+ · gpt-oss-120b · request [0-9a-f-]{36}$/);
     // The request id shown is the one the gateway used (and sent upstream).
     expect(lines[0]).toContain(`request ${String(lastUpstream().headers["x-request-id"])}`);
   });

@@ -60,9 +60,9 @@ describe("figures", () => {
     stats.chunk(chunk({ content: "a" }));
     t = 620;
     stats.chunk(
-      chunk({}, { choices: [{ delta: {}, finishReason: FinishReason.FINISH_REASON_LENGTH }], usage: { promptTokens: 7, completionTokens: 50, totalTokens: 57 } }),
+      chunk({}, { choices: [{ delta: {}, finishReason: FinishReason.FINISH_REASON_LENGTH }], usage: { promptTokens: 7, completionTokens: 50, totalTokens: 57, costUsd: 0.0000400 } }),
     );
-    expect(figuresLine(stats, "req-1")).toBe("ttft 120 ms · 100 tok/s · 57 tokens (7 in, 50 out) · m · finish: length · request req-1");
+    expect(figuresLine(stats, "req-1")).toBe("ttft 120 ms · 100 tok/s · 57 tokens (7 in, 50 out) · $0.0000400 · m · finish: length · request req-1");
   });
 });
 
