@@ -76,6 +76,10 @@ export class CallReporter {
   }
 
   private log(r: CallRecord, extra: Record<string, unknown>, started: number, routine: boolean): void {
+    const e = r.error;
+    const level = e === undefined ? (routine ? "debug" : "info") : e.code === Code.INTERNAL ? "error" : "warn";
+    // Build nothing for a line the level drops: this runs once per call.
+    if (!this.logger.isLevelEnabled(level)) return;
     const s = r.stats;
     const line: Record<string, unknown> = { transport: r.transport, method: r.method, requestId: r.requestId, ...extra, model: s.model, code: r.code, durationMs: r.durationMs };
     if (s.keyName !== undefined) line["key"] = s.keyName;
@@ -87,11 +91,8 @@ export class CallReporter {
       line["tokens"] = { prompt: s.promptTokens, completion: s.completionTokens, cached: s.cachedTokens, reasoning: s.reasoningTokens };
     }
     if (s.costUsd !== undefined) line["costUsd"] = s.costUsd;
-    const e = r.error;
-    if (e === undefined) {
-      if (routine) this.logger.debug(line, "call");
-      else this.logger.info(line, "call");
-    } else if (e.code === Code.INTERNAL) this.logger.error({ ...line, reason: e.reason, err: e.cause ?? e }, "call failed");
+    if (e === undefined) this.logger[level](line, "call");
+    else if (level === "error") this.logger.error({ ...line, reason: e.reason, err: e.cause ?? e }, "call failed");
     else this.logger.warn({ ...line, reason: e.reason, error: e.message }, "call failed");
   }
 }

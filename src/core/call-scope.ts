@@ -14,6 +14,7 @@ export class CallScope implements CallContext {
   readonly stats: CallStats = {};
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private settled = false;
 
   /**
    * @param callerDeadline epoch ms the caller set, or Infinity
@@ -35,14 +36,19 @@ export class CallScope implements CallContext {
     return this.controller.signal;
   }
 
-  /** The caller went away: abort everything the call started. */
+  /**
+   * The caller went away: abort everything the call started. A no-op once the call is
+   * over (grpc-js reports 'cancelled' for every call whose stream closes, finished or not).
+   */
   cancel(): void {
+    if (this.settled) return;
     this.controller.abort(CANCELLED);
     this.dispose();
   }
 
   /** The call is over: stop the budget timer. Idempotent. */
   dispose(): void {
+    this.settled = true;
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;

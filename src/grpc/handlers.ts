@@ -38,12 +38,15 @@ export function unaryHandler<Req, Res>(
     run(() => fn(call.request, scope), call, scope, options).then(
       (response) => {
         scope.dispose();
+        // Headers in the same tick as the reply: one write, not two.
+        sendHeaders(call, scope);
         callback(null, response);
         report(options.reporter, method, scope, started, undefined);
       },
       (err: unknown) => {
         scope.dispose();
         const error = GatewayError.from(err);
+        sendHeaders(call, scope);
         callback(toGrpcError(error, scope.requestId));
         report(options.reporter, method, scope, started, error);
       },
@@ -59,9 +62,11 @@ export function serverStreamHandler<Req, Res>(
   return (call) => {
     const started = performance.now();
     const scope = openScope(call, options);
-    run(() => pump(call, fn, scope), call, scope, options).then(
+    const headers = { sent: false };
+    run(() => pump(call, fn, scope, headers), call, scope, options).then(
       () => {
         scope.dispose();
+        if (!headers.sent) sendHeaders(call, scope);
         call.end();
         report(options.reporter, method, scope, started, undefined);
       },
@@ -69,7 +74,10 @@ export function serverStreamHandler<Req, Res>(
         scope.dispose();
         const error = GatewayError.from(err);
         // emit('error') sends the status; destroy() would leave the client hanging.
-        if (!call.cancelled) call.emit("error", toGrpcError(error, scope.requestId));
+        if (!call.cancelled) {
+          if (!headers.sent) sendHeaders(call, scope);
+          call.emit("error", toGrpcError(error, scope.requestId));
+        }
         report(options.reporter, method, scope, started, error);
       },
     );
@@ -93,8 +101,18 @@ async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScop
   }
 }
 
-async function pump<Req, Res>(call: ServerWritableStream<Req, Res>, fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>, scope: CallScope): Promise<void> {
+async function pump<Req, Res>(
+  call: ServerWritableStream<Req, Res>,
+  fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+  scope: CallScope,
+  headers: { sent: boolean },
+): Promise<void> {
   for await (const message of fn(call.request, scope)) {
+    if (!headers.sent) {
+      // With the first message, so headers and message leave in one write.
+      sendHeaders(call, scope);
+      headers.sent = true;
+    }
     // A full buffer means a slow reader: stop pulling from upstream until it drains.
     if (!call.write(message)) await once(call, "drain", { signal: scope.signal }).catch(() => {}); // aborted: the next read throws why
   }
@@ -107,12 +125,17 @@ function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
   const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
   const deadline = call.getDeadline();
   const scope = new CallScope(deadline instanceof Date ? deadline.getTime() : deadline, options.ceilingMs, requestId);
-  // Fires on client cancel, disconnect and grpc-js' own deadline expiry.
+  // Fires on client cancel, disconnect and grpc-js' own deadline expiry (and, in grpc-js
+  // 1.14, when any finished call's stream closes: the scope ignores it once settled).
   call.on("cancelled", () => scope.cancel());
-  const headers = new Metadata();
-  headers.set("x-request-id", requestId);
-  call.sendMetadata(headers);
   return scope;
+}
+
+/** Response headers carry the request id; sent with the reply, never on their own. */
+function sendHeaders(call: SurfaceCall, scope: CallScope): void {
+  const headers = new Metadata();
+  headers.set("x-request-id", scope.requestId);
+  call.sendMetadata(headers);
 }
 
 function report(reporter: CallReporter, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {
