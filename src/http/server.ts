@@ -10,7 +10,6 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import type { KeyRing } from "../auth/key-ring.js";
 import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
@@ -21,6 +20,7 @@ import { requestIdFrom } from "../core/request-id.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
+import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
 import { sendFailure } from "./respond.js";
 import { matchRoute, type Readiness, type RouteDeps } from "./routes.js";
@@ -136,14 +136,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, options.port, options.host);
 
   return {
     port,

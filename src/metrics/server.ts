@@ -4,7 +4,7 @@
  * same host or network, as with every Prometheus exporter).
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "../http/listen.js";
 import type { Logger } from "../log.js";
 import { sendMetrics, type MetricsSource } from "./exposition.js";
 
@@ -36,14 +36,7 @@ export async function startMetricsServer(source: MetricsSource, options: Metrics
       });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, options.port, options.host);
   return {
     port,
     close: () =>
