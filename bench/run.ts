@@ -809,7 +809,7 @@ function parseEnvList(text: string | undefined): Record<string, string> {
 
 function snapshot(work: string): string {
   const dist = join(ROOT, "dist");
-  for (const need of ["src/main.js", "src/fake-upstream/main.js", "bench/loadgen.js", "gen/descriptor.binpb"]) {
+  for (const need of ["src/main.js", "src/fake-upstream/main.js", "bench/loadgen.js", "gen/descriptor.js"]) {
     if (!existsSync(join(dist, need))) throw new Error(`dist/${need} is missing: run \`npm run build\` (npm run bench does)`);
   }
   const snap = join(work, "snapshot");

@@ -1,22 +1,19 @@
 /**
  * gRPC server reflection (grpc.reflection.v1 and v1alpha), served from the unmodified
- * bytes of `buf build --as-file-descriptor-set` (gen/descriptor.binpb).
+ * descriptor bytes `buf generate` writes into gen/descriptor.ts.
  *
  * Why not @grpc/reflection: it rebuilds descriptors through protobufjs, which drops
  * imports, renames map entries and loses proto2 zero values, and grpcurl / buf curl then
  * fail on any file that imports another (grpc-node#3018, #3034). Here the descriptors
  * are decoded only to build an index; what goes on the wire is the original bytes.
  */
-import { readFileSync } from "node:fs";
 import type { Server, ServerDuplexStream } from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema, type DescriptorProto } from "@bufbuild/protobuf/wkt";
+import { DESCRIPTOR_SET_BASE64 } from "../../gen/descriptor.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection.js";
-
-/** The descriptor set `npm run generate` writes next to the generated code. */
-export const DESCRIPTOR_SET_URL = new URL("../../gen/descriptor.binpb", import.meta.url);
 
 const NOT_FOUND = 5;
 const UNIMPLEMENTED = 12;
@@ -62,8 +59,9 @@ export class DescriptorIndex {
     this.services = services;
   }
 
-  static load(url: URL = DESCRIPTOR_SET_URL): DescriptorIndex {
-    return new DescriptorIndex(readFileSync(url));
+  /** The gateway's own contract, as generated. */
+  static load(): DescriptorIndex {
+    return new DescriptorIndex(Buffer.from(DESCRIPTOR_SET_BASE64, "base64"));
   }
 
   /** The file and everything it imports, transitively, each once: what clients need to resolve it. */
