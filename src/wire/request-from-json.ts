@@ -24,6 +24,7 @@ import type {
 import { ReasoningEffort, ReasoningFormat, Role, ServiceTier } from "../../gen/aigateway/v1/chat.js";
 import { Code, GatewayError, Reason, type FieldViolation } from "../core/errors.js";
 import { reasoningEfforts, reasoningFormats, roles, serviceTiers, toolChoiceModes } from "./enums.js";
+import { isJsonObject, type JsonObject } from "./json.js";
 import { ChatRequestJson, type ContentPartJson } from "./schema.js";
 
 /** Top-level OpenAI fields Cerebras rejects: accepted from clients, never sent on. */
@@ -48,7 +49,6 @@ const KNOWN_FIELDS = new Set(Object.keys(ChatRequestJson.shape));
 
 type Parsed = z.output<typeof ChatRequestJson>;
 type ParsedMessage = Parsed["messages"][number];
-type Json = Record<string, unknown>;
 
 export interface DecodedChatRequest {
   readonly request: ChatCompletionRequest;
@@ -63,7 +63,7 @@ export interface DecodedChatRequest {
  * violations name every bad field by its dotted JSON path (`messages.0.content`).
  */
 export function chatRequestFromJson(value: unknown): DecodedChatRequest {
-  if (!isObject(value)) {
+  if (!isJsonObject(value)) {
     throw new GatewayError({
       code: Code.INVALID_ARGUMENT,
       reason: Reason.INVALID_REQUEST,
@@ -87,8 +87,8 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
 }
 
 /** A shallow copy of the body without the ignored fields (the caller's object is not touched). */
-function withoutIgnored(body: Json, ignored: string[]): Json {
-  const out: Json = {};
+function withoutIgnored(body: JsonObject, ignored: string[]): JsonObject {
+  const out: JsonObject = {};
   for (const [key, v] of Object.entries(body)) {
     if (IGNORED_FIELDS.includes(key)) ignored.push(key);
     else out[key] = v;
@@ -96,8 +96,8 @@ function withoutIgnored(body: Json, ignored: string[]): Json {
   const messages = out["messages"];
   if (Array.isArray(messages)) {
     out["messages"] = messages.map((m: unknown, i) => {
-      if (!isObject(m) || m["role"] !== "assistant") return m;
-      const copy: Json = {};
+      if (!isJsonObject(m) || m["role"] !== "assistant") return m;
+      const copy: JsonObject = {};
       for (const [key, v] of Object.entries(m)) {
         if (IGNORED_ASSISTANT_FIELDS.includes(key)) ignored.push(`messages.${i}.${key}`);
         else copy[key] = v;
@@ -188,7 +188,7 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 function unknownKeys(input: unknown, output: unknown, path: string, out: FieldViolation[]): void {
   if (Array.isArray(input) && Array.isArray(output)) {
     for (let i = 0; i < input.length; i++) unknownKeys(input[i], output[i], `${path}${i}.`, out);
-  } else if (isObject(input) && isObject(output) && input !== output) {
+  } else if (isJsonObject(input) && isJsonObject(output) && input !== output) {
     for (const key of Object.keys(input)) {
       if (!(key in output)) out.push(unknownField(path + key));
       else unknownKeys(input[key], output[key], `${path}${key}.`, out);
@@ -307,10 +307,6 @@ function responseFormatToProto(f: NonNullable<Parsed["response_format"]>): Respo
 
 function predictionToProto(content: string | ReadonlyArray<{ text: string }>): Prediction {
   return { contentKind: textContent(content) };
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function typeName(v: unknown): string {

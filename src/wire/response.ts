@@ -24,8 +24,8 @@ import {
 } from "../../gen/aigateway/v1/chat.js";
 import { ProviderError, Reason } from "../core/errors.js";
 import { finishReasons, roles } from "./enums.js";
+import { isJsonObject, type JsonObject } from "./json.js";
 
-type Json = Record<string, unknown>;
 
 export function chatCompletionFromJson(value: unknown): ChatCompletion {
   const o = object(value, "completion");
@@ -57,11 +57,11 @@ export function chatCompletionChunkFromJson(value: unknown): ChatCompletionChunk
   return out;
 }
 
-function fillCommon(o: Json, out: ChatCompletion | ChatCompletionChunk): void {
+function fillCommon(o: JsonObject, out: ChatCompletion | ChatCompletionChunk): void {
   const usage = o["usage"];
-  if (isObject(usage)) out.usage = usageFromJson(usage);
+  if (isJsonObject(usage)) out.usage = usageFromJson(usage);
   const timeInfo = o["time_info"];
-  if (isObject(timeInfo)) out.timeInfo = timeInfoFromJson(timeInfo);
+  if (isJsonObject(timeInfo)) out.timeInfo = timeInfoFromJson(timeInfo);
   const tier = o["service_tier"];
   if (typeof tier === "string") out.serviceTier = tier;
   const tierUsed = o["service_tier_used"];
@@ -70,15 +70,15 @@ function fillCommon(o: Json, out: ChatCompletion | ChatCompletionChunk): void {
 
 function choiceFromJson(value: unknown): Choice {
   const c = object(value, "completion.choices[]");
-  const m = isObject(c["message"]) ? c["message"] : {};
+  const m = isJsonObject(c["message"]) ? c["message"] : {};
   const message: AssistantMessage = { role: Role.ROLE_ASSISTANT, toolCalls: toolCallsFromJson(m["tool_calls"]) };
   const content = m["content"];
   if (typeof content === "string") message.content = content;
   const reasoning = m["reasoning"];
   if (typeof reasoning === "string") message.reasoning = reasoning;
   const out: Choice = { index: int(c["index"]), message, finishReason: finishReasonFromJson(c["finish_reason"]) };
-  if (isObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
-  if (isObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
+  if (isJsonObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
+  if (isJsonObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
   return out;
 }
 
@@ -86,7 +86,7 @@ function chunkChoiceFromJson(value: unknown): ChunkChoice {
   const c = object(value, "chunk.choices[]");
   const d = c["delta"];
   const delta: Delta = { role: Role.ROLE_UNSPECIFIED, toolCalls: [] };
-  if (isObject(d)) {
+  if (isJsonObject(d)) {
     const role = d["role"];
     if (typeof role === "string") delta.role = roles.fromWire(role) ?? Role.ROLE_UNSPECIFIED;
     const content = d["content"];
@@ -97,8 +97,8 @@ function chunkChoiceFromJson(value: unknown): ChunkChoice {
     if (Array.isArray(calls)) delta.toolCalls = calls.map(toolCallDeltaFromJson);
   }
   const out: ChunkChoice = { index: int(c["index"]), delta, finishReason: finishReasonFromJson(c["finish_reason"]) };
-  if (isObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
-  if (isObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
+  if (isJsonObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
+  if (isJsonObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
   return out;
 }
 
@@ -106,7 +106,7 @@ function toolCallsFromJson(value: unknown): ToolCall[] {
   if (!Array.isArray(value)) return [];
   return value.map((v): ToolCall => {
     const c = object(v, "tool_calls[]");
-    const f = isObject(c["function"]) ? c["function"] : {};
+    const f = isJsonObject(c["function"]) ? c["function"] : {};
     return {
       id: str(c["id"]),
       type: typeof c["type"] === "string" ? c["type"] : "function",
@@ -123,7 +123,7 @@ function toolCallDeltaFromJson(value: unknown): ToolCallDelta {
   const type = c["type"];
   if (typeof type === "string") out.type = type;
   const f = c["function"];
-  if (isObject(f)) {
+  if (isJsonObject(f)) {
     const fn: { name?: string; arguments?: string } = {};
     if (typeof f["name"] === "string") fn.name = f["name"];
     if (typeof f["arguments"] === "string") fn.arguments = f["arguments"];
@@ -138,16 +138,16 @@ function finishReasonFromJson(value: unknown): FinishReason {
   return finishReasons.fromWire(value) ?? FinishReason.FINISH_REASON_STOP;
 }
 
-function usageFromJson(u: Json): Usage {
+function usageFromJson(u: JsonObject): Usage {
   const out: Usage = {
     promptTokens: int(u["prompt_tokens"]),
     completionTokens: int(u["completion_tokens"]),
     totalTokens: int(u["total_tokens"]),
   };
   const p = u["prompt_tokens_details"];
-  if (isObject(p)) out.promptTokensDetails = { cachedTokens: int(p["cached_tokens"]) };
+  if (isJsonObject(p)) out.promptTokensDetails = { cachedTokens: int(p["cached_tokens"]) };
   const c = u["completion_tokens_details"];
-  if (isObject(c)) {
+  if (isJsonObject(c)) {
     out.completionTokensDetails = {
       reasoningTokens: int(c["reasoning_tokens"]),
       acceptedPredictionTokens: int(c["accepted_prediction_tokens"]),
@@ -157,7 +157,7 @@ function usageFromJson(u: Json): Usage {
   return out;
 }
 
-function timeInfoFromJson(t: Json): TimeInfo {
+function timeInfoFromJson(t: JsonObject): TimeInfo {
   const out: TimeInfo = {};
   if (typeof t["queue_time"] === "number") out.queueTime = t["queue_time"];
   if (typeof t["prompt_time"] === "number") out.promptTime = t["prompt_time"];
@@ -167,14 +167,14 @@ function timeInfoFromJson(t: Json): TimeInfo {
   return out;
 }
 
-function logprobsFromJson(l: Json): Logprobs {
+function logprobsFromJson(l: JsonObject): Logprobs {
   return { content: tokenLogprobs(l["content"]), refusal: tokenLogprobs(l["refusal"]) };
 }
 
 function tokenLogprobs(value: unknown): TokenLogprob[] {
   if (!Array.isArray(value)) return [];
   return value.map((v): TokenLogprob => {
-    const t = isObject(v) ? v : {};
+    const t = isJsonObject(v) ? v : {};
     const top = t["top_logprobs"];
     return {
       token: str(t["token"]),
@@ -182,7 +182,7 @@ function tokenLogprobs(value: unknown): TokenLogprob[] {
       bytes: intArray(t["bytes"]),
       topLogprobs: Array.isArray(top)
         ? top.map((x) => {
-            const a = isObject(x) ? x : {};
+            const a = isJsonObject(x) ? x : {};
             return { token: str(a["token"]), logprob: num(a["logprob"]), bytes: intArray(a["bytes"]) };
           })
         : [],
@@ -190,12 +190,8 @@ function tokenLogprobs(value: unknown): TokenLogprob[] {
   });
 }
 
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function object(v: unknown, what: string): Json {
-  if (isObject(v)) return v;
+function object(v: unknown, what: string): JsonObject {
+  if (isJsonObject(v)) return v;
   throw badResponse(`${what} is not an object`);
 }
 

@@ -211,11 +211,3 @@ export interface TokenLogprobJson {
   bytes?: number[] | null;
   top_logprobs?: Array<{ token: string; logprob: number; bytes?: number[] | null }> | null;
 }
-
-/** Cerebras' flat error body (CEREBRAS_API.md §5.1). */
-export interface ErrorBodyJson {
-  message?: string | null;
-  type?: string | null;
-  param?: string | null;
-  code?: string | null;
-}

@@ -15,6 +15,7 @@ import type { Model } from "../../../gen/aigateway/v1/models.js";
 import { abortReason } from "../../core/call-scope.js";
 import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
 import type { CallContext, ChatProvider } from "../../core/provider.js";
+import { isJsonObject } from "../../wire/json.js";
 import { chatRequestToJson } from "../../wire/request.js";
 import { badResponse, chatCompletionChunkFromJson, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse } from "./errors.js";
@@ -124,25 +125,18 @@ export class CerebrasProvider implements ChatProvider {
       try {
         res = await this.send("POST", CHAT_PATH, body, ctx, watchdog.signal, "text/event-stream");
         const decoder = new SseDecoder();
-        for await (const bytes of res.body) {
+        const reads = res.body[Symbol.asyncIterator]();
+        // One pass per socket read, and a last one at EOF for an event left unterminated.
+        for (let eof = false; !eof; ) {
+          const read = await reads.next();
+          eof = read.done === true;
           watchdog.touch();
           if (done) continue;
-          const events = decoder.push(bytes as Buffer);
+          const events = eof ? decoder.end() : decoder.push(read.value as Buffer);
           for (let i = 0; i < events.length; i++) {
             const chunk = this.chunkFromEvent(events[i]!, delivered);
             if (chunk === DONE) {
               finished = done = true;
-              break;
-            }
-            deliver(chunk);
-            yield chunk;
-          }
-        }
-        if (!done) {
-          for (const event of decoder.end()) {
-            const chunk = this.chunkFromEvent(event, delivered);
-            if (chunk === DONE) {
-              finished = true;
               break;
             }
             deliver(chunk);
@@ -189,7 +183,7 @@ export class CerebrasProvider implements ChatProvider {
     const publicRows = (details as { data?: unknown })?.data;
     const byId = new Map<string, Record<string, unknown>>();
     if (Array.isArray(publicRows)) {
-      for (const row of publicRows) if (isRecord(row) && typeof row["id"] === "string") byId.set(row["id"], row);
+      for (const row of publicRows) if (isJsonObject(row) && typeof row["id"] === "string") byId.set(row["id"], row);
     }
     return data.map((row) => modelFromJson(row, byId));
   }
@@ -316,7 +310,7 @@ function streamError(json: unknown, delivered: number): GatewayError {
 }
 
 function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<string, unknown>>): Model {
-  const o = isRecord(value) ? value : {};
+  const o = isJsonObject(value) ? value : {};
   if (typeof o["id"] !== "string") throw badResponse("a model has no id");
   const model: Model = {
     id: o["id"],
@@ -332,10 +326,10 @@ function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<strin
   if (typeof d["name"] === "string") model.name = d["name"];
   model.deprecated = d["deprecated"] === true;
   model.preview = d["preview"] === true;
-  const limits = isRecord(d["limits"]) ? d["limits"] : {};
+  const limits = isJsonObject(d["limits"]) ? d["limits"] : {};
   if (typeof limits["max_context_length"] === "number") model.contextLength = limits["max_context_length"];
   if (typeof limits["max_completion_tokens"] === "number") model.maxCompletionTokens = limits["max_completion_tokens"];
-  if (isRecord(d["pricing"])) {
+  if (isJsonObject(d["pricing"])) {
     // Per-token USD, as strings ("0.00000035"); an unparsable price stays unknown.
     const price = (v: unknown): number | undefined => {
       const n = typeof v === "string" || typeof v === "number" ? Number(v) : Number.NaN;
@@ -351,7 +345,7 @@ function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<strin
     if (cached !== undefined) pricing.cachedPrompt = cached;
     model.pricing = pricing;
   }
-  if (isRecord(d["capabilities"])) {
+  if (isJsonObject(d["capabilities"])) {
     const c = d["capabilities"];
     model.capabilities = {
       tools: c["tools"] === true || c["function_calling"] === true,
@@ -362,10 +356,6 @@ function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<strin
     };
   }
   return model;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 class BodyTooLargeError extends Error {
