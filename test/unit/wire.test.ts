@@ -8,24 +8,8 @@ import { ProviderError } from "../../src/core/errors.js";
 import { chatRequestToJson } from "../../src/wire/request.js";
 import { chatCompletionChunkFromJson, chatCompletionFromJson } from "../../src/wire/response.js";
 import { ChatRequestJson } from "../../src/wire/schema.js";
+import { RECORDED_TOOL_COMPLETION } from "../fixtures/recorded-completion.js";
 
-// Recorded from api.cerebras.ai (VCR tool.yaml, 2025-10-23): no content key, float created in time_info.
-const RECORDED_TOOL_COMPLETION = {
-  id: "chatcmpl-8b1c1d6e-1f7b-4c6a-9d44-2b3c4d5e6f70",
-  object: "chat.completion",
-  created: 1761231233,
-  model: "qwen-3-coder-480b",
-  system_fingerprint: "fp_386b539e7b02ce3613b7",
-  choices: [
-    {
-      index: 0,
-      finish_reason: "tool_calls",
-      message: { role: "assistant", tool_calls: [{ id: "181e286b1", type: "function", function: { name: "weather", arguments: '{"location": "Florence"}' } }] },
-    },
-  ],
-  usage: { prompt_tokens: 277, completion_tokens: 23, total_tokens: 300, prompt_tokens_details: { cached_tokens: 0 } },
-  time_info: { queue_time: 0.042823605, prompt_time: 0.012713736, completion_time: 0.016030452, total_time: 0.07278990745544434, created: 1761231233.7300596 },
-};
 
 describe("chatCompletionFromJson", () => {
   it("reads a recorded tool-call completion, keeping absent content absent", () => {
