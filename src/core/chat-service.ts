@@ -4,14 +4,14 @@
  * that can fail before the upstream is asked (so no quota is spent on a doomed request),
  * delegates to the provider, and prices the usage.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
 import { abortReason } from "./call-scope.js";
 import type { ModelCatalog } from "./catalog.js";
 import { costUsd } from "./cost.js";
 import { GatewayError } from "./errors.js";
 import { checkAgainstModel, unknownModel } from "./preflight.js";
-import type { CallContext, ChatProvider } from "./provider.js";
+import type { CallContext, ChatProvider, ChunkSink } from "./provider.js";
 import { validateChatRequest } from "./validate.js";
 
 export interface ChatServiceOptions {
@@ -38,12 +38,19 @@ export class ChatService {
     return completion;
   }
 
-  /** Throws (synchronously) a GatewayError for a request that cannot succeed, before any upstream call. */
-  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext): AsyncIterable<ChatCompletionChunk> {
+  /**
+   * The answer's chunks, handed to `sink` as they arrive (see ChatProvider). A request that
+   * cannot succeed is refused before any upstream call; the chunk carrying usage gets its
+   * cost before the sink sees it.
+   */
+  async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void> {
     const model = this.prepare(request, true, ctx);
-    return this.provider.streamChatCompletion(request, ctx, (chunk) => {
-      this.account(chunk.usage, model, ctx);
-      if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+    await this.provider.streamChatCompletion(request, ctx, (chunk) => {
+      if (chunk.usage !== undefined) {
+        this.account(chunk.usage, model, ctx);
+        if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+      }
+      return sink(chunk);
     });
   }
 

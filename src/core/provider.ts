@@ -2,7 +2,7 @@
  * The seam between the transport-free core and whatever answers chat completions.
  * The core defines it; src/providers/* implement it; src/main.ts wires one in.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, TimeInfo, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, TimeInfo } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 
 /** What a provider knows about the call it serves. */
@@ -49,16 +49,21 @@ export interface CallStats {
   costUsd?: number;
 }
 
+/** Where a stream's chunks go; see ChatProvider.streamChatCompletion. */
+export type ChunkSink = (chunk: ChatCompletionChunk) => void | Promise<void>;
+
 export interface ChatProvider {
   /** One complete answer. Rejects with a GatewayError. */
   createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion>;
   /**
-   * The answer as chunks, in upstream order. Throws a GatewayError before the first
-   * chunk (request refused) or during iteration (stream failed); ends normally only
-   * after a chunk with a finish_reason. Stopping iteration early aborts the upstream.
-   * `onUsage` sees the chunk carrying usage before it is yielded (to add its cost in place).
+   * The answer as chunks, handed to `sink` in upstream order as they arrive. Resolves
+   * after the last chunk (one with a finish_reason); rejects with a GatewayError when the
+   * request is refused (before any chunk) or the stream fails (after some). A promise
+   * returned by `sink` is backpressure: nothing more is read from the upstream until it
+   * settles. A sink that throws or rejects ends the stream (and the upstream request)
+   * with that error.
    */
-  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, onUsage?: (chunk: ChatCompletionChunk & { usage: Usage }) => void): AsyncIterable<ChatCompletionChunk>;
+  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void>;
   /** The models the upstream offers, with whatever limits, prices and capabilities it publishes. */
   listModels(ctx: CallContext): Promise<Model[]>;
   /** Closes connections. In-flight calls are aborted. */

@@ -57,7 +57,7 @@ export function unaryHandler<Req, Res>(
 export function serverStreamHandler<Req, Res>(
   method: string,
   options: HandlerOptions,
-  fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+  fn: (request: Req, ctx: CallContext, sink: (message: Res) => void | Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = performance.now();
@@ -101,22 +101,25 @@ async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScop
   }
 }
 
-async function pump<Req, Res>(
+/** Runs the stream, writing each message as it comes; a full write buffer holds the upstream. */
+function pump<Req, Res>(
   call: ServerWritableStream<Req, Res>,
-  fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+  fn: (request: Req, ctx: CallContext, sink: (message: Res) => void | Promise<void>) => Promise<void>,
   scope: CallScope,
   headers: { sent: boolean },
 ): Promise<void> {
-  for await (const message of fn(call.request, scope)) {
+  return fn(call.request, scope, (message) => {
     if (!headers.sent) {
       // With the first message, so headers and message leave in one write.
       sendHeaders(call, scope);
       headers.sent = true;
     }
-    // A full buffer means a slow reader: stop pulling from upstream until it drains.
-    if (!call.write(message)) await once(call, "drain", { signal: scope.signal }).catch(() => {}); // aborted: the next read throws why
-  }
+    // A full buffer means a slow reader: stop reading from upstream until it drains.
+    if (!call.write(message)) return once(call, "drain", { signal: scope.signal }).then(noop, noop); // aborted: the provider fails with why
+  });
 }
+
+function noop(): void {}
 
 /** Unary and server-streaming calls share these members. */
 type SurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;

@@ -72,7 +72,7 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),
-    streamChatCompletion: serverStreamHandler("StreamChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.streamChatCompletion(req, ctx)),
+    streamChatCompletion: serverStreamHandler("StreamChatCompletion", h, (req: ChatCompletionRequest, ctx, sink) => chat.streamChatCompletion(req, ctx, sink)),
   };
   const modelImpl: ModelServiceServer = {
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),

@@ -2,7 +2,7 @@
  * POST /v1/chat/completions: JSON → proto (the wire codec), the core, proto → JSON.
  * `"stream": true` answers with server-sent events, otherwise one JSON completion.
  */
-import type { ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { abortReason } from "../core/call-scope.js";
 import type { ChatService } from "../core/chat-service.js";
 import { chatRequestFromJson } from "../wire/request-from-json.js";
@@ -30,7 +30,7 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
     return;
   }
   call.method = "StreamChatCompletion";
-  await streamChunks(call, deps.chat.streamChatCompletion(request, call.scope), request.streamOptions?.includeUsage === true);
+  await streamChunks(call, deps.chat, request, request.streamOptions?.includeUsage === true);
 }
 
 /**
@@ -40,30 +40,42 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
  * one last `data: {"error":{…},"status_code":N}` event (Cerebras' own mid-stream frame),
  * never a silent end.
  */
-async function streamChunks(call: HttpCall, chunks: AsyncIterable<ChatCompletionChunk>, includeUsage: boolean): Promise<void> {
-  const iterator = chunks[Symbol.asyncIterator]();
-  let next = await iterator.next();
-  const sse = new SseStream(call.res);
+async function streamChunks(call: HttpCall, chat: ChatService, request: ChatCompletionRequest, includeUsage: boolean): Promise<void> {
   const usage = new StreamUsage(includeUsage);
-  let finished = false;
-  sse.open();
+  let sse: SseStream | undefined;
   try {
-    for (;;) {
-      if (next.done) {
-        finished = true;
-        break;
-      }
-      for (const event of usage.events(next.value)) if (!(await sse.send(event))) throw abortReason(call.scope.signal);
-      next = await iterator.next();
-    }
-    for (const event of usage.final()) if (!(await sse.send(event))) throw abortReason(call.scope.signal);
+    await chat.streamChatCompletion(request, call.scope, (chunk) => {
+      if (sse === undefined) sse = openSse(call);
+      return sendEvents(sse, usage.events(chunk), call);
+    });
+    sse ??= openSse(call);
+    const last = sendEvents(sse, usage.final(), call);
+    if (last !== undefined) await last;
     sse.done();
   } catch (err) {
+    if (sse === undefined) throw err; // refused before the first chunk: an ordinary JSON error
     const failure = failureFrom(err);
     sse.fail({ ...failure.envelope, status_code: failure.status });
     throw err;
-  } finally {
-    // Stopped early (client gone, write failed): let the provider drop the upstream now.
-    if (!finished) await iterator.return?.();
   }
+}
+
+function openSse(call: HttpCall): SseStream {
+  const sse = new SseStream(call.res);
+  sse.open();
+  return sse;
+}
+
+/**
+ * Writes the events; returns a promise only when the socket buffer is full (resolved once
+ * it drained). A client that has gone fails the stream, which drops the upstream request.
+ */
+function sendEvents(sse: SseStream, events: readonly unknown[], call: HttpCall): void | Promise<void> {
+  let full = false;
+  for (const event of events) if (!sse.write(event)) full = true;
+  if (sse.closed) throw abortReason(call.scope.signal);
+  if (full)
+    return sse.drained().then(() => {
+      if (sse.closed) throw abortReason(call.scope.signal);
+    });
 }

@@ -25,11 +25,15 @@ export class SseStream {
     return this.res.destroyed || this.res.writableEnded;
   }
 
-  /** Writes one event; resolves false when the client has gone. */
-  async send(data: unknown): Promise<boolean> {
+  /** Writes one event; false when the socket buffer is full (wait for drained()) or the client has gone. */
+  write(data: unknown): boolean {
     if (this.closed) return false;
-    if (!this.res.write(`data: ${JSON.stringify(data)}\n\n`)) await drained(this.res);
-    return !this.closed;
+    return this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** Resolves when the socket buffer has drained, or the client has gone. */
+  drained(): Promise<void> {
+    return this.closed ? Promise.resolve() : drained(this.res);
   }
 
   /** The normal end: `data: [DONE]`. */

@@ -2,11 +2,11 @@
  * Streams in progress, without touching a single chunk: a ChatProvider decorator notes
  * each stream when the core asks the provider for it (once per call), and the call's end
  * (its CallRecord, which carries the same CallStats object) takes it off again. The
- * provider's iterable is returned as is, so chunks flow exactly as without metrics.
+ * chunks go straight to the caller's sink, exactly as without metrics.
  */
-import type { ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { CallRecord } from "../core/call-log.js";
-import type { CallContext, CallStats, ChatProvider } from "../core/provider.js";
+import type { CallContext, CallStats, ChatProvider, ChunkSink } from "../core/provider.js";
 
 export class StreamCount {
   /** The CallStats of streams in progress (weakly held: the set never keeps a call's figures alive). */
@@ -19,12 +19,12 @@ export class StreamCount {
   wrap(provider: ChatProvider): ChatProvider {
     return {
       createChatCompletion: (request, ctx) => provider.createChatCompletion(request, ctx),
-      streamChatCompletion: (request: ChatCompletionRequest, ctx: CallContext, onUsage?: (chunk: ChatCompletionChunk & { usage: Usage }) => void) => {
+      streamChatCompletion: (request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink) => {
         if (!this.open.has(ctx.stats)) {
           this.open.add(ctx.stats);
           this.changed(++this.count);
         }
-        return provider.streamChatCompletion(request, ctx, onUsage);
+        return provider.streamChatCompletion(request, ctx, sink);
       },
       listModels: (ctx) => provider.listModels(ctx),
       close: () => provider.close(),

@@ -58,15 +58,16 @@ describe("stream count", () => {
     const { metrics, report, scrape } = setup();
     const inner: ChatProvider = {
       createChatCompletion: () => Promise.reject(new Error("unused")),
-      streamChatCompletion: async function* () {},
+      streamChatCompletion: () => Promise.resolve(),
       listModels: () => Promise.resolve([]),
       close: () => Promise.resolve(),
     };
     const provider = metrics.countStreams(inner);
     const stats: CallStats = {};
     const ctx = { signal: new AbortController().signal, deadline: Infinity, requestId: "r", stats };
-    provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx);
-    provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx); // the same call asking twice still is one stream
+    const sink = (): void => {};
+    await provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx, sink);
+    await provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx, sink); // the same call asking twice still is one stream
     expect((await scrape()).value("gateway_in_flight_streams")).toBe(1);
     report({}); // another call ending
     expect((await scrape()).value("gateway_in_flight_streams")).toBe(1);

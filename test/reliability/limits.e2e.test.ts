@@ -57,8 +57,8 @@ describe("a bug in the gateway", () => {
     createChatCompletion: async () => {
       throw new TypeError("Cannot read properties of undefined (reading 'boom')");
     },
-    streamChatCompletion: async function* () {
-      yield { id: "1", object: "chat.completion.chunk", created: 0, model: "m", systemFingerprint: "", choices: [] } satisfies ChatCompletionChunk;
+    streamChatCompletion: async (_request, _ctx, sink) => {
+      await sink({ id: "1", object: "chat.completion.chunk", created: 0, model: "m", systemFingerprint: "", choices: [] } satisfies ChatCompletionChunk);
       throw new RangeError("stream bug: secret internals");
     },
     listModels: () => {

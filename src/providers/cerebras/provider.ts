@@ -2,25 +2,28 @@
  * The Cerebras provider: proto requests in, Cerebras HTTP API over an undici Pool
  * (keep-alive), proto responses out.
  *
- * Cancellation is the CallContext's AbortSignal, handed to undici, so a caller leaving
- * closes the upstream request at once. Transient failures are retried (retry.ts) only
- * while nothing has reached the caller, and only within the call's budget. Streams are
- * watched for a first token and for gaps between chunks (watchdog.ts).
+ * Each upstream request is an Exchange (exchange.ts) on undici's dispatch API: bodies go
+ * from socket reads straight to a sink (the whole text for JSON, the SSE → chunk reader
+ * for streams, stream-reader.ts), with no stream objects in between. Cancellation is the
+ * CallContext's AbortSignal, so a caller leaving closes the upstream request at once.
+ * Transient failures are retried (retry.ts) only while nothing has reached the caller,
+ * and only within the call's budget. Streams are watched for a first token and for gaps
+ * between chunks (watchdog.ts).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { Pool, type Dispatcher } from "undici";
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../../gen/aigateway/v1/chat.js";
-import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
+import { Pool } from "undici";
+import type { ChatCompletion, ChatCompletionRequest } from "../../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../../gen/aigateway/v1/models.js";
 import { abortReason } from "../../core/call-scope.js";
 import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
-import type { CallContext, ChatProvider } from "../../core/provider.js";
+import type { CallContext, ChatProvider, ChunkSink } from "../../core/provider.js";
 import { isJsonObject } from "../../wire/json.js";
 import { chatRequestToJson } from "../../wire/request.js";
-import { badResponse, chatCompletionChunkFromJson, chatCompletionFromJson } from "../../wire/response.js";
+import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse } from "./errors.js";
+import { Exchange, type BodySink } from "./exchange.js";
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from "./retry.js";
-import { SseDecoder, type SseEvent } from "./sse.js";
+import { StreamReader } from "./stream-reader.js";
 import { Watchdog } from "./watchdog.js";
 
 export interface CerebrasProviderOptions {
@@ -47,8 +50,6 @@ export interface RetryEvent {
   readonly error: GatewayError;
 }
 
-type ResponseData = Dispatcher.ResponseData;
-
 const USER_AGENT = "cerebras-grpc-gateway/0.1";
 /** Error bodies are small; reading more than this is pointless. */
 const MAX_ERROR_BODY = 64 * 1024;
@@ -57,7 +58,8 @@ const CHAT_PATH = "/v1/chat/completions";
 export class CerebrasProvider implements ChatProvider {
   private readonly pool: Pool;
   private readonly basePath: string;
-  private readonly authorization: string;
+  /** Request headers every upstream call sends, as undici's flat [name, value, …] list. */
+  private readonly headers: readonly string[];
   private readonly maxResponseBytes: number;
   private readonly retry: RetryPolicy;
   private readonly firstTokenMs: number;
@@ -67,7 +69,7 @@ export class CerebrasProvider implements ChatProvider {
   constructor(options: CerebrasProviderOptions) {
     const url = new URL(options.baseUrl);
     this.basePath = url.pathname.replace(/\/+$/, "");
-    this.authorization = `Bearer ${options.apiKey}`;
+    this.headers = ["authorization", `Bearer ${options.apiKey}`, "content-type", "application/json", "user-agent", USER_AGENT];
     this.maxResponseBytes = options.maxResponseBytes ?? 32 * 1024 * 1024;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.firstTokenMs = options.firstTokenTimeoutMs ?? 60_000;
@@ -89,78 +91,44 @@ export class CerebrasProvider implements ChatProvider {
       ctx.stats.attempts = retries + 1;
       const sent = performance.now();
       try {
-        const res = await this.send("POST", CHAT_PATH, body, ctx, ctx.signal, "application/json");
-        const completion = chatCompletionFromJson(await this.readJson(res, ctx));
+        const text = await this.fetchText("POST", CHAT_PATH, body, ctx);
+        const completion = chatCompletionFromJson(parseJson(text));
         ctx.stats.firstChunkAt = performance.now();
         return completion;
       } catch (err) {
-        await this.beforeRetry(GatewayError.from(err), retries, ctx);
+        await this.beforeRetry(this.failure(err, ctx, false), retries, ctx);
       } finally {
         ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
       }
     }
   }
 
-  async *streamChatCompletion(
-    request: ChatCompletionRequest,
-    ctx: CallContext,
-    onUsage?: (chunk: ChatCompletionChunk & { usage: Usage }) => void,
-  ): AsyncGenerator<ChatCompletionChunk> {
+  async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void> {
     const body = JSON.stringify(chatRequestToJson(request, true));
-    let delivered = 0;
-    let finished = false; // a finish_reason or [DONE] was seen
-    /** Bookkeeping for a chunk about to be yielded. */
-    const deliver = (chunk: ChatCompletionChunk): void => {
-      if (!finished) finished = hasFinishReason(chunk);
-      if (chunk.usage !== undefined) onUsage?.(chunk as ChatCompletionChunk & { usage: Usage });
-      if (delivered++ === 0) ctx.stats.firstChunkAt = performance.now();
-    };
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
-      const watchdog = new Watchdog(ctx.signal, this.firstTokenMs, this.idleMs);
       const sent = performance.now();
-      let res: ResponseData | undefined;
-      let drained = false;
-      let done = false; // [DONE] was seen: ignore the rest, but read to EOF to keep the socket
+      let exchange: Exchange | undefined;
+      const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
+      const reader = new StreamReader(sink, watchdog, ctx.stats);
+      exchange = new Exchange(reader, ctx.signal, MAX_ERROR_BODY);
       try {
-        res = await this.send("POST", CHAT_PATH, body, ctx, watchdog.signal, "text/event-stream");
-        const decoder = new SseDecoder();
-        const reads = res.body[Symbol.asyncIterator]();
-        // One pass per socket read, and a last one at EOF for an event left unterminated.
-        for (let eof = false; !eof; ) {
-          const read = await reads.next();
-          eof = read.done === true;
-          watchdog.touch();
-          if (done) continue;
-          const events = eof ? decoder.end() : decoder.push(read.value as Buffer);
-          for (let i = 0; i < events.length; i++) {
-            const chunk = this.chunkFromEvent(events[i]!, delivered);
-            if (chunk === DONE) {
-              finished = done = true;
-              break;
-            }
-            deliver(chunk);
-            yield chunk;
-          }
-        }
-        drained = true;
+        await this.exchange(exchange, "POST", CHAT_PATH, body, ctx, "text/event-stream");
       } catch (err) {
-        const failure = this.failure(err, ctx, watchdog, delivered > 0);
+        const failure = this.failure(err, ctx, reader.delivered > 0);
         // Once a chunk reached the caller, a retry would repeat it: the stream fails instead.
-        if (delivered > 0) throw failure.withMetadata({ chunksDelivered: String(delivered) });
+        if (reader.delivered > 0) throw failure.withMetadata({ chunksDelivered: String(reader.delivered) });
         await this.beforeRetry(failure, retries, ctx);
         continue;
       } finally {
         ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
         watchdog.dispose();
-        // The consumer stopped early or something failed: drop the upstream request now.
-        if (!drained) res?.body.destroy();
       }
-      if (finished) return;
+      if (reader.finished) return;
       throw new ProviderError({
         reason: Reason.UPSTREAM_STREAM_TRUNCATED,
         message: "the Cerebras stream ended before a finish_reason",
-        metadata: { chunksDelivered: String(delivered) },
+        metadata: { chunksDelivered: String(reader.delivered) },
       });
     }
   }
@@ -172,11 +140,8 @@ export class CerebrasProvider implements ChatProvider {
    */
   async listModels(ctx: CallContext): Promise<Model[]> {
     const [listed, details] = await Promise.all([
-      this.send("GET", "/v1/models", undefined, ctx, ctx.signal, "application/json").then((res) => this.readJson(res, ctx)),
-      this.send("GET", "/public/v1/models", undefined, ctx, ctx.signal, "application/json").then(
-        (res) => this.readJson(res, ctx),
-        () => undefined,
-      ),
+      this.fetchText("GET", "/v1/models", undefined, ctx).then(parseJson),
+      this.fetchText("GET", "/public/v1/models", undefined, ctx).then(parseJson, () => undefined),
     ]);
     const data = (listed as { data?: unknown })?.data;
     if (!Array.isArray(data)) throw badResponse("model list has no data array");
@@ -208,105 +173,43 @@ export class CerebrasProvider implements ChatProvider {
     }
   }
 
-  /** Sends a request; resolves with a 200 response, or rejects with a GatewayError. */
-  private async send(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, signal: AbortSignal, accept: string): Promise<ResponseData> {
-    let res: ResponseData;
+  /** A request whose 200 body is wanted whole, as text; rejects with a GatewayError otherwise. */
+  private async fetchText(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext): Promise<string> {
+    const text = new TextSink(this.maxResponseBytes);
     try {
-      res = await this.pool.request({
-        method,
-        path: this.basePath + path,
-        headers: {
-          authorization: this.authorization,
-          accept,
-          "content-type": "application/json",
-          "user-agent": USER_AGENT,
-          "x-request-id": ctx.requestId,
-        },
-        body: body ?? null,
-        signal,
-      });
+      await this.exchange(new Exchange(text, ctx.signal, MAX_ERROR_BODY), method, path, body, ctx, "application/json");
     } catch (err) {
-      throw this.failure(err, ctx, undefined, false);
+      throw this.failure(err, ctx, false);
     }
-    ctx.stats.upstreamStatus = res.statusCode;
-    const upstreamId = res.headers["x-request-id"] ?? res.headers["cf-ray"];
-    if (typeof upstreamId === "string") ctx.stats.upstreamRequestId = upstreamId;
-    if (res.statusCode === 200) return res;
-    let text = "";
-    try {
-      text = await readText(res.body, MAX_ERROR_BODY);
-    } catch {
-      if (ctx.signal.aborted) throw abortReason(ctx.signal);
-      // An unreadable error body still has a status worth reporting.
-    }
-    throw errorFromResponse(res.statusCode, res.headers, text);
+    return text.text();
   }
 
-  private async readJson(res: ResponseData, ctx: CallContext): Promise<unknown> {
-    let text: string;
+  /**
+   * Runs `exchange` to its end and notes the upstream's status and request id; rejects
+   * with the exchange's failure, or with the mapped error of a non-200 response.
+   */
+  private async exchange(exchange: Exchange, method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, accept: string): Promise<void> {
+    const headers = [...this.headers, "accept", accept, "x-request-id", ctx.requestId];
     try {
-      text = await readText(res.body, this.maxResponseBytes);
-    } catch (err) {
-      throw this.failure(err, ctx, undefined, false);
+      await exchange.send(this.pool, { method, path: this.basePath + path, headers, body: body ?? null });
+    } finally {
+      if (exchange.status !== 0) {
+        ctx.stats.upstreamStatus = exchange.status;
+        const upstreamId = exchange.headers["x-request-id"] ?? exchange.headers["cf-ray"];
+        if (typeof upstreamId === "string") ctx.stats.upstreamRequestId = upstreamId;
+      }
     }
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw badResponse("the body is not JSON");
-    }
+    if (exchange.status !== 200) throw errorFromResponse(exchange.status, exchange.headers, exchange.errorText());
   }
 
-  private chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk | typeof DONE {
-    const data = event.data;
-    if (data === "[DONE]") return DONE;
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      throw badResponse("a stream event is not JSON");
-    }
-    if (event.event === "error" || (typeof json === "object" && json !== null && "error" in json)) {
-      throw streamError(json, delivered);
-    }
-    return chatCompletionChunkFromJson(json);
-  }
-
-  /** Any failure as a GatewayError: an aborted call says why, a stalled stream says so. */
-  private failure(err: unknown, ctx: CallContext, watchdog: Watchdog | undefined, afterFirstChunk: boolean): GatewayError {
+  /** Any failure as a GatewayError: an aborted call says why (a stalled stream's watchdog says so itself). */
+  private failure(err: unknown, ctx: CallContext, afterFirstChunk: boolean): GatewayError {
     if (ctx.signal.aborted) return abortReason(ctx.signal);
-    if (watchdog?.stalled) return watchdog.signal.reason as GatewayError;
     if (err instanceof GatewayError) return err;
     if (err instanceof BodyTooLargeError) return badResponse(err.message);
     if (err instanceof Error && err.name === "SseLineTooLongError") return badResponse(err.message);
     return errorFromNetwork(err, afterFirstChunk);
   }
-}
-
-const DONE = Symbol("done");
-
-function hasFinishReason(chunk: ChatCompletionChunk): boolean {
-  for (const c of chunk.choices) if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) return true;
-  return false;
-}
-
-/**
- * A mid-stream `{"error":{…},"status_code":N}` frame. Before any chunk was delivered it
- * is as good as an HTTP error status, so it maps like one; after, the stream is broken.
- */
-function streamError(json: unknown, delivered: number): GatewayError {
-  const o = (typeof json === "object" && json !== null ? json : {}) as { error?: unknown; status_code?: unknown };
-  const error = typeof o.error === "object" && o.error !== null ? o.error : {};
-  const status = typeof o.status_code === "number" ? o.status_code : undefined;
-  if (delivered === 0 && status !== undefined && status !== 200) {
-    return errorFromResponse(status, {}, JSON.stringify(error));
-  }
-  const e = error as { message?: unknown; code?: unknown; type?: unknown };
-  const metadata: Record<string, string> = {};
-  if (typeof e.code === "string") metadata["upstreamCode"] = e.code;
-  if (typeof e.type === "string") metadata["upstreamType"] = e.type;
-  if (status !== undefined) metadata["upstreamStatus"] = String(status);
-  const text = typeof e.message === "string" ? e.message.slice(0, 500) : "stream error";
-  return new ProviderError({ reason: Reason.UPSTREAM_STREAM_ERROR, message: `Cerebras: ${text}`, metadata });
 }
 
 function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<string, unknown>>): Model {
@@ -364,17 +267,31 @@ class BodyTooLargeError extends Error {
   }
 }
 
-/** Reads a body to a string, refusing (and dropping the connection) past `limit` bytes. */
-async function readText(body: ResponseData["body"], limit: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const part of body) {
-    size += (part as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      throw new BodyTooLargeError(limit);
-    }
-    parts.push(part as Buffer);
+/** A body kept whole, refused (and the connection dropped) past `limit` bytes. */
+class TextSink implements BodySink {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly limit: number) {}
+
+  data(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > this.limit) throw new BodyTooLargeError(this.limit);
+    this.parts.push(chunk);
   }
-  return parts.length === 1 ? parts[0]!.toString("utf8") : Buffer.concat(parts).toString("utf8");
+
+  end(): void {}
+
+  text(): string {
+    const parts = this.parts;
+    return (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badResponse("the body is not JSON");
+  }
 }
