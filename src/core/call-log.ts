@@ -62,8 +62,12 @@ export class CallReporter {
    * @param quiet a routine call (a probe, a scrape): when it succeeds, logged at debug and not counted
    */
   report(id: CallIdentity, extra: Record<string, unknown>, stats: CallStats, started: number, error: LoggedFailure | undefined, quiet = false): void {
+    // Field by field, not `...id`: in V8 (Node 20) `{ ...x, more }` takes a slow path, µs per
+    // call (bench/micro/metrics.ts, "build"); and the record keeps one shape for its observers.
     const record: CallRecord = {
-      ...id,
+      transport: id.transport,
+      method: id.method,
+      requestId: id.requestId,
       code: error === undefined ? "OK" : codeName(error.code),
       durationMs: round(performance.now() - started),
       startedAt: started,
@@ -91,9 +95,19 @@ export class CallReporter {
       line["tokens"] = { prompt: s.promptTokens, completion: s.completionTokens, cached: s.cachedTokens, reasoning: s.reasoningTokens };
     }
     if (s.costUsd !== undefined) line["costUsd"] = s.costUsd;
-    if (e === undefined) this.logger[level](line, "call");
-    else if (level === "error") this.logger.error({ ...line, reason: e.reason, err: e.cause ?? e }, "call failed");
-    else this.logger.warn({ ...line, reason: e.reason, error: e.message }, "call failed");
+    if (e === undefined) {
+      this.logger[level](line, "call");
+      return;
+    }
+    // Added to `line`, not spread into a copy: `{ ...x, more }` is a slow path in V8 (µs).
+    line["reason"] = e.reason;
+    if (level === "error") {
+      line["err"] = e.cause ?? e;
+      this.logger.error(line, "call failed");
+    } else {
+      line["error"] = e.message;
+      this.logger.warn(line, "call failed");
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import type { MetricsSource } from "./exposition.js";
 import { createInstruments, type Instruments } from "./instruments.js";
 import { ModelLabels } from "./labels.js";
 import { processMetrics } from "./process-metrics.js";
-import { recordCall } from "./record-call.js";
+import { CallRecorder } from "./record-call.js";
 import { StreamCount } from "./stream-count.js";
 
 /** What the metrics read from the rest of the gateway. */
@@ -30,7 +30,6 @@ export class GatewayMetrics implements MetricsSource {
   private readonly m: Instruments;
   private readonly streams: StreamCount;
   private inFlight: () => number = () => 0;
-  private models = new ModelLabels(() => false);
 
   constructor(private readonly logger: Logger) {
     const own = new Registry();
@@ -50,11 +49,11 @@ export class GatewayMetrics implements MetricsSource {
   /** Counts every finished call `reporter` reports; reads in-flight calls and listed models from `sources`. */
   observe(reporter: CallReporter, sources: MetricSources): void {
     this.inFlight = sources.inFlight;
-    this.models = new ModelLabels(sources.listed);
+    const calls = new CallRecorder(this.m, new ModelLabels(sources.listed));
     reporter.observe((record) => {
       this.streams.ended(record);
       try {
-        recordCall(this.m, this.models, record);
+        calls.record(record);
       } catch (err) {
         // A metrics bug must never fail the call it describes (or the observers after it).
         this.logger.error({ err, requestId: record.requestId }, "recording a call's metrics failed");
@@ -69,7 +68,7 @@ export class GatewayMetrics implements MetricsSource {
 
   /** The provider's onRetry hook: an upstream attempt failed with `reason` and will be retried. */
   upstreamRetried(reason: string): void {
-    this.m.retries.inc({ reason });
-    this.m.upstreamErrors.inc({ reason });
+    this.m.retries.series(reason).inc();
+    this.m.upstreamErrors.series(reason).inc();
   }
 }

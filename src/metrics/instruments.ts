@@ -4,8 +4,10 @@
  * own work, `cerebras_` ones the upstream as the gateway saw it. Units are in the names
  * (seconds, usd, tokens), counters end in `_total`.
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
 import { COMPLETION_TIME_BUCKETS, DURATION_BUCKETS, OVERHEAD_BUCKETS, PROMPT_TIME_BUCKETS, QUEUE_TIME_BUCKETS, TTFT_BUCKETS } from "./buckets.js";
+// Updated once or more per call: our cheap counters and histograms (metric-series.ts), not prom-client's.
+import { Counter, Histogram } from "./metric-series.js";
 
 export type Instruments = ReturnType<typeof createInstruments>;
 
