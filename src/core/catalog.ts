@@ -5,6 +5,7 @@
  * up-to-date catalog (unknown model) only run while it is fresh.
  */
 import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
+import { CallScope } from "./call-scope.js";
 import { GatewayError } from "./errors.js";
 import type { CallContext } from "./provider.js";
 
@@ -105,17 +106,15 @@ export class ModelCatalog {
   }
 
   private async loadOnce(): Promise<void> {
-    const controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(), Math.min(this.options.ttlMs, 30_000));
+    const scope = new CallScope(Infinity, Math.min(this.options.ttlMs, 30_000), "catalog-refresh");
     try {
-      const ctx: CallContext = { signal: controller.signal, deadline: Date.now() + 30_000, requestId: "catalog-refresh", stats: {} };
-      this.install(await this.load(ctx));
+      this.install(await this.load(scope));
     } catch (err) {
       this.lastRefreshFailed = true;
       this.failure = GatewayError.from(err);
       this.options.onRefreshError?.(err);
     } finally {
-      clearTimeout(timeout);
+      scope.dispose();
     }
   }
 

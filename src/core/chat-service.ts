@@ -6,7 +6,6 @@
  */
 import type { ChatCompletion, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
-import { abortReason } from "./call-scope.js";
 import type { ModelCatalog } from "./catalog.js";
 import { costUsd } from "./cost.js";
 import { GatewayError } from "./errors.js";
@@ -73,7 +72,7 @@ export class ChatService {
   private async ensureCatalog(ctx: CallContext): Promise<void> {
     if (this.catalog.loaded) return;
     await this.catalog.refresh();
-    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (ctx.abortReason !== undefined) throw ctx.abortReason;
     if (!this.catalog.loaded) throw this.catalog.lastError ?? GatewayError.from(undefined);
   }
 

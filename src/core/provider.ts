@@ -4,14 +4,27 @@
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, TimeInfo } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
+import type { GatewayError } from "./errors.js";
+
+/** Something an aborted call stops: an upstream request, a wait. */
+export interface Abortable {
+  abort(reason: GatewayError): void;
+}
 
 /** What a provider knows about the call it serves. */
 export interface CallContext {
   /**
-   * Aborted when the caller cancels or disconnects (reason: a CANCELLED GatewayError)
-   * or when the call's time budget runs out (reason: a DEADLINE_EXCEEDED GatewayError).
-   * Providers pass it to their HTTP client so the upstream request stops at once.
+   * Why the call was aborted, once it was: the caller cancelled or disconnected (a
+   * CANCELLED GatewayError) or its time budget ran out (DEADLINE_EXCEEDED).
    */
+  readonly abortReason: GatewayError | undefined;
+  /**
+   * Tells `listener` about the abort (at once if it already happened), until offAbort.
+   * Providers register their upstream request so a caller leaving stops it at once.
+   */
+  onAbort(listener: Abortable): void;
+  offAbort(listener: Abortable): void;
+  /** The same abort as an AbortSignal, for APIs that take one (made on first use: prefer onAbort on hot paths). */
   readonly signal: AbortSignal;
   /** Epoch milliseconds by which the call must be over; Infinity when unbounded. */
   readonly deadline: number;

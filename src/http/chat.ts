@@ -73,9 +73,9 @@ function openSse(call: HttpCall): SseStream {
 function sendEvents(sse: SseStream, events: readonly unknown[], call: HttpCall): void | Promise<void> {
   let full = false;
   for (const event of events) if (!sse.write(event)) full = true;
-  if (sse.closed) throw abortReason(call.scope.signal);
+  if (sse.closed) throw abortReason(call.scope);
   if (full)
     return sse.drained().then(() => {
-      if (sse.closed) throw abortReason(call.scope.signal);
+      if (sse.closed) throw abortReason(call.scope);
     });
 }

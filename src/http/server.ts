@@ -4,7 +4,7 @@
  * gRPC server itself.
  *
  * Per call (the counterpart of grpc/handlers.ts): the request id (x-request-id, echoed),
- * a CallScope whose signal fires when the client closes the connection or the
+ * a CallScope whose abort fires when the client closes the connection or the
  * REQUEST_TIMEOUT_S budget runs out, a slot of the in-flight limit both transports
  * share, error rendering, and one log line.
  */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { CallReporter, type CallIdentity } from "../../src/core/call-log.js";
+import { CallScope } from "../../src/core/call-scope.js";
 import type { CallStats, ChatProvider } from "../../src/core/provider.js";
 import { createLogger } from "../../src/log.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
@@ -63,8 +64,8 @@ describe("stream count", () => {
       close: () => Promise.resolve(),
     };
     const provider = metrics.countStreams(inner);
-    const stats: CallStats = {};
-    const ctx = { signal: new AbortController().signal, deadline: Infinity, requestId: "r", stats };
+    const ctx = new CallScope(Infinity, 60_000, "r");
+    const stats = ctx.stats;
     const sink = (): void => {};
     await provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx, sink);
     await provider.streamChatCompletion(ChatCompletionRequest.fromPartial({}), ctx, sink); // the same call asking twice still is one stream
@@ -75,6 +76,7 @@ describe("stream count", () => {
     expect((await scrape()).value("gateway_in_flight_streams")).toBe(0);
     report(stats); // reported twice (a bug elsewhere) never goes negative
     expect((await scrape()).value("gateway_in_flight_streams")).toBe(0);
+    ctx.dispose();
   });
 });
 

@@ -7,10 +7,12 @@
  *
  * The exchange settles once: resolved when the body ended (any status: the caller reads
  * `status`), rejected with the first failure — the network's, the sink's, or the reason
- * given to abort() (the call's signal, a watchdog). Whatever ends it early also aborts
+ * given to abort() (the call's abort, a watchdog). Whatever ends it early also aborts
  * the upstream request, so nothing is left open.
  */
 import type { Dispatcher } from "undici";
+import type { GatewayError } from "../../core/errors.js";
+import type { Abortable, CallContext } from "../../core/provider.js";
 
 /** Where a 200 response's body goes, one socket read at a time. */
 export interface BodySink {
@@ -28,7 +30,7 @@ export type Headers = Record<string, string | string[] | undefined>;
 
 const NO_HEADERS: Headers = {};
 
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements Dispatcher.DispatchHandler, Abortable {
   /** The response's status; 0 until it arrived. */
   status = 0;
   headers: Headers = NO_HEADERS;
@@ -41,24 +43,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** Non-200 bodies are kept (up to a bound) for the error they describe. */
   private errorParts: Buffer[] | undefined;
   private errorBytes = 0;
-  private readonly onSignal = (): void => this.abort(this.signal.reason);
+  private failure: unknown;
 
   /**
    * @param sink where a 200 body goes
-   * @param signal aborts the exchange with its reason
+   * @param call the call it serves: its abort aborts the exchange, with its reason
    * @param maxErrorBody bytes of a non-200 body kept for errorText()
    */
   constructor(
     private readonly sink: BodySink,
-    private readonly signal: AbortSignal,
+    private readonly call: Pick<CallContext, "onAbort" | "offAbort">,
     private readonly maxErrorBody: number,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
-    if (signal.aborted) this.fail(signal.reason);
-    else signal.addEventListener("abort", this.onSignal);
+    call.onAbort(this);
   }
 
   /** Sends the request; returns `done`. */
@@ -68,7 +69,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   /** Ends the exchange with `reason` (if it is not over) and drops the upstream request. */
-  abort(reason: unknown): void {
+  abort(reason: GatewayError): void {
     this.fail(reason);
   }
 
@@ -82,7 +83,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     // Aborted while it waited in the pool's queue for a socket.
-    if (this.settled) controller.abort(toError(this.signal.reason));
+    if (this.settled) controller.abort(toError(this.failure));
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
@@ -148,6 +149,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   private fail(err: unknown): void {
     if (!this.settle()) return;
+    this.failure = err;
     this.reject(err);
     const controller = this.controller;
     if (controller !== undefined && !controller.aborted) controller.abort(toError(err));
@@ -157,12 +159,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    this.signal.removeEventListener("abort", this.onSignal);
+    this.call.offAbort(this);
     return true;
   }
 }
 
-/** undici wants an Error as an abort reason; ours are (GatewayErrors), but a signal's may not be. */
+/** undici wants an Error as an abort reason; ours are (GatewayErrors), a sink's may not be. */
 function toError(reason: unknown): Error {
   return reason instanceof Error ? reason : new Error(String(reason));
 }

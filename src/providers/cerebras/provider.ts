@@ -5,7 +5,7 @@
  * Each upstream request is an Exchange (exchange.ts) on undici's dispatch API: bodies go
  * from socket reads straight to a sink (the whole text for JSON, the SSE → chunk reader
  * for streams, stream-reader.ts), with no stream objects in between. Cancellation is the
- * CallContext's AbortSignal, so a caller leaving closes the upstream request at once.
+ * CallContext's abort (onAbort), so a caller leaving closes the upstream request at once.
  * Transient failures are retried (retry.ts) only while nothing has reached the caller,
  * and only within the call's budget. Streams are watched for a first token and for gaps
  * between chunks (watchdog.ts).
@@ -111,7 +111,7 @@ export class CerebrasProvider implements ChatProvider {
       let exchange: Exchange | undefined;
       const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
       const reader = new StreamReader(sink, watchdog, ctx.stats);
-      exchange = new Exchange(reader, ctx.signal, MAX_ERROR_BODY);
+      exchange = new Exchange(reader, ctx, MAX_ERROR_BODY);
       try {
         await this.exchange(exchange, "POST", CHAT_PATH, body, ctx, "text/event-stream");
       } catch (err) {
@@ -162,14 +162,14 @@ export class CerebrasProvider implements ChatProvider {
    * give to the caller otherwise (with the attempt count when there was more than one).
    */
   private async beforeRetry(err: GatewayError, retries: number, ctx: CallContext): Promise<void> {
-    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (ctx.abortReason !== undefined) throw ctx.abortReason;
     const delay = retryDelay(err, retries, ctx.deadline - Date.now(), this.retry);
     if (delay === undefined) throw retries === 0 ? err : err.withMetadata({ attempts: String(retries + 1) });
     this.onRetry?.({ requestId: ctx.requestId, attempt: retries + 1, delayMs: Math.round(delay), error: err });
     try {
       await sleep(delay, undefined, { signal: ctx.signal });
     } catch {
-      throw abortReason(ctx.signal);
+      throw abortReason(ctx);
     }
   }
 
@@ -177,7 +177,7 @@ export class CerebrasProvider implements ChatProvider {
   private async fetchText(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext): Promise<string> {
     const text = new TextSink(this.maxResponseBytes);
     try {
-      await this.exchange(new Exchange(text, ctx.signal, MAX_ERROR_BODY), method, path, body, ctx, "application/json");
+      await this.exchange(new Exchange(text, ctx, MAX_ERROR_BODY), method, path, body, ctx, "application/json");
     } catch (err) {
       throw this.failure(err, ctx, false);
     }
@@ -204,7 +204,7 @@ export class CerebrasProvider implements ChatProvider {
 
   /** Any failure as a GatewayError: an aborted call says why (a stalled stream's watchdog says so itself). */
   private failure(err: unknown, ctx: CallContext, afterFirstChunk: boolean): GatewayError {
-    if (ctx.signal.aborted) return abortReason(ctx.signal);
+    if (ctx.abortReason !== undefined) return ctx.abortReason;
     if (err instanceof GatewayError) return err;
     if (err instanceof BodyTooLargeError) return badResponse(err.message);
     if (err instanceof Error && err.name === "SseLineTooLongError") return badResponse(err.message);
