@@ -13,6 +13,7 @@ import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
+import { withFastSerializers } from "./serializers.js";
 
 export interface GrpcServerOptions {
   readonly host: string;
@@ -78,7 +79,8 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
-  server.addService(ChatServiceService, chatImpl);
+  // The same contract, with hand-written encoders for the two replies (serializers.ts).
+  server.addService(withFastSerializers(ChatServiceService), chatImpl);
   server.addService(ModelServiceService, modelImpl);
 
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });
