@@ -121,7 +121,7 @@ interface Ctx {
   readonly gatewayEnv: Readonly<Record<string, string>>;
 }
 
-const GROUPS = ["unary", "stream", "info", "relay", "memory"] as const;
+const GROUPS = ["unary", "stream", "info", "floor", "relay", "memory"] as const;
 type Group = (typeof GROUPS)[number];
 
 function baseEnv(): Record<string, string> {
@@ -202,6 +202,19 @@ async function startGw(ctx: Ctx, fake: Fake, o: GwOptions): Promise<Gw> {
     else note(ctx, `HTTP shim preflight failed (HTTP ${r.status}: ${r.text.slice(0, 200)}); its rows are skipped`);
   }
   return { proc, grpcPort, httpPort: shimPort, logFile };
+}
+
+/**
+ * The stack's floor (bench/floor.ts): a bare grpc-js relay of raw bytes, on the gateway's
+ * core and paths. Its rows show what grpc-js, node:http2 and undici cost on their own.
+ */
+async function startFloor(ctx: Ctx, fake: Fake, name: string): Promise<Gw> {
+  const grpcPort = await freePort();
+  const logFile = join(ctx.work, `${name}.log`);
+  const env = { ...baseEnv(), CEREBRAS_API_KEY: FAKE_KEY, CEREBRAS_BASE_URL: fake.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(grpcPort) };
+  const proc = start("floor", process.execPath, [join(ctx.snapshot, "dist/bench/floor.js")], { cpus: ctx.layout.gateway, env, stderrFile: join(ctx.work, `${name}.stderr`) });
+  await proc.waitForLine((l) => l === "floor listening", 10_000);
+  return { proc, grpcPort, httpPort: undefined, logFile };
 }
 
 /** Throws when a process the scenario depends on has died (its figures would be nonsense). */
@@ -403,10 +416,16 @@ interface Row {
 
 const rows: Row[] = [];
 
+/** CPU % of whatever served in the gateway's place: the gateway, or the floor. */
+function gatewayCpu(cpu: Record<string, number>): number | undefined {
+  return cpu["gateway"] ?? cpu["floor"];
+}
+
 function cpuText(cpu: Record<string, number>, withGateway: boolean): string {
   const p = (name: string): string => (cpu[name] === undefined ? "?" : cpu[name]!.toFixed(0));
   const other = (cpu["other"] ?? 0) >= 25 ? ` · **${p("other")}** ⚠` : ` · ${p("other")}`;
-  return (withGateway ? `${p("gateway")} · ${p("fake")} · ${p("loadgen")}` : `${p("fake")} · ${p("loadgen")}`) + other;
+  const gw = cpu["gateway"] === undefined && cpu["floor"] !== undefined ? "floor" : "gateway";
+  return (withGateway ? `${p(gw)} · ${p("fake")} · ${p("loadgen")}` : `${p("fake")} · ${p("loadgen")}`) + other;
 }
 
 function find(scenario: string, metric: string, round: number): Row | undefined {
@@ -421,7 +440,7 @@ function addUnaryRows(scenario: string, round: number, d: H2loadResult & { error
   rows.push({ scenario, metric: "req/s", round, direct: d.rps, gateway: g.rps, compare: true, cpuDirect: cpuText(d.cpu, false), cpuGateway: cpuText(g.cpu, true), errors: errorsText(d.errors, g.errors) });
   rows.push({ scenario, metric: "p50 ms", round, direct: d.latency.p50, gateway: g.latency.p50, compare: true });
   rows.push({ scenario, metric: "p99 ms", round, direct: d.latency.p99, gateway: g.latency.p99, compare: true });
-  rows.push({ scenario, metric: "CPU µs per request (direct: fake; gw: gateway)", round, direct: cpuPer(d.cpu["fake"], d.rps), gateway: cpuPer(g.cpu["gateway"], g.rps), compare: true });
+  rows.push({ scenario, metric: "CPU µs per request (direct: fake; gw: gateway)", round, direct: cpuPer(d.cpu["fake"], d.rps), gateway: cpuPer(gatewayCpu(g.cpu), g.rps), compare: true });
 }
 
 /** µs of one process's CPU per unit of work, from its CPU % and the rate. */
@@ -446,7 +465,7 @@ function addStreamRows(scenario: string, round: number, d: { r: StreamsResult; c
   rows.push({ scenario, metric: "stream total p50 ms", round, direct: d.r.total.p50, gateway: g.r.total.p50, compare: true });
   rows.push({ scenario, metric: "stream total p99 ms", round, direct: d.r.total.p99, gateway: g.r.total.p99, compare: true });
   const rate = (x: StreamsResult): number => x.windowMessages / (durationMs / 1000);
-  rows.push({ scenario, metric: "CPU µs per message (direct: fake; gw: gateway)", round, direct: cpuPer(d.cpu["fake"], rate(d.r)), gateway: cpuPer(g.cpu["gateway"], rate(g.r)), compare: true });
+  rows.push({ scenario, metric: "CPU µs per message (direct: fake; gw: gateway)", round, direct: cpuPer(d.cpu["fake"], rate(d.r)), gateway: cpuPer(gatewayCpu(g.cpu), rate(g.r)), compare: true });
   for (const [who, x] of [["direct", d.r], ["gateway", g.r]] as const) {
     if (x.firstError !== undefined) process.stderr.write(`bench: ${scenario} round ${round} ${who}: ${x.errors} failed streams, e.g. ${x.firstError}\n`);
   }
@@ -471,12 +490,16 @@ async function ordered<A, B>(gatewayFirst: boolean, direct: () => Promise<A>, ga
   return [d, await gateway()];
 }
 
+/** The round's direct stream figures by concurrency, for the floor's rows. */
+const streamDirect = new Map<number, { r: StreamsResult; cpu: Record<string, number> }>();
+
 async function unaryAndStreaming(ctx: Ctx, round: number): Promise<void> {
   const s = ctx.s;
   const gatewayFirst = round % 2 === 0; // alternate the order so neither side always runs on a warmer machine
   const fake = await startFake(ctx, s.streamDelayMs, s.streamTokens);
   let gw = await startGw(ctx, fake, { name: `gateway-r${round}-warn`, logLevel: "warn" });
   const directUnary = new Map<number, H2loadResult & { errors: number }>();
+  streamDirect.clear();
   try {
     await warmGateway(ctx, gw, fake, s.streamTokens);
     for (const c of ctx.groups.has("unary") || ctx.groups.has("info") ? s.unaryConcurrency : []) {
@@ -495,6 +518,7 @@ async function unaryAndStreaming(ctx: Ctx, round: number): Promise<void> {
         () => streams(ctx, sseTarget(fake.port), [fake.proc], c, s.streamWarmMs, s.streamMs, expect),
         () => streams(ctx, grpcTarget(gw), [gw.proc, fake.proc], c, s.streamWarmMs, s.streamMs, expect),
       );
+      streamDirect.set(c, d);
       addStreamRows(`stream gRPC c=${c}, ${expect} msgs, ${s.streamDelayMs} ms pacing`, round, d, g, s.streamMs);
       if (gw.httpPort !== undefined) {
         const h = await streams(ctx, sseTarget(gw.httpPort), [gw.proc, fake.proc], c, s.streamWarmMs, s.streamMs, expect);
@@ -502,6 +526,7 @@ async function unaryAndStreaming(ctx: Ctx, round: number): Promise<void> {
       }
     }
     await gw.proc.stop();
+    if (ctx.groups.has("floor")) await floorRows(ctx, round, fake, directUnary);
     if (!ctx.groups.has("info")) return;
 
     // The same unary load with one JSON log line per call, to show what it costs.
@@ -519,6 +544,29 @@ async function unaryAndStreaming(ctx: Ctx, round: number): Promise<void> {
   } finally {
     await gw.proc.stop();
     await fake.proc.stop();
+  }
+}
+
+/** The floor's unary and streaming rows, against the same round's direct figures (run when the gateway's ran). */
+async function floorRows(ctx: Ctx, round: number, fake: Fake, directUnary: ReadonlyMap<number, H2loadResult & { errors: number }>): Promise<void> {
+  const s = ctx.s;
+  const floor = await startFloor(ctx, fake, `floor-r${round}`);
+  try {
+    await unary(ctx, { kind: "grpc", gw: floor, fake }, 16, { warmupS: 0.5, durationS: ctx.s.gatewayWarmS });
+    for (const c of s.unaryConcurrency) {
+      log(`round ${round}: unary c=${c}, floor`);
+      const d = directUnary.get(c) ?? (await unary(ctx, { kind: "direct", fake }, c));
+      addUnaryRows(`unary gRPC c=${c}, floor (bare grpc-js relay)`, round, d, await unary(ctx, { kind: "grpc", gw: floor, fake }, c));
+    }
+    const expect = s.streamTokens + 2;
+    for (const c of s.streamConcurrency) {
+      log(`round ${round}: streaming c=${c}, floor`);
+      const d = streamDirect.get(c) ?? (await streams(ctx, sseTarget(fake.port), [fake.proc], c, s.streamWarmMs, s.streamMs, expect));
+      const f = await streams(ctx, grpcTarget(floor), [floor.proc, fake.proc], c, s.streamWarmMs, s.streamMs, expect);
+      addStreamRows(`stream gRPC c=${c}, ${expect} msgs, floor (bare grpc-js relay)`, round, d, f, s.streamMs);
+    }
+  } finally {
+    await floor.proc.stop();
   }
 }
 
@@ -542,9 +590,29 @@ async function relay(ctx: Ctx, round: number): Promise<void> {
     const gwShare = (g.cpu["gateway"] ?? Number.NaN) / 100;
     rows.push({ scenario, metric: "chunks/s per gateway core (÷ its CPU share)", round, direct: undefined, gateway: gRate / gwShare, compare: false });
     rows.push({ scenario, metric: "gateway CPU µs per chunk", round, direct: undefined, gateway: (gwShare * 1e6) / gRate, compare: false });
+    await gw.proc.stop();
+    if (ctx.groups.has("floor")) await relayFloor(ctx, round, fake, d, `${scenario}, floor (bare grpc-js relay)`);
   } finally {
     await gw.proc.stop();
     await fake.proc.stop();
+  }
+}
+
+async function relayFloor(ctx: Ctx, round: number, fake: Fake, d: { r: StreamsResult; cpu: Record<string, number> }, scenario: string): Promise<void> {
+  const s = ctx.s;
+  const floor = await startFloor(ctx, fake, `floor-r${round}-relay`);
+  try {
+    log(`round ${round}: relay capacity, floor`);
+    const expect = s.relayTokens + 2;
+    await streams(ctx, grpcTarget(floor), [], 8, 0, 1000, expect); // warm-up
+    const f = await streams(ctx, grpcTarget(floor), [floor.proc, fake.proc], s.relayConcurrency, s.relayWarmMs, s.relayMs, expect);
+    const dRate = d.r.windowMessages / (s.relayMs / 1000);
+    const fRate = f.r.windowMessages / (s.relayMs / 1000);
+    rows.push({ scenario, metric: "chunks/s", round, direct: dRate, gateway: fRate, compare: true, cpuDirect: cpuText(d.cpu, false), cpuGateway: cpuText(f.cpu, true), errors: errorsText(d.r.errors, f.r.errors) });
+    const share = (gatewayCpu(f.cpu) ?? Number.NaN) / 100;
+    rows.push({ scenario, metric: "floor CPU µs per chunk", round, direct: undefined, gateway: (share * 1e6) / fRate, compare: false });
+  } finally {
+    await floor.proc.stop();
   }
 }
 
@@ -874,7 +942,7 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   for (let round = 1; round <= s.rounds; round++) {
-    if (ctx.groups.has("unary") || ctx.groups.has("stream") || ctx.groups.has("info")) await unaryAndStreaming(ctx, round);
+    if (ctx.groups.has("unary") || ctx.groups.has("stream") || ctx.groups.has("info") || ctx.groups.has("floor")) await unaryAndStreaming(ctx, round);
     if (ctx.groups.has("relay")) await relay(ctx, round);
     if (ctx.groups.has("memory")) await memory(ctx, round);
   }

@@ -108,14 +108,20 @@ function pump<Req, Res>(
   scope: CallScope,
   headers: { sent: boolean },
 ): Promise<void> {
+  let draining: Promise<void> | undefined;
   return fn(call.request, scope, (message) => {
     if (!headers.sent) {
       // With the first message, so headers and message leave in one write.
       sendHeaders(call, scope);
       headers.sent = true;
     }
-    // A full buffer means a slow reader: stop reading from upstream until it drains.
-    if (!call.write(message)) return once(call, "drain", { signal: scope.signal }).then(noop, noop); // aborted: the provider fails with why
+    if (call.write(message)) return undefined;
+    // A full buffer means a slow reader: stop reading from upstream until it drains (one
+    // wait however many messages are written meanwhile; aborted: the provider fails with why).
+    return (draining ??= once(call, "drain", { signal: scope.signal }).then(
+      () => (draining = undefined),
+      () => (draining = undefined),
+    ));
   });
 }
 

@@ -43,15 +43,16 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
 async function streamChunks(call: HttpCall, chat: ChatService, request: ChatCompletionRequest, includeUsage: boolean): Promise<void> {
   const usage = new StreamUsage(includeUsage);
   let sse: SseStream | undefined;
-  try {
-    await chat.streamChatCompletion(request, call.scope, (chunk) => {
-      if (sse === undefined) sse = openSse(call);
-      return sendEvents(sse, usage.events(chunk), call);
-    });
+  let draining: Promise<void> | undefined;
+  const send = (events: readonly unknown[]): void | Promise<void> => {
     sse ??= openSse(call);
-    const last = sendEvents(sse, usage.final(), call);
-    if (last !== undefined) await last;
-    sse.done();
+    if (sendEvents(sse, events, call)) return undefined;
+    return (draining ??= waitForDrain(sse, call).finally(() => (draining = undefined)));
+  };
+  try {
+    await chat.streamChatCompletion(request, call.scope, (chunk) => send(usage.events(chunk)));
+    await send(usage.final());
+    sse!.done();
   } catch (err) {
     if (sse === undefined) throw err; // refused before the first chunk: an ordinary JSON error
     const failure = failureFrom(err);
@@ -66,16 +67,15 @@ function openSse(call: HttpCall): SseStream {
   return sse;
 }
 
-/**
- * Writes the events; returns a promise only when the socket buffer is full (resolved once
- * it drained). A client that has gone fails the stream, which drops the upstream request.
- */
-function sendEvents(sse: SseStream, events: readonly unknown[], call: HttpCall): void | Promise<void> {
-  let full = false;
-  for (const event of events) if (!sse.write(event)) full = true;
+/** Writes the events; false when the socket buffer is full. A client that has gone fails the stream (which drops the upstream request). */
+function sendEvents(sse: SseStream, events: readonly unknown[], call: HttpCall): boolean {
+  let room = true;
+  for (const event of events) if (!sse.write(event)) room = false;
   if (sse.closed) throw abortReason(call.scope);
-  if (full)
-    return sse.drained().then(() => {
-      if (sse.closed) throw abortReason(call.scope);
-    });
+  return room;
+}
+
+async function waitForDrain(sse: SseStream, call: HttpCall): Promise<void> {
+  await sse.drained();
+  if (sse.closed) throw abortReason(call.scope);
 }

@@ -31,30 +31,43 @@ export class StreamReader implements BodySink {
   data(bytes: Buffer): void | Promise<void> {
     this.watchdog.touch();
     if (this.done) return;
-    return this.deliver(this.decoder.push(bytes), 0);
+    return this.deliver(this.decoder.push(bytes));
   }
 
   end(): void | Promise<void> {
     // An event left unterminated at EOF still counts.
-    if (!this.done) return this.deliver(this.decoder.end(), 0);
+    if (!this.done) return this.deliver(this.decoder.end());
   }
 
-  /** Hands events[from…] to the sink, stopping at the first one it asks to wait for. */
-  private deliver(events: SseEvent[], from: number): void | Promise<void> {
-    for (let i = from; i < events.length; i++) {
-      const chunk = chunkFromEvent(events[i]!, this.delivered);
-      if (chunk === DONE) {
-        this.done = this.finished = true;
-        return;
+  /**
+   * Hands the events of one read to the sink, all of them: they are in memory already,
+   * and pausing between them would cost an event-loop turn per message under load. The
+   * sink's backpressure (its returned promises) pauses the socket after the read.
+   */
+  private deliver(events: SseEvent[]): void | Promise<void> {
+    let wait: Promise<void> | undefined;
+    try {
+      for (let i = 0; i < events.length; i++) {
+        const chunk = chunkFromEvent(events[i]!, this.delivered);
+        if (chunk === DONE) {
+          this.done = this.finished = true;
+          break;
+        }
+        if (!this.finished) this.finished = hasFinishReason(chunk);
+        if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
+        const pending = this.sink(chunk);
+        // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
+        if (pending !== undefined && pending !== wait) wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
       }
-      if (!this.finished) this.finished = hasFinishReason(chunk);
-      if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
-      const pending = this.sink(chunk);
-      if (pending !== undefined && i + 1 < events.length) return pending.then(() => this.deliver(events, i + 1));
-      if (pending !== undefined) return pending;
+    } catch (err) {
+      wait?.catch(noop); // the stream fails with `err`; a later rejection says nothing new
+      throw err;
     }
+    return wait;
   }
 }
+
+function noop(): void {}
 
 const DONE = Symbol("done");
 
