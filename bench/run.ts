@@ -73,7 +73,7 @@ function settings(quick: boolean, rounds: number | undefined): Settings {
   };
   return quick
     ? { ...common, quick, rounds: rounds ?? 1, gatewayWarmS: 1, unaryWarmS: 1, unaryS: 1, streamWarmMs: 300, streamMs: 1000, relayWarmMs: 300, relayMs: 1000, holdStreams: 200, holdDelayMs: 100, holdTokens: 10, settleS: [2], quietWaitMs: 3000 }
-    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10], quietWaitMs: 60_000 };
+    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10, 30], quietWaitMs: 60_000 };
 }
 
 /** Which CPU each process gets. */
@@ -267,28 +267,38 @@ function grpcUnaryOnce(port: number, timeoutMs: number): Promise<{ ok: boolean; 
 }
 
 function httpPost(port: number, path: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return httpCall(port, "POST", path, body, timeoutMs);
+}
+
+function httpCall(port: number, method: "GET" | "POST", path: string, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        path,
-        method: "POST",
-        timeout: timeoutMs,
-        headers: { "content-type": "application/json", authorization: `Bearer ${FAKE_KEY}`, "content-length": String(Buffer.byteLength(body)) },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (t: string) => (text += t));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on("error", reject);
-      },
-    );
+    const headers: Record<string, string> = { authorization: `Bearer ${FAKE_KEY}` };
+    if (body !== undefined) Object.assign(headers, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) });
+    const req = httpRequest({ host: "127.0.0.1", port, path, method, timeout: timeoutMs, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (t: string) => (text += t));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on("error", reject);
+    });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** The gateway's V8 heap as its /metrics reports it (process metrics), in bytes; undefined without the HTTP port. */
+async function heapOf(gw: Gw): Promise<{ total: number; newSpace: number; oldSpace: number; external: number } | undefined> {
+  if (gw.httpPort === undefined) return undefined;
+  const r = await httpCall(gw.httpPort, "GET", "/metrics", undefined, 5000).catch(() => undefined);
+  if (r === undefined || r.status !== 200) return undefined;
+  const value = (pattern: RegExp): number => Number(pattern.exec(r.text)?.[1] ?? Number.NaN);
+  return {
+    total: value(/^nodejs_heap_size_total_bytes (\S+)$/m),
+    newSpace: value(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)$/m),
+    oldSpace: value(/^nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)$/m),
+    external: value(/^nodejs_external_memory_bytes (\S+)$/m),
+  };
 }
 
 async function directPreflight(port: number): Promise<void> {
@@ -636,6 +646,7 @@ async function memory(ctx: Ctx, round: number): Promise<void> {
       await sleep(100);
     }
     const baseline = median(baselineSamples);
+    const heapBefore = await heapOf(gw);
     const fdsBefore = gw.proc.fdCount() ?? Number.NaN;
     let fdsAllOpen = Number.NaN;
     const fakeBaseline = median(fakeBaselineSamples);
@@ -665,6 +676,7 @@ async function memory(ctx: Ctx, round: number): Promise<void> {
       after.push(gw.proc.rssBytes() ?? Number.NaN);
       fdsAfter.push(gw.proc.fdCount() ?? Number.NaN);
     }
+    const heapAfter = await heapOf(gw);
     const MB = 1024 * 1024;
     const scenario = `memory, ${n} concurrent slow streams`;
     const errors = held.errors > 0 ? `0 / ${held.errors}` : undefined;
@@ -685,6 +697,12 @@ async function memory(ctx: Ctx, round: number): Promise<void> {
       compare: false,
       cpuGateway: `${fdsBefore} · ${fdsAllOpen} · ${s.settleS.map((t, i) => `${fdsAfter[i]} at ${t} s`).join(", ")}`,
     });
+    if (heapBefore !== undefined && heapAfter !== undefined) {
+      // Where RSS that stays after the load sits: V8's heap (new space grows under load and is kept), or outside it.
+      const mb = (x: number): string => (x / MB).toFixed(1);
+      const text = (h: NonNullable<typeof heapBefore>): string => `${mb(h.total)} (new ${mb(h.newSpace)}, old ${mb(h.oldSpace)}), external ${mb(h.external)}`;
+      rows.push({ scenario, metric: `V8 heap MB, before → ${s.settleS[s.settleS.length - 1]} s after the end`, round, direct: undefined, gateway: heapAfter.total / MB, compare: false, cpuGateway: `${text(heapBefore)} → ${text(heapAfter)}` });
+    }
     rows.push({ scenario, metric: `ms until all ${n} had their first message`, round, direct: undefined, gateway: held.allOpenMs, compare: false });
     rows.push({ scenario, metric: "first message p99 ms", round, direct: undefined, gateway: held.ttfm.p99, compare: false });
 
