@@ -694,6 +694,13 @@ function varint32(buf: Buffer, pos: number, v: number): number {
   return pos;
 }
 
+/** A plain int32/enum field: its tag and value, or nothing at the proto3 default 0. */
+function int32Tagged(buf: Buffer, pos: number, tag: number, v: number): number {
+  if (v === 0) return pos;
+  buf[pos++] = tag;
+  return int32(buf, pos, v);
+}
+
 function int32(buf: Buffer, pos: number, v: number): number {
   if (v >= 0) return varint32(buf, pos, v);
   // Sign-extended to 64 bits: 10 bytes.
@@ -808,27 +815,18 @@ function writeTail(buf: Buffer, pos: number, usage: Usage | undefined, timeInfo:
 }
 
 function writeChunkChoice(buf: Buffer, pos: number, c: ChunkChoice): number {
-  if (c.index !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, c.index);
-  }
+  pos = int32Tagged(buf, pos, 8, c.index);
   const d = c.delta;
   if (d !== undefined) {
     pos = submessage(buf, pos, 18);
     pos = writeDelta(buf, pos, d);
   }
-  if (c.finishReason !== 0) {
-    buf[pos++] = 24;
-    pos = int32(buf, pos, c.finishReason);
-  }
+  pos = int32Tagged(buf, pos, 24, c.finishReason);
   return pos;
 }
 
 function writeDelta(buf: Buffer, pos: number, d: Delta): number {
-  if (d.role !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, d.role);
-  }
+  pos = int32Tagged(buf, pos, 8, d.role);
   if (d.content !== undefined) pos = string(buf, pos, 18, d.content);
   if (d.reasoning !== undefined) pos = string(buf, pos, 26, d.reasoning);
   const calls = d.toolCalls;
@@ -840,10 +838,7 @@ function writeDelta(buf: Buffer, pos: number, d: Delta): number {
 }
 
 function writeToolCallDelta(buf: Buffer, pos: number, t: ToolCallDelta): number {
-  if (t.index !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, t.index);
-  }
+  pos = int32Tagged(buf, pos, 8, t.index);
   if (t.id !== undefined) pos = string(buf, pos, 18, t.id);
   if (t.type !== undefined) pos = string(buf, pos, 26, t.type);
   const fn = t.function;
@@ -856,27 +851,18 @@ function writeToolCallDelta(buf: Buffer, pos: number, t: ToolCallDelta): number 
 }
 
 function writeChoice(buf: Buffer, pos: number, c: Choice): number {
-  if (c.index !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, c.index);
-  }
+  pos = int32Tagged(buf, pos, 8, c.index);
   const m = c.message;
   if (m !== undefined) {
     pos = submessage(buf, pos, 18);
     pos = writeAssistantMessage(buf, pos, m);
   }
-  if (c.finishReason !== 0) {
-    buf[pos++] = 24;
-    pos = int32(buf, pos, c.finishReason);
-  }
+  pos = int32Tagged(buf, pos, 24, c.finishReason);
   return pos;
 }
 
 function writeAssistantMessage(buf: Buffer, pos: number, m: AssistantMessage): number {
-  if (m.role !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, m.role);
-  }
+  pos = int32Tagged(buf, pos, 8, m.role);
   if (m.content !== undefined) pos = string(buf, pos, 18, m.content);
   if (m.reasoning !== undefined) pos = string(buf, pos, 26, m.reasoning);
   const calls = m.toolCalls;
@@ -900,18 +886,9 @@ function writeToolCall(buf: Buffer, pos: number, t: ToolCall): number {
 }
 
 function writeUsage(buf: Buffer, pos: number, u: Usage): number {
-  if (u.promptTokens !== 0) {
-    buf[pos++] = 8;
-    pos = int32(buf, pos, u.promptTokens);
-  }
-  if (u.completionTokens !== 0) {
-    buf[pos++] = 16;
-    pos = int32(buf, pos, u.completionTokens);
-  }
-  if (u.totalTokens !== 0) {
-    buf[pos++] = 24;
-    pos = int32(buf, pos, u.totalTokens);
-  }
+  pos = int32Tagged(buf, pos, 8, u.promptTokens);
+  pos = int32Tagged(buf, pos, 16, u.completionTokens);
+  pos = int32Tagged(buf, pos, 24, u.totalTokens);
   const p = u.promptTokensDetails;
   if (p !== undefined) {
     pos = submessage(buf, pos, 34);
