@@ -96,7 +96,7 @@ export class CerebrasProvider implements ChatProvider {
         ctx.stats.firstChunkAt = performance.now();
         return completion;
       } catch (err) {
-        await this.beforeRetry(this.failure(err, ctx, false), retries, ctx);
+        await this.beforeRetry(GatewayError.from(err), retries, ctx);
       } finally {
         ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
       }
@@ -202,12 +202,18 @@ export class CerebrasProvider implements ChatProvider {
     if (exchange.status !== 200) throw errorFromResponse(exchange.status, exchange.headers, exchange.errorText());
   }
 
-  /** Any failure as a GatewayError: an aborted call says why (a stalled stream's watchdog says so itself). */
+  /**
+   * Any failure as a GatewayError: an aborted call says why (a stalled stream's watchdog
+   * says so itself). Only errors with a code (undici's, the socket's) are the network's;
+   * anything else thrown while reading (by the chunk reader or the caller's sink) is a
+   * bug, INTERNAL and never retried, not an upstream failure.
+   */
   private failure(err: unknown, ctx: CallContext, afterFirstChunk: boolean): GatewayError {
     if (ctx.abortReason !== undefined) return ctx.abortReason;
     if (err instanceof GatewayError) return err;
     if (err instanceof BodyTooLargeError) return badResponse(err.message);
     if (err instanceof Error && err.name === "SseLineTooLongError") return badResponse(err.message);
+    if (!hasErrorCode(err)) return GatewayError.from(err);
     return errorFromNetwork(err, afterFirstChunk);
   }
 }
@@ -286,6 +292,11 @@ class TextSink implements BodySink {
     const parts = this.parts;
     return (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
   }
+}
+
+/** undici's errors (UND_ERR_*) and system ones (ECONNRESET…) carry a string code; bugs' TypeErrors do not. */
+function hasErrorCode(err: unknown): boolean {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === "string";
 }
 
 function parseJson(text: string): unknown {
