@@ -20,14 +20,16 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 3, initialBackof
 
 /**
  * Whether calling again, unchanged, may succeed:
- * - UNAVAILABLE: yes (a transient failure of the gateway or of Cerebras);
+ * - UNAVAILABLE: yes (a transient failure of the gateway or of Cerebras), except
+ *   UPSTREAM_AUTH_FAILED: the gateway's own Cerebras key was refused, and stays refused
+ *   until an operator replaces it;
  * - RESOURCE_EXHAUSTED: only with a RetryInfo delay (the quota refills then);
  * - everything else, INVALID_ARGUMENT, DEADLINE_EXCEEDED and CANCELLED included: no.
  */
 export function isRetryable(err: unknown): boolean {
   const e = err instanceof GatewayError ? err : isServiceError(err) ? toGatewayError(err) : undefined;
   if (e === undefined) return false;
-  if (e.code === Code.UNAVAILABLE) return true;
+  if (e.code === Code.UNAVAILABLE) return e.reason !== Reason.UPSTREAM_AUTH_FAILED;
   return e.code === Code.RESOURCE_EXHAUSTED && e.retryDelayMs !== undefined;
 }
 
@@ -43,7 +45,7 @@ export function retryPolicy(option: boolean | RetryOptions | undefined): RetryPo
 
 /**
  * The wait before the next attempt, or undefined to give up with `err`: only
- * UNAVAILABLE is retried, at most `maxAttempts` in all, after the RetryInfo delay when
+ * UNAVAILABLE is retried (not UPSTREAM_AUTH_FAILED, see isRetryable), at most `maxAttempts` in all, after the RetryInfo delay when
  * the server gave one (else jittered exponential backoff), and only when the wait
  * ends before the deadline.
  *
@@ -51,7 +53,7 @@ export function retryPolicy(option: boolean | RetryOptions | undefined): RetryPo
  * @param deadline epoch ms the whole call (every attempt) must end by
  */
 export function retryDelayMs(err: GatewayError, attempts: number, deadline: number, policy: RetryPolicy, now = Date.now(), random: () => number = Math.random): number | undefined {
-  if (err.code !== Code.UNAVAILABLE || attempts >= policy.maxAttempts) return undefined;
+  if (err.code !== Code.UNAVAILABLE || err.reason === Reason.UPSTREAM_AUTH_FAILED || attempts >= policy.maxAttempts) return undefined;
   const delay = err.retryDelayMs ?? random() * Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (attempts - 1));
   return now + delay < deadline ? delay : undefined;
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResponseFormat, Role } from "../../gen/aigateway/v1/chat.js";
 import { Code, GatewayError, Reason } from "../../src/core/errors.js";
 import { GatewayClient } from "../../src/client/gateway-client.js";
-import { isRetryable } from "../../src/client/retry.js";
+import { DEFAULT_RETRY_POLICY, isRetryable, retryDelayMs } from "../../src/client/retry.js";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { UPSTREAM_KEY, userRequest } from "../helpers/harness.js";
 import { drain, rejection, startClientHarness, type ClientHarness } from "./support.js";
@@ -108,7 +108,7 @@ describe("RESOURCE_EXHAUSTED", () => {
   });
 });
 
-describe("UNAVAILABLE (ProviderError): retryable", () => {
+describe("UNAVAILABLE (ProviderError): retryable, but for the gateway's own key refused", () => {
   it("upstream 503 with retry-after → UPSTREAM_SERVER_ERROR with the RetryInfo delay", async () => {
     h.fake.failNext({ kind: "http-error", status: 503, body: { message: "Service Unavailable" }, headers: { "retry-after": "2" } });
     const e = gatewayError(await rejection(create("x")), Code.UNAVAILABLE, Reason.UPSTREAM_SERVER_ERROR);
@@ -124,9 +124,11 @@ describe("UNAVAILABLE (ProviderError): retryable", () => {
     expect(isRetryable(e)).toBe(true);
   });
 
-  it("the gateway's own key refused (401) → UPSTREAM_AUTH_FAILED", async () => {
+  it("the gateway's own key refused (401) → UPSTREAM_AUTH_FAILED: UNAVAILABLE, but not retryable (the key stays refused)", async () => {
     h.fake.failNext(cerebrasErrors.wrongApiKey());
-    gatewayError(await rejection(create("x")), Code.UNAVAILABLE, Reason.UPSTREAM_AUTH_FAILED);
+    const e = gatewayError(await rejection(create("x")), Code.UNAVAILABLE, Reason.UPSTREAM_AUTH_FAILED);
+    expect(isRetryable(e)).toBe(false);
+    expect(retryDelayMs(e, 1, Date.now() + 60_000, DEFAULT_RETRY_POLICY)).toBeUndefined();
   });
 
   it("connection reset → UPSTREAM_CONNECTION_FAILED", async () => {
