@@ -3,8 +3,7 @@
  * Keyed on the upstream `code`, not `type` (Cerebras changed `type` for token quotas).
  */
 import { Code, GatewayError, ProviderError, Reason, type FieldViolation } from "../../core/errors.js";
-
-type Headers = Record<string, string | string[] | undefined>;
+import type { Headers } from "./exchange.js";
 
 /** Longest upstream message text passed on to callers. */
 const MAX_MESSAGE = 500;
@@ -75,7 +74,7 @@ export function errorFromResponse(status: number, headers: Headers, bodyText: st
 
 /** A failure of the connection itself (undici error codes, not messages). */
 export function errorFromNetwork(err: unknown, afterFirstChunk: boolean): ProviderError {
-  const code = typeof (err as { code?: unknown })?.code === "string" ? (err as { code: string }).code : "UNKNOWN";
+  const code = errorCode(err) ?? "UNKNOWN";
   const stalled = code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
   const what = stalled || code === "UND_ERR_CONNECT_TIMEOUT" ? "timed out" : afterFirstChunk ? "was cut mid-stream" : "failed";
   return new ProviderError({
@@ -84,6 +83,19 @@ export function errorFromNetwork(err: unknown, afterFirstChunk: boolean): Provid
     metadata: { errorCode: code },
     cause: err,
   });
+}
+
+/**
+ * Whether `err` is the network's: undici's errors (UND_ERR_*) and the socket's (ECONNRESET…)
+ * carry a string code; a bug's TypeError does not.
+ */
+export function isNetworkError(err: unknown): boolean {
+  return err instanceof Error && errorCode(err) !== undefined;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 interface ParsedErrorBody {

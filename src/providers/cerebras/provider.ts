@@ -20,7 +20,7 @@ import type { CallContext, ChatProvider, ChunkSink } from "../../core/provider.j
 import { isJsonObject } from "../../wire/json.js";
 import { chatRequestToJson } from "../../wire/request.js";
 import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
-import { errorFromNetwork, errorFromResponse } from "./errors.js";
+import { errorFromNetwork, errorFromResponse, isNetworkError } from "./errors.js";
 import { Exchange, type BodySink } from "./exchange.js";
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from "./retry.js";
 import { StreamReader } from "./stream-reader.js";
@@ -213,7 +213,7 @@ export class CerebrasProvider implements ChatProvider {
     if (err instanceof GatewayError) return err;
     if (err instanceof BodyTooLargeError) return badResponse(err.message);
     if (err instanceof Error && err.name === "SseLineTooLongError") return badResponse(err.message);
-    if (!hasErrorCode(err)) return GatewayError.from(err);
+    if (!isNetworkError(err)) return GatewayError.from(err);
     return errorFromNetwork(err, afterFirstChunk);
   }
 }
@@ -292,11 +292,6 @@ class TextSink implements BodySink {
     const parts = this.parts;
     return (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
   }
-}
-
-/** undici's errors (UND_ERR_*) and system ones (ECONNRESET…) carry a string code; bugs' TypeErrors do not. */
-function hasErrorCode(err: unknown): boolean {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === "string";
 }
 
 function parseJson(text: string): unknown {
