@@ -1,0 +1,127 @@
+/**
+ * The gateway as a child process, as `npm start` runs it (dist/src/main.js, which
+ * `npm test` builds first). For tests about the process itself (signals, exit codes,
+ * start-up lines) and for fleets: several gateways sharing one Redis, rolling restarts.
+ *
+ * Log lines are pino JSON on stdout; `line(msg)` resolves when one arrives (event-driven,
+ * bounded by a timeout, never a poll-and-sleep). stop() sends SIGTERM and waits for the
+ * exit; kill() is the SIGKILL of last resort, safe to call in every `finally`.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const MAIN = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
+
+export type LogLine = Record<string, unknown>;
+
+export interface GatewayProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Every JSON log line so far, in order. */
+  lines(): LogLine[];
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** The first line (already seen or still to come) whose `msg` is `msg` and that `match` accepts. */
+  line(msg: string, match?: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL if still running; never throws. */
+  kill(): void;
+}
+
+export interface Listening {
+  /** host:port of the gRPC listener. */
+  readonly grpc: string;
+  /** host:port of the HTTP shim, or undefined when it is off. */
+  readonly http: string | undefined;
+}
+
+/**
+ * Spawns the gateway with exactly `env` (plus PATH): a developer's own CEREBRAS_API_KEY or
+ * REDIS_URL must never leak into a test.
+ */
+export function spawnGateway(env: Record<string, string>, args: readonly string[] = [MAIN]): GatewayProcess {
+  const child = spawn(process.execPath, [...args], { env: { PATH: process.env["PATH"] ?? "", ...env } });
+  const lines: LogLine[] = [];
+  const waiters: Array<{ msg: string; match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  let partial = "";
+  let err = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (text: string) => {
+    partial += text;
+    let nl = partial.indexOf("\n");
+    while (nl !== -1) {
+      const raw = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      nl = partial.indexOf("\n");
+      if (!raw.startsWith("{")) continue;
+      let line: LogLine;
+      try {
+        line = JSON.parse(raw) as LogLine;
+      } catch {
+        continue;
+      }
+      lines.push(line);
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const w = waiters[i]!;
+        if (line["msg"] === w.msg && w.match(line)) {
+          waiters.splice(i, 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+
+  const line = (msg: string, match: (l: LogLine) => boolean = () => true, timeoutMs = 10_000): Promise<LogLine> => {
+    const seen = lines.find((l) => l["msg"] === msg && match(l));
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise<LogLine>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = waiters.indexOf(waiter);
+        if (i !== -1) waiters.splice(i, 1);
+        reject(new Error(`no "${msg}" log line within ${timeoutMs} ms; stderr: ${err}`));
+      }, timeoutMs);
+      const waiter = {
+        msg,
+        match,
+        resolve: (l: LogLine) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
+      waiters.push(waiter);
+      void exited.then((code) => {
+        const i = waiters.indexOf(waiter);
+        if (i === -1) return;
+        waiters.splice(i, 1);
+        clearTimeout(timer);
+        reject(new Error(`the gateway exited (${code}) before a "${msg}" log line; stderr: ${err}`));
+      });
+    });
+  };
+
+  return {
+    child,
+    lines: () => lines,
+    stderr: () => err,
+    line,
+    exited,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+/** Waits for the "listening" line and returns where the gateway listens. */
+export async function listening(p: GatewayProcess, timeoutMs?: number): Promise<Listening> {
+  const l = await p.line("listening", undefined, timeoutMs);
+  const http = l["http"];
+  return { grpc: String(l["grpc"]), http: typeof http === "string" && http !== "off" ? http : undefined };
+}
