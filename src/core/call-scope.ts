@@ -66,6 +66,17 @@ export class CallScope implements CallContext {
     this.dispose();
   }
 
+  /**
+   * The server ends the call for its own reason (shutdown past its grace): everything
+   * the call started is aborted with `reason`, which the call then reports. A no-op once
+   * the call is over.
+   */
+  end(reason: GatewayError): void {
+    if (this.settled) return;
+    this.abort(reason);
+    this.dispose();
+  }
+
   /** The call is over: stop the budget timer. Idempotent. */
   dispose(): void {
     this.settled = true;

@@ -65,6 +65,12 @@ export const Reason = {
   CANCELLED: "CANCELLED",
   /** The gateway is at its in-flight call limit (MAX_IN_FLIGHT): retry later. */
   GATEWAY_OVERLOADED: "GATEWAY_OVERLOADED",
+  /**
+   * This replica is shutting down (SIGTERM): a call it could not finish within
+   * SHUTDOWN_GRACE_S, or one that arrived after it stopped taking calls. Retry at once
+   * on another replica.
+   */
+  GATEWAY_SHUTTING_DOWN: "GATEWAY_SHUTTING_DOWN",
   /** A bug in the gateway; the log has the cause under the correlation id. */
   INTERNAL: "INTERNAL",
 } as const;
@@ -157,6 +163,20 @@ export class GatewayError extends Error {
 
   static deadlineExceeded(message = "the call's deadline passed"): GatewayError {
     return new GatewayError({ code: Code.DEADLINE_EXCEEDED, reason: Reason.DEADLINE_EXCEEDED, message });
+  }
+
+  /**
+   * UNAVAILABLE (so clients retry, elsewhere): how a call still running when the
+   * shutdown grace runs out ends, in-band, on both transports. `connection: close` tells
+   * an HTTP client not to reuse the connection.
+   */
+  static shuttingDown(): GatewayError {
+    return new GatewayError({
+      code: Code.UNAVAILABLE,
+      reason: Reason.GATEWAY_SHUTTING_DOWN,
+      message: "the gateway is shutting down; retry on another instance",
+      headers: { connection: "close" },
+    });
   }
 }
 

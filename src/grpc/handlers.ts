@@ -12,6 +12,7 @@ import type { KeyRing } from "../auth/key-ring.js";
 import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
+import type { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
 import { toGrpcError } from "./status.js";
@@ -25,6 +26,8 @@ export interface HandlerOptions {
   readonly keys: KeyRing | undefined;
   /** The longest a call may take, whatever deadline the caller set (REQUEST_TIMEOUT_S). */
   readonly ceilingMs: number;
+  /** Every call is in it while in progress, so shutdown can end it in-band past the grace. */
+  readonly calls: LiveCalls;
 }
 
 export function unaryHandler<Req, Res>(
@@ -37,14 +40,14 @@ export function unaryHandler<Req, Res>(
     const scope = openScope(call, options);
     run(() => fn(call.request, scope), call, scope, options).then(
       (response) => {
-        scope.dispose();
+        settle(scope, options);
         // Headers in the same tick as the reply: one write, not two.
         sendHeaders(call, scope);
         callback(null, response);
         report(options.reporter, method, scope, started, undefined);
       },
       (err: unknown) => {
-        scope.dispose();
+        settle(scope, options);
         const error = GatewayError.from(err);
         sendHeaders(call, scope);
         callback(toGrpcError(error, scope.requestId));
@@ -65,13 +68,13 @@ export function serverStreamHandler<Req, Res>(
     const headers = { sent: false };
     run(() => pump(call, fn, scope, headers), call, scope, options).then(
       () => {
-        scope.dispose();
+        settle(scope, options);
         if (!headers.sent) sendHeaders(call, scope);
         call.end();
         report(options.reporter, method, scope, started, undefined);
       },
       (err: unknown) => {
-        scope.dispose();
+        settle(scope, options);
         const error = GatewayError.from(err);
         // emit('error') sends the status; destroy() would leave the client hanging.
         if (!call.cancelled) {
@@ -137,7 +140,14 @@ function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
   // Fires on client cancel, disconnect and grpc-js' own deadline expiry (and, in grpc-js
   // 1.14, when any finished call's stream closes: the scope ignores it once settled).
   call.on("cancelled", () => scope.cancel());
+  options.calls.add(scope);
   return scope;
+}
+
+/** The call's work is over (its reply is about to be sent). */
+function settle(scope: CallScope, options: HandlerOptions): void {
+  scope.dispose();
+  options.calls.delete(scope);
 }
 
 /** Response headers carry the request id; sent with the reply, never on their own. */

@@ -11,6 +11,8 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import type { KeyRing } from "../auth/key-ring.js";
 import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
+import { GatewayError } from "../core/errors.js";
+import { LiveCalls } from "../core/live-calls.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withFastSerializers } from "./serializers.js";
@@ -39,9 +41,17 @@ export interface GrpcServer {
   readonly port: number;
   /** Health says NOT_SERVING (load balancers steer away); calls are still served. */
   notServing(): void;
-  /** Health says NOT_SERVING, new calls are refused, in-flight ones get `graceMs` to finish. */
+  /**
+   * Health says NOT_SERVING, the listener closes and every connection gets a GOAWAY (new
+   * calls go elsewhere); in-flight calls get `graceMs` to finish. Those still running
+   * then end with UNAVAILABLE GATEWAY_SHUTTING_DOWN (their status is sent), and whatever
+   * is left after FLUSH_MS more is cut.
+   */
   shutdown(graceMs: number): Promise<void>;
 }
+
+/** After the grace, how long the calls ended in-band get for their statuses to leave before connections are cut. */
+const FLUSH_MS = 1000;
 
 const SERVICES = [ChatServiceService, ModelServiceService].map((s) => Object.values(s)[0]!.path.split("/")[1]!);
 
@@ -69,7 +79,8 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
   const server = new Server(channelOptions(options));
-  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys };
+  const calls = new LiveCalls();
+  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, calls };
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),
@@ -101,9 +112,16 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
         notServing();
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
-        force.unref();
+        let force: NodeJS.Timeout | undefined;
+        const grace = setTimeout(() => {
+          calls.endAll(GatewayError.shuttingDown());
+          force = setTimeout(() => server.forceShutdown(), FLUSH_MS);
+          force.unref();
+        }, graceMs);
+        grace.unref();
+        // Closes the listener and sends every connection a GOAWAY; calls in flight go on.
         server.tryShutdown(() => {
+          clearTimeout(grace);
           clearTimeout(force);
           resolve();
         });

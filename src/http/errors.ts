@@ -5,7 +5,8 @@
  *
  *   INVALID_ARGUMENT 400 · UNAUTHENTICATED 401 · PERMISSION_DENIED 403 · NOT_FOUND 404 ·
  *   RESOURCE_EXHAUSTED 429 · UNAVAILABLE 503 when the upstream is short of capacity
- *   (429 queue_exceeded, or it answered 503), else 502 (the upstream failed) ·
+ *   (429 queue_exceeded, or it answered 503) or this gateway is shutting down, else 502
+ *   (the upstream failed) ·
  *   DEADLINE_EXCEEDED 504 · CANCELLED 499 (logged only: nobody is left to read it) ·
  *   anything else 500.
  *
@@ -72,10 +73,6 @@ export class HttpError extends Error {
   static invalidJson(message: string): HttpError {
     return new HttpError(400, "invalid_json", Code.INVALID_ARGUMENT, message);
   }
-
-  static shuttingDown(): HttpError {
-    return new HttpError(503, "shutting_down", Code.UNAVAILABLE, "the gateway is shutting down; retry on another instance", { connection: "close" });
-  }
 }
 
 /** Anything thrown → what the client gets. Unknown errors become INTERNAL (cause logged, not sent). */
@@ -136,7 +133,7 @@ export function httpStatus(e: GatewayError): number {
     case Code.DEADLINE_EXCEEDED:
       return 504;
     case Code.UNAVAILABLE:
-      return e.reason === Reason.UPSTREAM_OVERLOADED || e.metadata["upstreamStatus"] === "503" ? 503 : 502;
+      return e.reason === Reason.UPSTREAM_OVERLOADED || e.reason === Reason.GATEWAY_SHUTTING_DOWN || e.metadata["upstreamStatus"] === "503" ? 503 : 502;
     default:
       return 500;
   }

@@ -15,7 +15,9 @@ import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { CallScope } from "../core/call-scope.js";
 import type { ChatService } from "../core/chat-service.js";
+import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
+import { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
@@ -50,13 +52,21 @@ export interface HttpServerOptions {
 
 export interface HttpServer {
   readonly port: number;
-  /** Refuse new calls (503), give in-flight ones `graceMs`, then close every connection. */
+  /**
+   * Refuse new calls (503 GATEWAY_SHUTTING_DOWN), give in-flight ones `graceMs`; those
+   * still running then end with the same error (a JSON 503, or a stream's last SSE event),
+   * and FLUSH_MS later every connection left is closed.
+   */
   close(graceMs: number): Promise<void>;
 }
+
+/** After the grace, how long the calls ended in-band get for their last bytes to leave before connections are closed. */
+const FLUSH_MS = 1000;
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
   const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics };
   let closing = false;
+  const calls = new LiveCalls();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
@@ -94,7 +104,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     const match = matchRoute(httpMethod, path);
     if (closing || match.kind !== "route") {
       const error = closing
-        ? HttpError.shuttingDown()
+        ? GatewayError.shuttingDown()
         : match.kind === "wrong-method"
           ? HttpError.methodNotAllowed(httpMethod, path, match.allowed)
           : HttpError.routeNotFound(httpMethod, path);
@@ -107,6 +117,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
 
     const { route, params } = match;
     const scope = new CallScope(Infinity, options.ceilingMs, requestId);
+    calls.add(scope);
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
     const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [] };
@@ -132,6 +143,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       log(call.method, call, failure);
     } finally {
       scope.dispose();
+      calls.delete(scope);
       if (acquired) options.limit.release();
     }
   }
@@ -143,9 +155,15 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         closing = true;
-        const force = setTimeout(() => server.closeAllConnections(), graceMs);
-        force.unref();
+        let force: NodeJS.Timeout | undefined;
+        const grace = setTimeout(() => {
+          calls.endAll(GatewayError.shuttingDown());
+          force = setTimeout(() => server.closeAllConnections(), FLUSH_MS);
+          force.unref();
+        }, graceMs);
+        grace.unref();
         server.close(() => {
+          clearTimeout(grace);
           clearTimeout(force);
           resolve();
         });

@@ -15,6 +15,7 @@ describe("isRetryable", () => {
   it.each([
     ["UNAVAILABLE", err(Code.UNAVAILABLE), true],
     ["UNAVAILABLE with RetryInfo", err(Code.UNAVAILABLE, 50), true],
+    ["UNAVAILABLE GATEWAY_SHUTTING_DOWN (a replica going away)", GatewayError.shuttingDown(), true],
     ["RESOURCE_EXHAUSTED with RetryInfo", err(Code.RESOURCE_EXHAUSTED, 1000), true],
     ["RESOURCE_EXHAUSTED without RetryInfo", err(Code.RESOURCE_EXHAUSTED), false],
     ["INVALID_ARGUMENT", err(Code.INVALID_ARGUMENT), false],
