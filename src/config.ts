@@ -54,6 +54,15 @@ const EnvSchema = z.object({
   TLS_CLIENT_CA_FILE: z.string().optional(),
   READYZ_REQUIRE_UPSTREAM: z.stringbool({ error: "must be true or false" }).default(false),
   FAKE_UPSTREAM_TOKEN_DELAY_MS: z.coerce.number("must be a number").min(0, "must be at least 0").default(15),
+  // Fleet: connections that rebalance over replicas, and keepalive through L4 balancers.
+  /** gRPC connections get a GOAWAY after this long (grpc-js adds ±10% jitter); 0: never. */
+  GRPC_MAX_CONNECTION_AGE_S: z.coerce.number("must be a number").min(0, "must be at least 0").max(86_400, "must be at most 86400").default(300),
+  /** After that GOAWAY, how long calls on the old connection may go on. Unset: REQUEST_TIMEOUT_S + 5 s. */
+  GRPC_MAX_CONNECTION_AGE_GRACE_S: z.coerce.number("must be a number").min(0, "must be at least 0").max(86_400, "must be at most 86400").optional(),
+  GRPC_KEEPALIVE_TIME_S: z.coerce.number("must be a number").min(1, "must be at least 1").max(7200, "must be at most 7200").default(60),
+  GRPC_KEEPALIVE_TIMEOUT_S: z.coerce.number("must be a number").min(1, "must be at least 1").max(600, "must be at most 600").default(20),
+  /** Idle HTTP keep-alive connections are closed after this long: longer than a balancer's own idle timeout (AWS ALB: 60 s). */
+  HTTP_KEEPALIVE_TIMEOUT_S: z.coerce.number("must be a number").min(1, "must be at least 1").max(3600, "must be at most 3600").default(65),
 });
 
 const Env = z.preprocess(
@@ -111,6 +120,21 @@ export interface Config {
   readonly tls: TlsFiles | undefined;
   /** /readyz also waits for the upstream to have answered (the model catalog loaded). */
   readonly readyzRequiresUpstream: boolean;
+  /** Fleet: gRPC connection age and keepalive. */
+  readonly grpcConnections: GrpcConnectionPolicy;
+  /** Fleet: how long an idle HTTP keep-alive connection is kept. */
+  readonly httpKeepAliveTimeoutMs: number;
+}
+
+/** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
+export interface GrpcConnectionPolicy {
+  /** GOAWAY after this long (±10% jitter, grpc-js); undefined: never. */
+  readonly maxAgeMs: number | undefined;
+  /** Calls on a connection past its age may go on this long after the GOAWAY. */
+  readonly maxAgeGraceMs: number;
+  /** Server pings every connection this often, and drops it when a ping goes unanswered for keepaliveTimeoutMs. */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
 }
 
 /** PEM contents read at start-up. */
@@ -172,6 +196,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     modelAliases: e.MODEL_ALIASES,
     allowUnlistedModels: e.ALLOW_UNLISTED_MODELS,
     pricingOverrides: e.PRICING_OVERRIDES,
+    grpcConnections: {
+      maxAgeMs: e.GRPC_MAX_CONNECTION_AGE_S === 0 ? undefined : e.GRPC_MAX_CONNECTION_AGE_S * 1000,
+      // No call outlives REQUEST_TIMEOUT_S, so by default none is cut by its connection's age.
+      maxAgeGraceMs: (e.GRPC_MAX_CONNECTION_AGE_GRACE_S ?? e.REQUEST_TIMEOUT_S + 5) * 1000,
+      keepaliveTimeMs: e.GRPC_KEEPALIVE_TIME_S * 1000,
+      keepaliveTimeoutMs: e.GRPC_KEEPALIVE_TIMEOUT_S * 1000,
+    },
+    httpKeepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_S * 1000,
   };
 }
 

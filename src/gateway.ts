@@ -109,6 +109,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     maxConcurrentStreams: config.maxConcurrentStreams,
     keys: config.keys,
     tls: config.tls,
+    connections: config.grpcConnections,
   });
   undo.push(() => grpc.shutdown(0));
 
@@ -125,6 +126,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       metrics,
       keys: config.keys,
       tls: config.tls,
+      keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
       readiness: (): Readiness =>
         closing !== undefined
           ? { ready: false, reason: "shutting down" }

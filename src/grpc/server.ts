@@ -9,7 +9,7 @@ import { ModelServiceService, type ModelServiceServer } from "../../gen/aigatewa
 import type { ChatService } from "../core/chat-service.js";
 import type { InFlightLimit } from "../core/in-flight.js";
 import type { KeyRing } from "../auth/key-ring.js";
-import type { TlsFiles } from "../config.js";
+import type { GrpcConnectionPolicy, TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import { LiveCalls } from "../core/live-calls.js";
@@ -35,6 +35,8 @@ export interface GrpcServerOptions {
   readonly keys: KeyRing | undefined;
   /** TLS (and mTLS with a client CA); undefined: plaintext. */
   readonly tls: TlsFiles | undefined;
+  /** Max connection age and keepalive (see channelOptions); undefined: grpc-js' defaults (neither). */
+  readonly connections?: GrpcConnectionPolicy;
 }
 
 export interface GrpcServer {
@@ -56,18 +58,24 @@ const FLUSH_MS = 1000;
 const SERVICES = [ChatServiceService, ModelServiceService].map((s) => Object.values(s)[0]!.path.split("/")[1]!);
 
 /**
- * Keepalive: the server pings idle connections every 60 s, inside the idle timeouts of
- * common load balancers (AWS NLB 350 s, GCP 600 s), so they are not silently dropped; it
- * accepts client pings as often as every 10 s, even without calls.
+ * Connections that rebalance: after `maxAgeMs` (±10% jitter, added by grpc-js so a fleet's
+ * connections do not all reconnect at once) a connection gets a GOAWAY; its calls go on
+ * for up to `maxAgeGraceMs`, and the client opens a new connection for new calls, which a
+ * Service (or its own DNS re-resolution) may send to another replica, a new one included.
+ *
+ * Keepalive: the server pings every connection every `keepaliveTimeMs` (60 s by default),
+ * inside the idle timeouts of common L4 balancers and NATs (Azure LB 240 s, AWS NLB 350 s,
+ * GCP 600 s), so an idle connection is neither dropped silently by one nor kept forever to
+ * a client that vanished. grpc-js servers do not police client pings (no too_many_pings),
+ * so clients may ping as often as they like.
  */
 function channelOptions(options: GrpcServerOptions): ChannelOptions {
+  const c = options.connections;
   return {
     "grpc.max_receive_message_length": options.maxRequestBytes,
     "grpc.max_concurrent_streams": options.maxConcurrentStreams,
-    "grpc.keepalive_time_ms": 60_000,
-    "grpc.keepalive_timeout_ms": 20_000,
-    "grpc.keepalive_permit_without_calls": 1,
-    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    ...(c === undefined ? {} : { "grpc.keepalive_time_ms": c.keepaliveTimeMs, "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs }),
+    ...(c?.maxAgeMs === undefined ? {} : { "grpc.max_connection_age_ms": c.maxAgeMs, "grpc.max_connection_age_grace_ms": c.maxAgeGraceMs }),
   };
 }
 

@@ -48,6 +48,8 @@ export interface HttpServerOptions {
   readonly readiness: () => Readiness;
   /** Served at GET /metrics (public); undefined: metrics are off. */
   readonly metrics?: MetricsSource | undefined;
+  /** Idle keep-alive connections are closed after this long (HTTP_KEEPALIVE_TIMEOUT_S). */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 export interface HttpServer {
@@ -148,6 +150,8 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     }
   }
 
+  // Longer than a balancer's own idle timeout, so it never reuses a connection just closed here.
+  if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
   const port = await listen(server, options.port, options.host);
 
   return {

@@ -48,4 +48,18 @@ describe("loadConfig", () => {
       expect((e as Error).message).not.toContain("csk-secret-value");
     }
   });
+
+  it("fleet: connections age out after 300 s by default, with a grace that outlasts REQUEST_TIMEOUT_S; 0 turns the age off", () => {
+    expect(loadConfig({})).toMatchObject({
+      grpcConnections: { maxAgeMs: 300_000, maxAgeGraceMs: 305_000, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000 },
+      httpKeepAliveTimeoutMs: 65_000,
+    });
+    expect(loadConfig({ REQUEST_TIMEOUT_S: "30" }).grpcConnections.maxAgeGraceMs).toBe(35_000);
+    expect(loadConfig({ GRPC_MAX_CONNECTION_AGE_S: "1.5", GRPC_MAX_CONNECTION_AGE_GRACE_S: "2" }).grpcConnections).toMatchObject({ maxAgeMs: 1500, maxAgeGraceMs: 2000 });
+    expect(loadConfig({ GRPC_MAX_CONNECTION_AGE_S: "0" }).grpcConnections.maxAgeMs).toBeUndefined();
+  });
+
+  it("fleet: refuses a negative age and a keepalive under a second, naming both", () => {
+    expect(() => loadConfig({ GRPC_MAX_CONNECTION_AGE_S: "-1", GRPC_KEEPALIVE_TIME_S: "0.5" })).toThrow(/GRPC_MAX_CONNECTION_AGE_S: must be at least 0\n {2}GRPC_KEEPALIVE_TIME_S: must be at least 1/);
+  });
 });
