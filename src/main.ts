@@ -1,10 +1,16 @@
 /**
  * The process: read the environment, start the gateway, stop it cleanly on SIGTERM or
- * SIGINT (a second signal exits at once).
+ * SIGINT (a second signal, a second or more after the first, exits at once).
+ *
+ * Where a process manager is in charge (a container's PID 1, systemd), run
+ * `node dist/src/main.js` directly: the signal then reaches this process and nothing else.
  */
 import { ConfigError, loadConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
 import { createLogger } from "./log.js";
+
+/** A repeat of the first signal within this window is the same signal delivered twice. */
+const DUPLICATE_SIGNAL_MS = 1000;
 
 async function main(): Promise<void> {
   let config;
@@ -23,13 +29,17 @@ async function main(): Promise<void> {
   process.on("unhandledRejection", (err: unknown) => logger.error({ err }, "unhandled rejection"));
   const gateway = await startGateway(config, logger);
 
-  let stopping = false;
+  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
+    if (first !== undefined) {
+      // Ctrl-C sends SIGINT to the terminal's whole process group, and `npm start` forwards
+      // the one it got too: the same signal right after the first is that copy, not a
+      // second request.
+      if (signal === first.signal && performance.now() - first.at < DUPLICATE_SIGNAL_MS) return;
       logger.warn({ signal }, "second signal: exiting now");
       process.exit(1);
     }
-    stopping = true;
+    first = { signal, at: performance.now() };
     logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
     gateway.close().then(
       () => {

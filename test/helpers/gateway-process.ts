@@ -8,6 +8,7 @@
  * exit; kill() is the SIGKILL of last resort, safe to call in every `finally`.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
@@ -37,12 +38,59 @@ export interface Listening {
   readonly http: string | undefined;
 }
 
+export interface SpawnOptions {
+  /** Default: the repository's root. */
+  readonly cwd?: string;
+  /** Its own process group (pid = pgid), so a test can signal the group as a terminal's Ctrl-C does. */
+  readonly detached?: boolean;
+}
+
+/** The repository's root (where package.json is). */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
 /**
  * Spawns the gateway with exactly `env` (plus PATH): a developer's own CEREBRAS_API_KEY or
  * REDIS_URL must never leak into a test.
  */
 export function spawnGateway(env: Record<string, string>, args: readonly string[] = [MAIN]): GatewayProcess {
-  const child = spawn(process.execPath, [...args], { env: { PATH: process.env["PATH"] ?? "", ...env } });
+  return spawnLogged(process.execPath, args, env);
+}
+
+/**
+ * `npm start` as a user types it, from the repository's root, with exactly `env` (plus
+ * PATH and HOME, which npm needs). `child` is npm; the gateway is its child.
+ */
+export function spawnNpmStart(env: Record<string, string>, options: SpawnOptions = {}): GatewayProcess {
+  return spawnLogged("npm", ["start", "--silent"], { HOME: process.env["HOME"] ?? "/tmp", ...env }, options);
+}
+
+/** Pids of a process's direct children (Linux /proc). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Pids of a process's children, their children and so on. */
+export function descendantPids(pid: number): number[] {
+  return childPids(pid).flatMap((c) => [c, ...descendantPids(c)]);
+}
+
+/** Whether a process with this pid exists (a zombie counts until it is reaped). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Any command whose stdout is pino JSON lines, with exactly `env` plus PATH. */
+export function spawnLogged(command: string, args: readonly string[], env: Record<string, string>, options: SpawnOptions = {}): GatewayProcess {
+  const child = spawn(command, [...args], { cwd: options.cwd ?? ROOT, detached: options.detached === true, env: { PATH: process.env["PATH"] ?? "", ...env } });
   const lines: LogLine[] = [];
   const waiters: Array<{ msg: string; match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   let partial = "";
