@@ -4,13 +4,17 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DEFAULT_TARGET } from "../client/options.js";
+import type { LoadBalancingPolicy } from "../client/service-config.js";
 
 export const USAGE = `Usage:
   aigw chat [options] <prompt…>   stream a chat completion ("-" reads the prompt from stdin)
   aigw models [options] [id]      list the models (or show one)
 
 Options:
-  --target host:port    the gateway (default ${DEFAULT_TARGET})
+  --target TARGET       the gateway: host:port (default ${DEFAULT_TARGET}), or for several
+                        replicas dns:///name:port or ipv4:host:port,host:port
+  --lb POLICY           spread calls over the target's addresses: round_robin or pick_first
+                        (retrying UNAVAILABLE a replica gave before answering)
   -m, --model NAME      model (default: the gateway's DEFAULT_MODEL)
   -s, --system TEXT     system message
   --max-tokens N        most completion tokens (reasoning included)
@@ -19,6 +23,8 @@ Options:
   --json                machine output: one JSON document on stdout (errors: one on stderr)
   --tls                 use TLS (system roots)
   --ca FILE             use TLS, trusting this CA certificate (PEM)
+  --cert FILE           use TLS with this client certificate (PEM; mTLS, needs --key)
+  --key FILE            the client certificate's private key (PEM; needs --cert)
   -h, --help            this text
 
 Environment:
@@ -28,8 +34,13 @@ Exit codes: 0 ok, 2 usage, 3–16 the gRPC status code, 1 other failures, 130 Ct
 
 export interface ConnectionArgs {
   readonly target: string;
+  /** undefined: grpc-js' default (pick_first, no channel retries). */
+  readonly loadBalancing: LoadBalancingPolicy | undefined;
   readonly tls: boolean;
   readonly caFile: string | undefined;
+  /** Client certificate and key for mTLS: both or neither. */
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
   readonly deadlineMs: number | undefined;
   readonly json: boolean;
 }
@@ -59,6 +70,9 @@ const OPTIONS = {
   json: { type: "boolean" },
   tls: { type: "boolean" },
   ca: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  lb: { type: "string" },
   help: { type: "boolean", short: "h" },
 } satisfies ParseArgsConfig["options"];
 
@@ -75,13 +89,25 @@ export function parseCommand(argv: readonly string[]): Parsed {
   if (verb === undefined) return usage("a command is required: chat or models");
 
   const target = values.target ?? DEFAULT_TARGET;
-  if (!/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(target)) return usage(`--target must be host:port (got "${target}")`);
+  if (!isTarget(target)) return usage(`--target must be host:port, dns:///name:port or ipv4:host:port,… (got "${target}")`);
+  const lb = values.lb;
+  if (lb !== undefined && lb !== "round_robin" && lb !== "pick_first") return usage(`--lb must be round_robin or pick_first (got "${lb}")`);
+  if ((values.cert === undefined) !== (values.key === undefined)) return usage("--cert and --key go together (mutual TLS needs both)");
   let deadlineMs: number | undefined;
   if (values.deadline !== undefined) {
     deadlineMs = parseDuration(values.deadline);
     if (deadlineMs === undefined) return usage(`--deadline must be a positive duration such as 30s, 1500ms or 2m (got "${values.deadline}")`);
   }
-  const connection: ConnectionArgs = { target, tls: values.tls === true || values.ca !== undefined, caFile: values.ca, deadlineMs, json: values.json === true };
+  const connection: ConnectionArgs = {
+    target,
+    loadBalancing: lb,
+    tls: values.tls === true || values.ca !== undefined || values.cert !== undefined,
+    caFile: values.ca,
+    certFile: values.cert,
+    keyFile: values.key,
+    deadlineMs,
+    json: values.json === true,
+  };
 
   switch (verb) {
     case "chat": {
@@ -113,6 +139,22 @@ export function parseCommand(argv: readonly string[]): Parsed {
     default:
       return usage(`unknown command "${verb}": use chat or models`);
   }
+}
+
+const HOST_PORT = /^[^\s:/,]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+/**
+ * host:port, [v6]:port, or a gRPC target URI whose scheme grpc-js resolves: dns:name:port,
+ * dns:///name:port, dns://server/name:port, ipv4:/ipv6: address lists, unix:path.
+ */
+export function isTarget(target: string): boolean {
+  if (HOST_PORT.test(target)) return true;
+  const m = /^(dns|ipv4|ipv6|unix|unix-abstract):(\S+)$/.exec(target);
+  if (m === null) return false;
+  const [, scheme, rest] = m;
+  if (scheme === "ipv4" || scheme === "ipv6") return rest!.split(",").every((a) => HOST_PORT.test(a));
+  if (scheme === "dns") return HOST_PORT.test(rest!.replace(/^\/\/[^/]*\//, ""));
+  return true;
 }
 
 /** "30s", "1500ms", "2m", "1h", or plain seconds ("2.5") → ms; undefined when not a positive duration. */

@@ -75,11 +75,13 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function connect(cmd: Exclude<Command, { kind: "help" }>): Promise<GatewayClient> {
   const apiKey = process.env["AIGW_API_KEY"];
-  const ca = cmd.caFile === undefined ? undefined : await readFile(cmd.caFile);
+  const read = async (file: string | undefined): Promise<Buffer | undefined> => (file === undefined ? undefined : readFile(file));
+  const [ca, cert, key] = await Promise.all([read(cmd.caFile), read(cmd.certFile), read(cmd.keyFile)]);
   return new GatewayClient({
     target: cmd.target,
     ...(apiKey === undefined || apiKey === "" ? {} : { apiKey }),
-    ...(cmd.tls ? { tls: ca === undefined ? true : { ca } } : {}),
+    ...(cmd.tls ? { tls: { ...(ca === undefined ? {} : { ca }), ...(cert === undefined || key === undefined ? {} : { cert, key }) } } : {}),
+    ...(cmd.loadBalancing === undefined ? {} : { loadBalancing: { policy: cmd.loadBalancing } }),
   });
 }
 

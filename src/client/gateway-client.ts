@@ -4,6 +4,7 @@
  * deadline, honours an AbortSignal, carries an x-request-id (and the bearer key when
  * set) and fails with one typed GatewayError whose google.rpc details are decoded.
  */
+import type { ChannelOptions } from "@grpc/grpc-js";
 import { ChatCompletionRequest, ChatServiceClient, type ChatCompletion, type ChatCompletionChunk, type DeepPartial } from "../../gen/aigateway/v1/chat.js";
 import { ModelServiceClient, type ListModelsResponse, type Model } from "../../gen/aigateway/v1/models.js";
 import { chooseRequestId, planCall, type CallPlan, type ClientDefaults } from "./call-plan.js";
@@ -11,6 +12,7 @@ import { channelCredentials } from "./credentials.js";
 import { DEFAULT_DEADLINE_MS, DEFAULT_TARGET, type GatewayCallOptions, type GatewayClientOptions } from "./options.js";
 import { ResponseStream } from "./response-stream.js";
 import { retryPolicy, withRetries, type RetryPolicy } from "./retry.js";
+import { fleetServiceConfig } from "./service-config.js";
 import { unaryAttempt, type UnaryInvoker } from "./unary-call.js";
 
 /** A streamed chat completion: iterate it for chunks; `requestId` is known up front. */
@@ -19,8 +21,17 @@ export type ChatCompletionStream = ResponseStream<ChatCompletionChunk>;
 /** A request as a full message or any part of one (unset fields take their proto defaults). */
 export type ChatCompletionInput = ChatCompletionRequest | DeepPartial<ChatCompletionRequest>;
 
+/** The client's channel defaults (see GatewayClientOptions.channelOptions). */
+const KEEPALIVE: ChannelOptions = { "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000 };
+
+function channelOptionsFor(options: GatewayClientOptions): ChannelOptions {
+  const lb = options.loadBalancing;
+  const serviceConfig = lb === undefined || lb === false ? {} : { "grpc.service_config": JSON.stringify(fleetServiceConfig(lb === true ? {} : lb)) };
+  return { ...KEEPALIVE, ...serviceConfig, ...options.channelOptions };
+}
+
 export class GatewayClient {
-  /** host:port this client calls. */
+  /** The gRPC target this client calls. */
   readonly target: string;
   private readonly chat: ChatServiceClient;
   private readonly models: ModelServiceClient;
@@ -34,7 +45,7 @@ export class GatewayClient {
     this.defaults = { apiKey: options.apiKey, defaultDeadlineMs };
     this.retry = retryPolicy(options.retry);
     const creds = channelCredentials(options);
-    this.chat = new ChatServiceClient(this.target, creds, options.channelOptions ?? {});
+    this.chat = new ChatServiceClient(this.target, creds, channelOptionsFor(options));
     this.models = new ModelServiceClient(this.target, creds, { channelOverride: this.chat.getChannel() });
   }
 

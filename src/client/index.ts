@@ -8,3 +8,4 @@ export { decodeStatusDetails, isServiceError, toGatewayError, type StatusDetails
 export { DEFAULT_RETRY_POLICY, isRetryable, retryDelayMs, type RetryPolicy } from "./retry.js";
 export { DEFAULT_DEADLINE_MS, DEFAULT_TARGET, type GatewayCallOptions, type GatewayClientOptions, type RetryOptions, type TlsOptions } from "./options.js";
 export { textMessage } from "./messages.js";
+export { fleetServiceConfig, type LoadBalancingOptions, type LoadBalancingPolicy, type ServiceConfig } from "./service-config.js";

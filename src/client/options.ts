@@ -2,6 +2,7 @@
  * What a GatewayClient is configured with, and what each call may override.
  */
 import type { ChannelCredentials, ChannelOptions, Metadata } from "@grpc/grpc-js";
+import type { LoadBalancingOptions } from "./service-config.js";
 
 /** Where the gateway listens when nothing else is said (the server's default GRPC_HOST:GRPC_PORT). */
 export const DEFAULT_TARGET = "127.0.0.1:50051";
@@ -33,8 +34,20 @@ export interface RetryOptions {
 }
 
 export interface GatewayClientOptions {
-  /** host:port of the gateway. Default 127.0.0.1:50051. */
+  /**
+   * The gateway, as a gRPC target. Default 127.0.0.1:50051. `host:port`, or for several
+   * replicas `dns:///name:port` (every address the name resolves to, e.g. a Kubernetes
+   * headless Service, re-resolved when a connection closes) or
+   * `ipv4:10.0.0.1:50051,10.0.0.2:50051` (a fixed list); use with `loadBalancing`.
+   */
   readonly target?: string;
+  /**
+   * Spread calls over every address the target resolves to: `true` is
+   * `{ policy: "round_robin", maxAttempts: 3 }`. Sets the channel's service config
+   * (`grpc.service_config`; one given in `channelOptions` wins). Default: grpc-js'
+   * pick_first (one connection), no channel retries.
+   */
+  readonly loadBalancing?: boolean | LoadBalancingOptions;
   /** `true`: TLS with the system roots; an object: TLS with these PEMs. Ignored when `credentials` is set. */
   readonly tls?: boolean | TlsOptions;
   /** Ready-made grpc-js channel credentials; win over `tls`. */
@@ -48,7 +61,12 @@ export interface GatewayClientOptions {
   readonly defaultDeadlineMs?: number;
   /** Retry UNAVAILABLE (honouring RetryInfo, within the deadline). Off by default. */
   readonly retry?: boolean | RetryOptions;
-  /** Passed to the grpc-js channel (keepalive, message sizes, ssl_target_name_override…). */
+  /**
+   * Passed to the grpc-js channel (message sizes, ssl_target_name_override…), over the
+   * client's own defaults: a keepalive ping every 30 s, answered within 10 s, so a call on
+   * a replica that vanished without closing its connections fails fast instead of
+   * waiting out its deadline.
+   */
   readonly channelOptions?: ChannelOptions;
 }
 

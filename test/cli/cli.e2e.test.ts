@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ServerCredentials } from "@grpc/grpc-js";
+import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { recordingServer } from "../client/recording-server.js";
@@ -175,6 +175,11 @@ describe("usage errors exit 2 with a helpful message", () => {
     [["chat", "--deadline", "soon", "x"], "--deadline must be a positive duration"],
     [["chat", "--max-tokens", "0", "x"], "--max-tokens must be a positive integer"],
     [["chat", "--target", "nohost", "x"], "--target must be host:port"],
+    [["chat", "--target", "dns:///noport", "x"], "--target must be host:port, dns:///name:port"],
+    [["chat", "--target", "ipv4:127.0.0.1:1,nohost", "x"], "--target must be host:port"],
+    [["chat", "--lb", "fastest", "x"], "--lb must be round_robin or pick_first"],
+    [["chat", "--cert", "client.pem", "x"], "--cert and --key go together"],
+    [["models", "--key", "client.key"], "--cert and --key go together"],
     [["chat", "--frob", "x"], "Unknown option '--frob'"],
     [["models", "--system", "x"], "--system applies to chat"],
   ])("aigw %j", async (args, message) => {
@@ -205,6 +210,22 @@ it("AIGW_API_KEY is sent as a bearer key", async () => {
   }
 });
 
+describe("several replicas", () => {
+  it("--target ipv4:…,… --lb round_robin reaches a replica when the first address has nothing listening", async () => {
+    const dead = await recordingServer(ServerCredentials.createInsecure());
+    dead.stop(); // its port now has nothing behind it
+    const { code, stdout, stderr } = await cli(["chat", "--no-reasoning", "--lb", "round_robin", "--target", `ipv4:127.0.0.1:${dead.port},${h.address}`, "spread"]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe("Echo: spread\n");
+  });
+
+  it("--target dns:///localhost:port (a name the resolver expands)", async () => {
+    const { code, stdout } = await cli(["models", "--lb", "pick_first", "--target", `dns:///localhost:${h.gateway.grpcPort}`]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^gpt-oss-120b\s+Cerebras$/m);
+  });
+});
+
 describe("TLS", () => {
   const fixture = (name: string) => fileURLToPath(new URL(`../client/fixtures/${name}`, import.meta.url));
 
@@ -217,6 +238,24 @@ describe("TLS", () => {
       expect(s.seen).toHaveLength(1);
     } finally {
       s.stop();
+    }
+  });
+
+  it("--cert and --key reach a gateway that requires client certificates (mTLS); without them the handshake fails: 14", async () => {
+    const tls = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
+    const g = await startHarness({
+      env: { TLS_CERT_FILE: tls("server.pem"), TLS_KEY_FILE: tls("server.key"), TLS_CLIENT_CA_FILE: tls("ca.pem") },
+      clientCredentials: credentials.createSsl(readFileSync(tls("ca.pem")), readFileSync(tls("client.key")), readFileSync(tls("client.pem"))),
+    });
+    try {
+      const target = `localhost:${g.gateway.grpcPort}`;
+      const ok = await cli(["chat", "--no-reasoning", "--target", target, "--ca", tls("ca.pem"), "--cert", tls("client.pem"), "--key", tls("client.key"), "over mTLS"]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toBe("Echo: over mTLS\n");
+      const refused = await cli(["models", "--target", target, "--ca", tls("ca.pem"), "--deadline", "5s"]);
+      expect(refused.code).toBe(14);
+    } finally {
+      await g.close();
     }
   });
 
