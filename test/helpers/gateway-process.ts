@@ -173,3 +173,28 @@ export async function listening(p: GatewayProcess, timeoutMs?: number): Promise<
   const http = l["http"];
   return { grpc: String(l["grpc"]), http: typeof http === "string" && http !== "off" ? http : undefined };
 }
+
+/** A gateway process once it listens: where, and its log lines. */
+export interface StartedGateway {
+  readonly process: GatewayProcess;
+  readonly at: Listening;
+  /** The gRPC port (to restart a replica on the same one). */
+  readonly grpcPort: number;
+}
+
+/** Spawns the gateway and waits for its "listening" line; kills it if it never comes. */
+export async function startGatewayProcess(env: Record<string, string>, timeoutMs?: number): Promise<StartedGateway> {
+  const p = spawnGateway(env);
+  try {
+    const at = await listening(p, timeoutMs);
+    return { process: p, at, grpcPort: Number(at.grpc.slice(at.grpc.lastIndexOf(":") + 1)) };
+  } catch (err) {
+    p.kill();
+    throw err;
+  }
+}
+
+/** The calls a gateway process has logged so far (one "call" line each), optionally only those `match` accepts. */
+export function loggedCalls(p: GatewayProcess, match: (line: LogLine) => boolean = () => true): LogLine[] {
+  return p.lines().filter((l) => l["msg"] === "call" && match(l));
+}

@@ -1,0 +1,71 @@
+/**
+ * A scale-up behind an L4 balancer (test/helpers/tcp-balancer.ts, standing in for a
+ * Kubernetes ClusterIP Service): clients with long-lived connections stick to the
+ * replicas they first reached, so a replica started later gets no calls, unless the
+ * gateway's max connection age makes clients reconnect. With it, new calls reach the
+ * fourth replica within the configured age.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { GatewayClient } from "../../src/client/gateway-client.js";
+import { loggedCalls, startGatewayProcess, type StartedGateway } from "../helpers/gateway-process.js";
+import { userRequest } from "../helpers/harness.js";
+import { startTcpBalancer, type TcpBalancer } from "../helpers/tcp-balancer.js";
+
+/** One connection each (no shared subchannel pool), as separate services would have. */
+const CLIENTS = 8;
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function fleetBehindBalancer(env: Record<string, string>): Promise<{ replicas: StartedGateway[]; balancer: TcpBalancer; clients: GatewayClient[] }> {
+  const start = async (): Promise<StartedGateway> => {
+    const r = await startGatewayProcess({ GRPC_PORT: "0", HTTP_ENABLED: "false", METRICS_ENABLED: "false", FAKE_UPSTREAM_TOKEN_DELAY_MS: "0", ...env });
+    cleanups.push(() => r.process.kill());
+    return r;
+  };
+  const replicas: StartedGateway[] = await Promise.all([start(), start(), start()]);
+  const balancer = await startTcpBalancer(replicas.map((r) => r.grpcPort));
+  cleanups.push(() => balancer.close());
+  const clients = Array.from({ length: CLIENTS }, () => new GatewayClient({ target: `127.0.0.1:${balancer.port}`, channelOptions: { "grpc.use_local_subchannel_pool": 1 } }));
+  cleanups.push(() => clients.forEach((c) => c.close()));
+  // Every client connects (and so picks its replica) before the scale-up.
+  await Promise.all(clients.map((c, i) => c.createChatCompletion(userRequest(`warm ${i}`))));
+  replicas.push(await start());
+  balancer.add(replicas[3]!.grpcPort);
+  return { replicas, balancer, clients };
+}
+
+/** One round: every client makes one call. */
+const round = (clients: readonly GatewayClient[], n: number) => Promise.all(clients.map((c, i) => c.createChatCompletion(userRequest(`round ${n} client ${i}`))));
+
+describe("a scale-up behind an L4 balancer", () => {
+  it("without a max connection age, the fourth replica gets no calls: every connection stays where it was", { timeout: 60_000 }, async () => {
+    const { replicas, balancer, clients } = await fleetBehindBalancer({ GRPC_MAX_CONNECTION_AGE_S: "0" });
+    for (let n = 0; n < 10; n++) await round(clients, n);
+    expect(loggedCalls(replicas[3]!.process)).toHaveLength(0);
+    expect(balancer.connectionsTo(replicas[3]!.grpcPort)).toBe(0);
+  });
+
+  it("with GRPC_MAX_CONNECTION_AGE_S, new calls reach the fourth replica within the connection age", { timeout: 60_000 }, async () => {
+    const AGE_S = 2;
+    const { replicas, clients } = await fleetBehindBalancer({ GRPC_MAX_CONNECTION_AGE_S: String(AGE_S), GRPC_MAX_CONNECTION_AGE_GRACE_S: "10" });
+    const fourth = replicas[3]!;
+    const started = Date.now();
+    // Every connection ages out (±10% jitter) at most 1.1 × AGE_S after it was opened, all
+    // before the fourth replica started; the reconnections are spread by the balancer.
+    const bound = AGE_S * 1000 * 1.1 + 2000; // + the reconnect and the call, on a loaded machine
+    const reached = fourth.process.line("call", undefined, bound);
+    let stop = false;
+    void reached.finally(() => (stop = true)).catch(() => undefined);
+    for (let n = 0; !stop && Date.now() - started < bound + 1000; n++) await round(clients, n);
+    const first = await reached;
+    expect(Date.now() - started).toBeLessThanOrEqual(bound + 1000);
+    expect(first["code"]).toBe("OK");
+    // And it keeps its share: a few more rounds all succeed, some of them on the fourth.
+    const before = loggedCalls(fourth.process).length;
+    for (let n = 0; n < 5; n++) await round(clients, 100 + n);
+    expect(loggedCalls(fourth.process).length).toBeGreaterThan(before);
+  });
+});
