@@ -72,6 +72,9 @@ const Env = z.preprocess(
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/** Every variable the gateway reads (the deploy files are checked against it). */
+export const ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export interface Config {
   /** undefined: no key, so the embedded fake upstream is used. */
   readonly cerebrasApiKey: string | undefined;
