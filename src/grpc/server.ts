@@ -11,6 +11,7 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import type { KeyRing } from "../auth/key-ring.js";
 import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
+import type { Tracer } from "../core/tracing.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withFastSerializers } from "./serializers.js";
@@ -33,6 +34,8 @@ export interface GrpcServerOptions {
   readonly keys: KeyRing | undefined;
   /** TLS (and mTLS with a client CA); undefined: plaintext. */
   readonly tls: TlsFiles | undefined;
+  /** Starts each call's span (src/core/tracing.ts); undefined: tracing off (the caller's context is forwarded). */
+  readonly tracer?: Tracer | undefined;
 }
 
 export interface GrpcServer {
@@ -69,7 +72,7 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
   const server = new Server(channelOptions(options));
-  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys };
+  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, tracer: options.tracer };
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),
