@@ -12,7 +12,7 @@ import { ChatServiceClient } from "../../gen/aigateway/v1/chat.js";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { startFakeUpstream, type FakeUpstream } from "../../src/fake-upstream/server.js";
 import { listening, spawnGateway, type GatewayProcess } from "../helpers/gateway-process.js";
-import { collect, create, rejection, UPSTREAM_KEY, userRequest } from "../helpers/harness.js";
+import { collect, create, rejection, until, UPSTREAM_KEY, userRequest } from "../helpers/harness.js";
 import { raw } from "../helpers/http.js";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../helpers/otlp-receiver.js";
 
@@ -253,3 +253,25 @@ describe.each(["http/json", "grpc"] as const)("OpenTelemetry traces over OTLP %s
     }
   });
 });
+
+describe("an unreachable OTLP collector", () => {
+  it("fails no call, and the failed export is logged as a warning", async () => {
+    const fake = await startFakeUpstream({ apiKey: UPSTREAM_KEY, tokenDelayMs: 0 });
+    // A port nothing listens on (the receiver's, once closed).
+    const gone = await startOtlpReceiver("http");
+    await gone.close();
+    const gw = await startGateway(fake, { OTEL_EXPORTER_OTLP_ENDPOINT: gone.endpoint, OTEL_EXPORTER_OTLP_TIMEOUT: "1000" });
+    try {
+      const res = await create(gw.chat, userRequest("hello"), {}, metadata({ authorization: `Bearer ${CALLER_KEY}` }));
+      expect(res.choices[0]!.message!.content).toBe("Echo: hello");
+      const exportWarning = (l: Record<string, unknown>): boolean => typeof l["msg"] === "string" && l["msg"].startsWith("OpenTelemetry: ");
+      await until(() => gw.process.lines().some(exportWarning), 10_000, "a warning about the failed export");
+      const logged = gw.process.lines().find(exportWarning)!;
+      expect(logged["level"]).toBe(40);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
