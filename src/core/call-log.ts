@@ -1,8 +1,8 @@
 /**
  * The end of every call, the same for both transports: one log line (what was called,
  * how it ended, and the call's figures: model, key, attempts, upstream status, time to
- * first token, tokens, cost), then the call's span (tracing), then the observers (metrics). Bugs (INTERNAL) log their
- * cause; the caller only ever saw the request id.
+ * first token, tokens, cost), then the call's span (tracing), then the observers
+ * (metrics). Bugs (INTERNAL) log their cause; the caller only ever saw the request id.
  */
 import type { Logger } from "../log.js";
 import { Code } from "./errors.js";
