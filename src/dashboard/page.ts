@@ -213,7 +213,7 @@ const BODY = `
     <div class="tile"><div class="label">streams in flight</div><div class="value" id="in-flight-streams">–</div></div>
     <div class="tile"><div class="label">calls since start</div><div class="value" id="calls-total">–</div></div>
   </div>
-  <section><h2>Per model</h2><table><thead><tr><th>model</th><th>calls/s</th><th>errors</th><th>time to first token</th><th>tokens/s (Cerebras)</th><th>output tokens/s</th><th>calls</th></tr></thead><tbody id="models"></tbody></table></section>
+  <section><h2>Per model</h2><table><thead><tr><th>model</th><th>calls/s</th><th>errors</th><th>time to first token (mean)</th><th>tokens/s (Cerebras)</th><th>output tokens/s</th><th>calls</th></tr></thead><tbody id="models"></tbody></table></section>
   <section><h2>Cost per caller key</h2><table><thead><tr><th>key</th><th>calls</th><th>errors</th><th>cost</th><th>cost / hour (now)</th></tr></thead><tbody id="keys"></tbody></table></section>
   <section><h2>Model catalog · <span id="catalog-freshness">–</span></h2><table><thead><tr><th>model</th><th>context</th><th>max completion</th><th>prompt / 1M</th><th>completion / 1M</th></tr></thead><tbody id="catalog"></tbody></table></section>
 </main>`;
