@@ -56,7 +56,21 @@ export async function createOtelTracer(options: OtelTracerOptions): Promise<Trac
     .merge(resourceFromAttributes({ "service.name": DEFAULT_SERVICE_NAME }))
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
-  return new OtelGatewayTracer(provider.getTracer(DEFAULT_SERVICE_NAME), () => provider.shutdown());
+  return new OtelGatewayTracer(provider.getTracer(DEFAULT_SERVICE_NAME), () => boundedShutdown(provider.shutdown(), options.logger));
+}
+
+/** The last export may wait on an unreachable collector (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default): shutdown waits this long at most. */
+const SHUTDOWN_FLUSH_MS = 5000;
+
+async function boundedShutdown(flush: Promise<void>, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), SHUTDOWN_FLUSH_MS);
+    timer.unref();
+  });
+  const outcome = await Promise.race([flush.then(() => "flushed" as const, () => "failed" as const), gaveUp]);
+  clearTimeout(timer);
+  if (outcome !== "flushed") logger.warn({ outcome }, "OpenTelemetry: the last spans were not exported before shutdown");
 }
 
 /** Only the exporter asked for is loaded. */

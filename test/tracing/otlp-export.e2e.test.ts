@@ -6,6 +6,8 @@
  * inject faults.
  */
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatServiceClient } from "../../gen/aigateway/v1/chat.js";
@@ -273,5 +275,25 @@ describe("an unreachable OTLP collector", () => {
       await fake.close();
     }
   });
-});
 
+  it("that never answers does not hold shutdown: the last spans are given up, with a warning, and the gateway exits 0", async () => {
+    const fake = await startFakeUpstream({ apiKey: UPSTREAM_KEY, tokenDelayMs: 0 });
+    // Accepts the export and never answers (the exporter's own timeout is 10 s by default).
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as AddressInfo).port;
+    // A long batch delay: the spans are still queued at SIGTERM, so shutdown has to flush them.
+    const gw = await startGateway(fake, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: "60000" });
+    try {
+      await create(gw.chat, userRequest("hello"), {}, metadata({ authorization: `Bearer ${CALLER_KEY}` }));
+      gw.chat.close();
+      expect(await gw.process.stop()).toBe(0);
+      expect(gw.process.lines().map((l) => l["msg"])).toContain("OpenTelemetry: the last spans were not exported before shutdown");
+    } finally {
+      gw.process.kill();
+      silent.closeAllConnections();
+      silent.close();
+      await fake.close();
+    }
+  }, 30_000);
+});
