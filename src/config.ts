@@ -13,6 +13,10 @@ const unsetIfEmpty = (v: unknown): unknown => (v === "" ? undefined : v);
 const port = z.coerce.number().int("must be an integer").min(0, "must be 0-65535").max(65535, "must be 0-65535");
 const positiveInt = z.coerce.number().int("must be an integer").positive("must be positive");
 
+/** OTLP transports the gateway can export traces over (OTEL_EXPORTER_OTLP_PROTOCOL). */
+export const OTLP_PROTOCOLS = ["http/protobuf", "http/json", "grpc"] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
 const EnvSchema = z.object({
   CEREBRAS_API_KEY: z.string().optional(),
   CEREBRAS_BASE_URL: z
@@ -63,6 +67,15 @@ const EnvSchema = z.object({
   GRPC_KEEPALIVE_TIMEOUT_S: z.coerce.number("must be a number").min(1, "must be at least 1").max(600, "must be at most 600").default(20),
   /** Idle HTTP keep-alive connections are closed after this long: longer than a balancer's own idle timeout (AWS ALB: 60 s). */
   HTTP_KEEPALIVE_TIMEOUT_S: z.coerce.number("must be a number").min(1, "must be at least 1").max(3600, "must be at most 3600").default(65),
+  // Tracing (issue 19): OpenTelemetry's standard variables. These decide whether traces
+  // are exported and how; the SDK itself reads the rest (OTEL_SERVICE_NAME,
+  // OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_*, OTEL_TRACES_SAMPLER…) from the environment.
+  OTEL_SDK_DISABLED: z.stringbool({ error: "must be true or false" }).default(false),
+  OTEL_TRACES_EXPORTER: z.enum(["otlp", "none"], { error: "must be otlp or none (the gateway exports traces over OTLP only)" }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(OTLP_PROTOCOLS, { error: `must be one of ${OTLP_PROTOCOLS.join(", ")}` }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(OTLP_PROTOCOLS, { error: `must be one of ${OTLP_PROTOCOLS.join(", ")}` }).optional(),
 });
 
 const Env = z.preprocess(
@@ -127,6 +140,8 @@ export interface Config {
   readonly grpcConnections: GrpcConnectionPolicy;
   /** Fleet: how long an idle HTTP keep-alive connection is kept. */
   readonly httpKeepAliveTimeoutMs: number;
+  /** Export traces over OTLP (src/tracing); undefined: tracing is off and nothing of OpenTelemetry is loaded. */
+  readonly tracing: TracingConfig | undefined;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -138,6 +153,11 @@ export interface GrpcConnectionPolicy {
   /** Server pings every connection this often, and drops it when a ping goes unanswered for keepaliveTimeoutMs. */
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
+}
+
+export interface TracingConfig {
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf (the spec's default). */
+  readonly protocol: OtlpProtocol;
 }
 
 /** PEM contents read at start-up. */
@@ -207,7 +227,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keepaliveTimeoutMs: e.GRPC_KEEPALIVE_TIMEOUT_S * 1000,
     },
     httpKeepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_S * 1000,
+    tracing: tracingFrom(e),
   };
+}
+
+/**
+ * Tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or OTEL_TRACES_EXPORTER=otlp asks for the default
+ * one; OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true turn it off whatever else is
+ * set. OTEL_SERVICE_NAME alone does not turn it on: it names the service, it says nowhere
+ * to send spans.
+ */
+function tracingFrom(e: Env): TracingConfig | undefined {
+  if (e.OTEL_SDK_DISABLED || e.OTEL_TRACES_EXPORTER === "none") return undefined;
+  const wanted = e.OTEL_TRACES_EXPORTER === "otlp" || e.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined;
+  if (!wanted) return undefined;
+  return { protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf" };
 }
 
 /**

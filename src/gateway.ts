@@ -18,6 +18,8 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
 import { DEFAULT_RETRY_POLICY } from "./providers/cerebras/retry.js";
+import { MetricsDashboard } from "./dashboard/source.js";
+import type { Tracer } from "./core/tracing.js";
 
 export interface Gateway {
   readonly grpcPort: number;
@@ -67,6 +69,14 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
   }
 
   const metrics = config.metricsEnabled ? new GatewayMetrics(logger) : undefined;
+  // Tracing: the OpenTelemetry SDK is imported only when configured (nothing loaded, nothing spent otherwise).
+  let tracer: Tracer | undefined;
+  if (config.tracing !== undefined) {
+    const { createOtelTracer } = await import("./tracing/otel.js");
+    const started = await createOtelTracer({ protocol: config.tracing.protocol, logger });
+    undo.push(() => started.shutdown());
+    tracer = started;
+  }
   const provider = new CerebrasProvider({
     baseUrl,
     apiKey,
@@ -110,6 +120,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     keys: config.keys,
     tls: config.tls,
     connections: config.grpcConnections,
+    tracer,
   });
   undo.push(() => grpc.shutdown(0));
 
@@ -124,6 +135,8 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       maxRequestBytes: config.maxRequestBytes,
       limit,
       metrics,
+      dashboard: metrics === undefined ? undefined : new MetricsDashboard(metrics.registry, () => ({ ...catalog.snapshot(), loaded: catalog.loaded })),
+      tracer,
       keys: config.keys,
       tls: config.tls,
       keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
@@ -156,6 +169,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`,
       auth: config.keys ? `${config.keys.size} keys` : "off",
       tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
+      tracing: config.tracing === undefined ? "off" : `OTLP ${config.tracing.protocol}`,
       upstream: fakeUpstream ? "fake" : baseUrl,
       defaultModel: config.defaultModel,
     },
@@ -179,6 +193,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
         catalog.stop();
         await provider.close();
         await fakeUpstream?.close();
+        await tracer?.shutdown(); // last: exports the spans of the calls that just ended
       })();
       return closing;
     },

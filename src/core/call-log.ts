@@ -1,12 +1,13 @@
 /**
  * The end of every call, the same for both transports: one log line (what was called,
  * how it ended, and the call's figures: model, key, attempts, upstream status, time to
- * first token, tokens, cost), then the observers (metrics). Bugs (INTERNAL) log their
- * cause; the caller only ever saw the request id.
+ * first token, tokens, cost), then the call's span (tracing), then the observers
+ * (metrics). Bugs (INTERNAL) log their cause; the caller only ever saw the request id.
  */
 import type { Logger } from "../log.js";
 import { Code } from "./errors.js";
 import type { CallStats } from "./provider.js";
+import type { CallTrace } from "./tracing.js";
 
 const CODE_NAMES = new Map<number, string>(Object.entries(Code).map(([name, value]) => [value, name]));
 
@@ -44,6 +45,8 @@ export interface CallIdentity {
   readonly transport: "grpc" | "http";
   readonly method: string | undefined;
   readonly requestId: string;
+  /** The call's span, ended with the call's record (after its log line, before the observers). */
+  readonly trace?: CallTrace | undefined;
 }
 
 export class CallReporter {
@@ -76,7 +79,17 @@ export class CallReporter {
     };
     const routine = quiet && error === undefined;
     this.log(record, extra, started, routine);
+    if (id.trace !== undefined) this.endTrace(id.trace, record);
     if (!routine) for (const observer of this.observers) observer(record);
+  }
+
+  private endTrace(trace: CallTrace, record: CallRecord): void {
+    try {
+      trace.end(record);
+    } catch (err) {
+      // A tracing bug must never fail the call it describes (or the observers after it).
+      this.logger.error({ err, requestId: record.requestId }, "ending a call's span failed");
+    }
   }
 
   private log(r: CallRecord, extra: Record<string, unknown>, started: number, routine: boolean): void {

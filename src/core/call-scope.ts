@@ -10,6 +10,7 @@
  */
 import { GatewayError, Code, Reason } from "./errors.js";
 import type { Abortable, CallContext, CallStats } from "./provider.js";
+import { NO_TRACE, type CallTrace } from "./tracing.js";
 
 const CANCELLED = new GatewayError({ code: Code.CANCELLED, reason: Reason.CANCELLED, message: "the caller cancelled the call" });
 
@@ -17,6 +18,8 @@ export class CallScope implements CallContext {
   readonly deadline: number;
   readonly requestId: string;
   readonly stats: CallStats = {};
+  /** Set by the transport when the call starts (its span, or the caller's forwarded context). */
+  trace: CallTrace = NO_TRACE;
   abortReason: GatewayError | undefined;
   private controller: AbortController | undefined;
   /** Usually none or one (the upstream request in progress). */

@@ -4,13 +4,13 @@
  * that can fail before the upstream is asked (so no quota is spent on a doomed request),
  * delegates to the provider, and prices the usage.
  */
-import type { ChatCompletion, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
 import type { ModelCatalog } from "./catalog.js";
 import { costUsd } from "./cost.js";
 import { GatewayError } from "./errors.js";
 import { checkAgainstModel, unknownModel } from "./preflight.js";
-import type { CallContext, ChatProvider, ChunkSink } from "./provider.js";
+import type { CallContext, CallStats, ChatProvider, ChunkSink } from "./provider.js";
 import { validateChatRequest } from "./validate.js";
 
 export interface ChatServiceOptions {
@@ -34,6 +34,7 @@ export class ChatService {
     const completion = await this.provider.createChatCompletion(request, ctx);
     if (completion.usage !== undefined) this.account(completion.usage, model, ctx);
     if (completion.timeInfo !== undefined) ctx.stats.timeInfo = completion.timeInfo;
+    noteResponse(ctx.stats, completion);
     return completion;
   }
 
@@ -48,6 +49,7 @@ export class ChatService {
       if (chunk.usage !== undefined) {
         this.account(chunk.usage, model, ctx);
         if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+        noteResponse(ctx.stats, chunk);
       }
       return sink(chunk);
     });
@@ -106,4 +108,14 @@ export class ChatService {
     s.reasoningTokens = usage.completionTokensDetails?.reasoningTokens ?? 0;
     if (cost !== undefined) s.costUsd = cost;
   }
+}
+
+/**
+ * The answer's id, model and finish reasons, for the call's span: from a unary answer, or
+ * from a stream's usage chunk (Cerebras sends usage with the finish_reason, in the last chunk).
+ */
+function noteResponse(stats: CallStats, answer: ChatCompletion | ChatCompletionChunk): void {
+  stats.responseId = answer.id;
+  stats.responseModel = answer.model;
+  stats.finishReasons = answer.choices.map((c) => c.finishReason);
 }

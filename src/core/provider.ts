@@ -2,9 +2,10 @@
  * The seam between the transport-free core and whatever answers chat completions.
  * The core defines it; src/providers/* implement it; src/main.ts wires one in.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, TimeInfo } from "../../gen/aigateway/v1/chat.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, FinishReason, TimeInfo } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 import type { GatewayError } from "./errors.js";
+import type { CallTrace } from "./tracing.js";
 
 /** Something an aborted call stops: an upstream request, a wait. */
 export interface Abortable {
@@ -32,6 +33,8 @@ export interface CallContext {
   readonly requestId: string;
   /** Figures the core and provider note about the call, for its log line and metrics. */
   readonly stats: CallStats;
+  /** The call's span (tracing.ts): providers start one attempt span per upstream request. */
+  readonly trace: CallTrace;
 }
 
 /**
@@ -60,6 +63,11 @@ export interface CallStats {
   cachedTokens?: number;
   reasoningTokens?: number;
   costUsd?: number;
+  /** The completion's id and model as the upstream reported them (for the call's span). */
+  responseId?: string;
+  responseModel?: string;
+  /** The finish reasons of the answer's choices (a stream's: of its last chunk). */
+  finishReasons?: readonly FinishReason[];
 }
 
 /** Where a stream's chunks go; see ChatProvider.streamChatCompletion. */

@@ -15,6 +15,7 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import type { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
+import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
 import { toGrpcError } from "./status.js";
 
 export interface HandlerOptions {
@@ -28,6 +29,8 @@ export interface HandlerOptions {
   readonly ceilingMs: number;
   /** Every call is in it while in progress, so shutdown can end it in-band past the grace. */
   readonly calls: LiveCalls;
+  /** Starts each call's span; undefined: PASS_THROUGH (no span; the caller's trace context is forwarded upstream). */
+  readonly tracer?: Tracer | undefined;
 }
 
 export function unaryHandler<Req, Res>(
@@ -37,7 +40,7 @@ export function unaryHandler<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = performance.now();
-    const scope = openScope(call, options);
+    const scope = openScope(call, options, method);
     run(() => fn(call.request, scope), call, scope, options).then(
       (response) => {
         settle(scope, options);
@@ -64,7 +67,7 @@ export function serverStreamHandler<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = performance.now();
-    const scope = openScope(call, options);
+    const scope = openScope(call, options, method);
     const headers = { sent: false };
     run(() => pump(call, fn, scope, headers), call, scope, options).then(
       () => {
@@ -133,10 +136,14 @@ function noop(): void {}
 /** Unary and server-streaming calls share these members. */
 type SurfaceCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 
-function openScope(call: SurfaceCall, options: HandlerOptions): CallScope {
+function openScope(call: SurfaceCall, options: HandlerOptions, method: string): CallScope {
   const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
   const deadline = call.getDeadline();
   const scope = new CallScope(deadline instanceof Date ? deadline.getTime() : deadline, options.ceilingMs, requestId);
+  // The call's span, a child of the caller's W3C trace context when it sent one.
+  const traceparent = headerValue(call.metadata.get("traceparent")[0]);
+  const tracestate = traceparent === undefined ? undefined : headerValue(call.metadata.get("tracestate")[0]);
+  scope.trace = (options.tracer ?? PASS_THROUGH).startCall({ transport: "grpc", method, requestId, traceparent, tracestate });
   // Fires on client cancel, disconnect and grpc-js' own deadline expiry (and, in grpc-js
   // 1.14, when any finished call's stream closes: the scope ignores it once settled).
   call.on("cancelled", () => scope.cancel());
@@ -158,5 +165,5 @@ function sendHeaders(call: SurfaceCall, scope: CallScope): void {
 }
 
 function report(reporter: CallReporter, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {
-  reporter.report({ transport: "grpc", method, requestId: scope.requestId }, {}, scope.stats, started, error);
+  reporter.report({ transport: "grpc", method, requestId: scope.requestId, trace: scope.trace }, {}, scope.stats, started, error);
 }

@@ -13,6 +13,7 @@ import type { GrpcConnectionPolicy, TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import { LiveCalls } from "../core/live-calls.js";
+import type { Tracer } from "../core/tracing.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withFastSerializers } from "./serializers.js";
@@ -37,6 +38,8 @@ export interface GrpcServerOptions {
   readonly tls: TlsFiles | undefined;
   /** Max connection age and keepalive (see channelOptions); undefined: grpc-js' defaults (neither). */
   readonly connections?: GrpcConnectionPolicy;
+  /** Starts each call's span (src/core/tracing.ts); undefined: tracing off (the caller's context is forwarded). */
+  readonly tracer?: Tracer | undefined;
 }
 
 export interface GrpcServer {
@@ -88,7 +91,7 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
   const server = new Server(channelOptions(options));
   const calls = new LiveCalls();
-  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, calls };
+  const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, calls, tracer: options.tracer };
 
   const chatImpl: ChatServiceServer = {
     createChatCompletion: unaryHandler("CreateChatCompletion", h, (req: ChatCompletionRequest, ctx) => chat.createChatCompletion(req, ctx)),

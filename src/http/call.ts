@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { CallReporter } from "../core/call-log.js";
 import type { CallScope } from "../core/call-scope.js";
 import type { CallStats } from "../core/provider.js";
+import type { CallTrace } from "../core/tracing.js";
 import type { HttpFailure } from "./errors.js";
 
 export interface HttpCall {
@@ -29,6 +30,8 @@ export interface CallLog {
   readonly ignored: readonly string[];
   /** The call's figures (model, tokens, cost…); empty when it never reached the core. */
   readonly stats: CallStats;
+  /** The call's span; undefined for requests that are not calls (unrouted, probes). */
+  readonly trace?: CallTrace | undefined;
 }
 
 /** The one log line per call, in the same shape as the gRPC side's. `failure` undefined: it succeeded. */
@@ -36,5 +39,5 @@ export interface CallLog {
 export function reportHttpCall(reporter: CallReporter, call: CallLog, status: number, started: number, failure: HttpFailure | undefined, routine = false): void {
   const extra = { httpMethod: call.httpMethod, path: call.path, status, ...(call.ignored.length > 0 ? { ignoredFields: call.ignored } : {}) };
   const error = failure === undefined ? undefined : { code: failure.code, reason: failure.reason, message: failure.error.message, cause: failure.error.cause ?? failure.error };
-  reporter.report({ transport: "http", method: call.method, requestId: call.requestId }, extra, call.stats, started, error, routine);
+  reporter.report({ transport: "http", method: call.method, requestId: call.requestId, trace: call.trace }, extra, call.stats, started, error, routine);
 }

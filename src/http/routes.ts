@@ -4,6 +4,7 @@
  * `http://host:port/cerebras`, which appends `/v1/...` itself).
  */
 import type { ChatService } from "../core/chat-service.js";
+import { serveData, servePage, type DashboardDeps } from "../dashboard/routes.js";
 import { sendMetrics, type MetricsSource } from "../metrics/exposition.js";
 import type { HttpCall } from "./call.js";
 import { chatCompletions } from "./chat.js";
@@ -11,7 +12,7 @@ import { HttpError } from "./errors.js";
 import { getModel, listModels } from "./models.js";
 import { sendJson } from "./respond.js";
 
-export interface RouteDeps {
+export interface RouteDeps extends DashboardDeps {
   readonly chat: ChatService;
   readonly maxRequestBytes: number;
   /** Whether the gateway should receive traffic now, and if not why. */
@@ -31,6 +32,8 @@ export interface Route {
   readonly name: string;
   /** Public routes (probes, metrics) need no gateway key and take no in-flight slot. */
   readonly public?: boolean;
+  /** Monitoring routes (the dashboard's data) need a key when auth is on, but take no slot, get no span, and are logged as probes. */
+  readonly monitoring?: boolean;
   readonly pattern: RegExp;
   readonly handler: (call: HttpCall, deps: RouteDeps) => Promise<void>;
 }
@@ -73,6 +76,9 @@ export const ROUTES: readonly Route[] = [
   },
   // Prometheus scrape endpoint: public, declared above (METRICS_ROUTE).
   METRICS_ROUTE,
+  // The live dashboard (src/dashboard): the page is public (it holds no figures), its data needs a key.
+  { method: "GET", name: "Dashboard", pattern: /^\/dashboard\/?$/, public: true, handler: servePage },
+  { method: "GET", name: "DashboardData", pattern: /^\/dashboard\/data$/, monitoring: true, handler: serveData },
 ];
 
 export type RouteMatch =

@@ -19,12 +19,14 @@ import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
 import { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
+import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
 import { sendFailure } from "./respond.js";
+import type { DashboardSource } from "../dashboard/source.js";
 import { matchRoute, type Readiness, type RouteDeps } from "./routes.js";
 
 export interface HttpServerOptions {
@@ -50,6 +52,10 @@ export interface HttpServerOptions {
   readonly metrics?: MetricsSource | undefined;
   /** Idle keep-alive connections are closed after this long (HTTP_KEEPALIVE_TIMEOUT_S). */
   readonly keepAliveTimeoutMs?: number;
+  /** What GET /dashboard shows; undefined: metrics are off, so there is no dashboard. */
+  readonly dashboard?: DashboardSource | undefined;
+  /** Starts each call's span; undefined: PASS_THROUGH (no span; the caller's trace context is forwarded upstream). */
+  readonly tracer?: Tracer | undefined;
 }
 
 export interface HttpServer {
@@ -66,7 +72,8 @@ export interface HttpServer {
 const FLUSH_MS = 1000;
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics };
+  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics, dashboard: options.dashboard, authRequired: options.keys !== undefined };
+  const tracer = options.tracer ?? PASS_THROUGH;
   let closing = false;
   const calls = new LiveCalls();
 
@@ -96,7 +103,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     // Status 499 (nginx's "client closed request") when nothing could be sent.
     const log = (method: string | undefined, call: HttpCall | undefined, failure: HttpFailure | undefined, routine = false): void => {
       const status = failure?.status ?? (res.headersSent ? res.statusCode : 499);
-      reportHttpCall(options.reporter, { method, httpMethod, path, requestId, ignored: call?.ignored ?? [], stats: call?.scope.stats ?? {} }, status, started, failure, routine);
+      reportHttpCall(options.reporter, { method, httpMethod, path, requestId, ignored: call?.ignored ?? [], stats: call?.scope.stats ?? {}, trace: call?.scope.trace }, status, started, failure, routine);
     };
     // While shutting down, a kept-alive connection is closed as soon as its call is over.
     res.once("close", () => {
@@ -123,17 +130,24 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
     const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [] };
-    const limited = route.public !== true;
+    // Monitoring routes (the dashboard) need a key as calls do, but are not calls: no slot, no span, logged as probes are.
+    const limited = route.public !== true && route.monitoring !== true;
+    const routine = route.public === true || route.monitoring === true;
+    if (limited) {
+      const traceparent = headerValue(req.headers["traceparent"]);
+      const tracestate = traceparent === undefined ? undefined : headerValue(req.headers["tracestate"]);
+      scope.trace = tracer.startCall({ transport: "http", method: route.name, requestId, traceparent, tracestate });
+    }
     let acquired = false;
     try {
       // Public routes (probes, metrics) need no key; the rest need one when keys are configured.
-      if (limited && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
+      if (route.public !== true && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
       if (limited) {
         options.limit.acquire();
         acquired = true;
       }
       await route.handler(call, deps);
-      log(call.method, call, undefined, route.public === true);
+      log(call.method, call, undefined, routine);
     } catch (err) {
       const failure = failureFrom(err);
       if (!res.headersSent) {

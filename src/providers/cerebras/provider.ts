@@ -17,6 +17,7 @@ import type { Model } from "../../../gen/aigateway/v1/models.js";
 import { abortReason } from "../../core/call-scope.js";
 import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
 import type { CallContext, ChatProvider, ChunkSink } from "../../core/provider.js";
+import type { UpstreamTarget } from "../../core/tracing.js";
 import { isJsonObject } from "../../wire/json.js";
 import { chatRequestToJson } from "../../wire/request.js";
 import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
@@ -65,6 +66,8 @@ export class CerebrasProvider implements ChatProvider {
   private readonly firstTokenMs: number;
   private readonly idleMs: number;
   private readonly onRetry: ((event: RetryEvent) => void) | undefined;
+  /** Where attempts go, for their spans. */
+  private readonly upstream: UpstreamTarget;
 
   constructor(options: CerebrasProviderOptions) {
     const url = new URL(options.baseUrl);
@@ -75,6 +78,7 @@ export class CerebrasProvider implements ChatProvider {
     this.firstTokenMs = options.firstTokenTimeoutMs ?? 60_000;
     this.idleMs = options.streamIdleTimeoutMs ?? 30_000;
     this.onRetry = options.onRetry;
+    this.upstream = { host: url.hostname, port: url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port) };
     this.pool = new Pool(url.origin, {
       connections: options.connections ?? 128,
       keepAliveTimeout: 30_000,
@@ -90,13 +94,17 @@ export class CerebrasProvider implements ChatProvider {
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
       const sent = performance.now();
+      const attempt = ctx.trace.startAttempt(request, retries + 1, false, this.upstream);
       try {
-        const text = await this.fetchText("POST", CHAT_PATH, body, ctx);
+        const text = await this.fetchText("POST", CHAT_PATH, body, ctx, attempt.headers);
         const completion = chatCompletionFromJson(parseJson(text));
         ctx.stats.firstChunkAt = performance.now();
+        attempt.end(undefined, ctx.stats);
         return completion;
       } catch (err) {
-        await this.beforeRetry(GatewayError.from(err), retries, ctx);
+        const failure = GatewayError.from(err);
+        attempt.end(failure, ctx.stats);
+        await this.beforeRetry(failure, retries, ctx);
       } finally {
         ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
       }
@@ -112,10 +120,13 @@ export class CerebrasProvider implements ChatProvider {
       const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
       const reader = new StreamReader(sink, watchdog, ctx.stats);
       exchange = new Exchange(reader, ctx, MAX_ERROR_BODY);
+      const attempt = ctx.trace.startAttempt(request, retries + 1, true, this.upstream);
       try {
-        await this.exchange(exchange, "POST", CHAT_PATH, body, ctx, "text/event-stream");
+        await this.exchange(exchange, "POST", CHAT_PATH, body, ctx, "text/event-stream", attempt.headers);
+        if (reader.finished) attempt.end(undefined, ctx.stats);
       } catch (err) {
         const failure = this.failure(err, ctx, reader.delivered > 0);
+        attempt.end(failure, ctx.stats);
         // Once a chunk reached the caller, a retry would repeat it: the stream fails instead.
         if (reader.delivered > 0) throw failure.withMetadata({ chunksDelivered: String(reader.delivered) });
         await this.beforeRetry(failure, retries, ctx);
@@ -125,11 +136,13 @@ export class CerebrasProvider implements ChatProvider {
         watchdog.dispose();
       }
       if (reader.finished) return;
-      throw new ProviderError({
+      const truncated = new ProviderError({
         reason: Reason.UPSTREAM_STREAM_TRUNCATED,
         message: "the Cerebras stream ended before a finish_reason",
         metadata: { chunksDelivered: String(reader.delivered) },
       });
+      attempt.end(truncated, ctx.stats);
+      throw truncated;
     }
   }
 
@@ -174,10 +187,10 @@ export class CerebrasProvider implements ChatProvider {
   }
 
   /** A request whose 200 body is wanted whole, as text; rejects with a GatewayError otherwise. */
-  private async fetchText(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext): Promise<string> {
+  private async fetchText(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, traceHeaders?: readonly string[]): Promise<string> {
     const text = new TextSink(this.maxResponseBytes);
     try {
-      await this.exchange(new Exchange(text, ctx, MAX_ERROR_BODY), method, path, body, ctx, "application/json");
+      await this.exchange(new Exchange(text, ctx, MAX_ERROR_BODY), method, path, body, ctx, "application/json", traceHeaders);
     } catch (err) {
       throw this.failure(err, ctx, false);
     }
@@ -188,8 +201,18 @@ export class CerebrasProvider implements ChatProvider {
    * Runs `exchange` to its end and notes the upstream's status and request id; rejects
    * with the exchange's failure, or with the mapped error of a non-200 response.
    */
-  private async exchange(exchange: Exchange, method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, accept: string): Promise<void> {
+  private async exchange(
+    exchange: Exchange,
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    ctx: CallContext,
+    accept: string,
+    traceHeaders?: readonly string[],
+  ): Promise<void> {
     const headers = [...this.headers, "accept", accept, "x-request-id", ctx.requestId];
+    // W3C trace context (traceparent, tracestate): the attempt's span, or the caller's own.
+    if (traceHeaders !== undefined && traceHeaders.length > 0) headers.push(...traceHeaders);
     try {
       await exchange.send(this.pool, { method, path: this.basePath + path, headers, body: body ?? null });
     } finally {
