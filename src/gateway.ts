@@ -9,6 +9,7 @@ import { CallReporter } from "./core/call-log.js";
 import { ChatService } from "./core/chat-service.js";
 import { GatewayError } from "./core/errors.js";
 import { InFlightLimit } from "./core/in-flight.js";
+import { asListenError } from "./listen-error.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
 import { startGrpcServer, type GrpcServer } from "./grpc/server.js";
 import type { Readiness } from "./http/routes.js";
@@ -109,7 +110,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     maxConcurrentStreams: config.maxConcurrentStreams,
     keys: config.keys,
     tls: config.tls,
-  });
+  }).catch(asListenError("GRPC_PORT", config.grpcHost, config.grpcPort));
   undo.push(() => grpc.shutdown(0));
 
   let http: HttpServer | undefined;
@@ -131,14 +132,16 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
           : config.readyzRequiresUpstream && !catalog.loaded
             ? { ready: false, reason: "the upstream has not answered yet (model catalog not loaded)" }
             : { ready: true },
-    });
+    }).catch(asListenError("HTTP_PORT", config.httpHost, config.httpPort));
     const started = http;
     undo.push(() => started.close(0));
   }
   // With the shim off, /metrics gets its own small listener (METRICS_PORT) on the same host.
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && http === undefined) {
-    metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger });
+    metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger }).catch(
+      asListenError("METRICS_PORT", config.httpHost, config.metricsPort),
+    );
   }
 
   const metricsPort = metrics === undefined ? undefined : (http?.port ?? metricsServer?.port);
