@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { KeyRing, keysFromFile, keysFromList, type KeyEntry } from "./auth/key-ring.js";
+import { KeyRing, keysFromFile, keysFromList, sha256, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
 
@@ -54,6 +54,11 @@ const EnvSchema = z.object({
   TLS_CLIENT_CA_FILE: z.string().optional(),
   READYZ_REQUIRE_UPSTREAM: z.stringbool({ error: "must be true or false" }).default(false),
   FAKE_UPSTREAM_TOKEN_DELAY_MS: z.coerce.number("must be a number").min(0, "must be at least 0").default(15),
+  // Hardening (issue 13): /metrics lists key names and per-key cost, so it can be protected.
+  /** Scrapes must send `authorization: Bearer <METRICS_KEY>`. */
+  METRICS_KEY: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Set: /metrics is served only on its own listener, METRICS_HOST:METRICS_PORT (e.g. 127.0.0.1), not on the shim. */
+  METRICS_HOST: z.string().optional(),
 });
 
 const Env = z.preprocess(
@@ -111,6 +116,10 @@ export interface Config {
   readonly tls: TlsFiles | undefined;
   /** /readyz also waits for the upstream to have answered (the model catalog loaded). */
   readonly readyzRequiresUpstream: boolean;
+  /** METRICS_KEY as a one-key ring: scrapes must present it; undefined: /metrics is public. */
+  readonly metricsKey: KeyRing | undefined;
+  /** METRICS_HOST: /metrics on its own listener there (not on the shim); undefined: on the shim, or HTTP_HOST when the shim is off. */
+  readonly metricsHost: string | undefined;
 }
 
 /** PEM contents read at start-up. */
@@ -143,6 +152,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     keys,
     tls,
+    metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
+    metricsHost: e.METRICS_HOST,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,

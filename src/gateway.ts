@@ -14,7 +14,7 @@ import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js"
 import { startGrpcServer, type GrpcServer } from "./grpc/server.js";
 import type { Readiness } from "./http/routes.js";
 import { startHttpServer, type HttpServer } from "./http/server.js";
-import type { Logger } from "./log.js";
+import { redactUrl, type Logger } from "./log.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
@@ -123,7 +123,9 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       ceilingMs: config.requestTimeoutMs,
       maxRequestBytes: config.maxRequestBytes,
       limit,
-      metrics,
+      // METRICS_HOST: /metrics has its own listener, and the shim does not serve it.
+      metrics: config.metricsHost === undefined ? metrics : undefined,
+      metricsKey: config.metricsKey,
       keys: config.keys,
       tls: config.tls,
       readiness: (): Readiness =>
@@ -136,15 +138,16 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     const started = http;
     undo.push(() => started.close(0));
   }
-  // With the shim off, /metrics gets its own small listener (METRICS_PORT) on the same host.
+  // With the shim off (or METRICS_HOST set), /metrics gets its own small listener (METRICS_PORT).
   let metricsServer: MetricsServer | undefined;
-  if (metrics !== undefined && http === undefined) {
-    metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger }).catch(
-      asListenError("METRICS_PORT", config.httpHost, config.metricsPort),
+  const metricsHost = config.metricsHost ?? config.httpHost;
+  if (metrics !== undefined && (http === undefined || config.metricsHost !== undefined)) {
+    metricsServer = await startMetricsServer(metrics, { host: metricsHost, port: config.metricsPort, logger, key: config.metricsKey }).catch(
+      asListenError("METRICS_PORT", metricsHost, config.metricsPort),
     );
   }
 
-  const metricsPort = metrics === undefined ? undefined : (http?.port ?? metricsServer?.port);
+  const metricsPort = metrics === undefined ? undefined : (metricsServer?.port ?? http?.port);
   if (config.keys === undefined) {
     logger.warn(
       config.production ? "caller authentication is off (GATEWAY_AUTH=none)" : "caller authentication is off: set GATEWAY_API_KEYS or GATEWAY_KEYS_FILE (required in production)",
@@ -154,10 +157,10 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     {
       grpc: `${config.grpcHost}:${grpc.port}`,
       http: http === undefined ? "off" : `${config.httpHost}:${http.port}`,
-      metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`,
+      metrics: metricsPort === undefined ? "off" : `${metricsServer ? metricsHost : config.httpHost}:${metricsPort}/metrics`,
       auth: config.keys ? `${config.keys.size} keys` : "off",
       tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
-      upstream: fakeUpstream ? "fake" : baseUrl,
+      upstream: fakeUpstream ? "fake" : redactUrl(baseUrl),
       defaultModel: config.defaultModel,
     },
     "listening",

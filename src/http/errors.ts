@@ -73,6 +73,12 @@ export class HttpError extends Error {
     return new HttpError(400, "invalid_json", Code.INVALID_ARGUMENT, message);
   }
 
+  static metricsKeyRequired(): HttpError {
+    return new HttpError(401, "metrics_key_required", Code.UNAUTHENTICATED, "this /metrics needs authorization: Bearer <METRICS_KEY>", {
+      "www-authenticate": 'Bearer realm="cerebras-gateway-metrics"',
+    });
+  }
+
   static shuttingDown(): HttpError {
     return new HttpError(503, "shutting_down", Code.UNAVAILABLE, "the gateway is shutting down; retry on another instance", { connection: "close" });
   }

@@ -3,8 +3,9 @@
  * `http://host:port/v1`) and under `/cerebras` (the Cerebras SDK: baseURL
  * `http://host:port/cerebras`, which appends `/v1/...` itself).
  */
+import type { KeyRing } from "../auth/key-ring.js";
 import type { ChatService } from "../core/chat-service.js";
-import { sendMetrics, type MetricsSource } from "../metrics/exposition.js";
+import { scrapeAllowed, sendMetrics, type MetricsSource } from "../metrics/exposition.js";
 import type { HttpCall } from "./call.js";
 import { chatCompletions } from "./chat.js";
 import { HttpError } from "./errors.js";
@@ -16,8 +17,10 @@ export interface RouteDeps {
   readonly maxRequestBytes: number;
   /** Whether the gateway should receive traffic now, and if not why. */
   readonly readiness: () => Readiness;
-  /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false), 404. */
+  /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false) or on their own listener (METRICS_HOST), 404. */
   readonly metrics?: MetricsSource | undefined;
+  /** METRICS_KEY: scrapes must present it (401 otherwise); undefined: /metrics is public. */
+  readonly metricsKey?: KeyRing | undefined;
 }
 
 export interface Readiness {
@@ -38,9 +41,10 @@ export interface Route {
 const v1 = (rest: string): RegExp => new RegExp(`^(?:/cerebras)?/v1${rest}$`);
 
 /**
- * GET /metrics, the Prometheus scrape endpoint (src/metrics). PUBLIC BY DESIGN: scrapers
- * present no gateway key (issue 6: health, reflection and /metrics need no key), so it
- * must stay `public: true` (no auth, no in-flight slot) whatever auth rules ROUTES gets.
+ * GET /metrics, the Prometheus scrape endpoint (src/metrics). Scrapers present no gateway
+ * key (issue 6: health, reflection and /metrics need no key), so it stays `public: true`
+ * (no caller auth, no in-flight slot) whatever auth rules ROUTES gets. It lists key names
+ * and per-key cost, so METRICS_KEY (a scraper's own bearer key) can guard it instead.
  */
 const METRICS_ROUTE: Route = {
   method: "GET",
@@ -49,6 +53,7 @@ const METRICS_ROUTE: Route = {
   public: true,
   handler: async (call, deps) => {
     if (deps.metrics === undefined) throw HttpError.routeNotFound("GET", "/metrics");
+    if (!scrapeAllowed(deps.metricsKey, call.req.headers.authorization)) throw HttpError.metricsKeyRequired();
     await sendMetrics(call.res, deps.metrics);
   },
 };

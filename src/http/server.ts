@@ -44,8 +44,10 @@ export interface HttpServerOptions {
   readonly tls: TlsFiles | undefined;
   /** What /readyz answers. */
   readonly readiness: () => Readiness;
-  /** Served at GET /metrics (public); undefined: metrics are off. */
+  /** Served at GET /metrics; undefined: metrics are off (or on their own listener). */
   readonly metrics?: MetricsSource | undefined;
+  /** METRICS_KEY: scrapes must present it; undefined: /metrics is public. */
+  readonly metricsKey?: KeyRing | undefined;
 }
 
 export interface HttpServer {
@@ -55,7 +57,7 @@ export interface HttpServer {
 }
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics };
+  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey };
   let closing = false;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
