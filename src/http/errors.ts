@@ -16,7 +16,7 @@
  * `deadline_exceeded`…), so an upstream `wrong_api_key` about the gateway's own key never
  * reads as the caller's. `param` is the first bad field's dotted path.
  */
-import { Code, GatewayError, Reason } from "../core/errors.js";
+import { Code, GatewayError, MAX_VIOLATIONS, Reason } from "../core/errors.js";
 
 export interface ErrorEnvelope {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -121,7 +121,8 @@ function messageOf(e: GatewayError): string {
   const v = e.fieldViolations;
   if (e.reason !== Reason.INVALID_REQUEST || v.length < 2) return e.message;
   const listed = v.slice(0, MAX_LISTED).map((x) => `${x.field}: ${x.description}`).join("; ");
-  return `invalid request: ${listed}${v.length > MAX_LISTED ? ` (and ${v.length - MAX_LISTED} more)` : ""}`;
+  const more = e.moreViolations ? ` (and more: checking stops after the first ${MAX_VIOLATIONS} problems)` : v.length > MAX_LISTED ? ` (and ${v.length - MAX_LISTED} more)` : "";
+  return `invalid request: ${listed}${more}`;
 }
 
 export function httpStatus(e: GatewayError): number {
