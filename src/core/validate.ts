@@ -34,6 +34,21 @@ const TOKEN_ID = /^\d+$/;
  */
 export const MAX_MODEL_ID = 256;
 
+/**
+ * Deepest a JSON value (tool parameters, a response_format schema, model_parameters) may
+ * nest, counting objects and arrays. JSON Schemas need a fraction of it; the bound keeps
+ * every recursive step after the door (zod, JSON.stringify, the generated protobuf
+ * decoder, whose limit of 100 message levels a JSON object spends three of) safe.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** The violation for a JSON value nested past MAX_JSON_DEPTH at `field`. */
+export function jsonTooDeep(field: string): FieldViolation {
+  return { field, description: JSON_TOO_DEEP };
+}
+
+export const JSON_TOO_DEEP = `nests deeper than ${MAX_JSON_DEPTH} levels (objects and arrays)`;
+
 export interface ValidateOptions {
   /** Streaming requests may not ask for json_object output (upstream rule). */
   readonly stream: boolean;

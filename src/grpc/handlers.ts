@@ -14,6 +14,7 @@ import { GatewayError } from "../core/errors.js";
 import type { InFlightLimit } from "../core/in-flight.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
+import { decodeRefusal } from "./request-decoder.js";
 import { toGrpcError } from "./status.js";
 
 export interface HandlerOptions {
@@ -93,6 +94,9 @@ async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScop
     const authorization = call.metadata.get("authorization")[0];
     scope.stats.keyName = options.keys.authenticate(typeof authorization === "string" ? authorization : undefined);
   }
+  // A request the deserializer could not take (too deep, not protobuf): refused like any bad request.
+  const refusal = decodeRefusal(call.request);
+  if (refusal !== undefined) throw refusal;
   options.limit.acquire();
   try {
     return await work();

@@ -13,6 +13,7 @@ import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
+import { withRequestChecks } from "./request-decoder.js";
 import { withFastSerializers } from "./serializers.js";
 
 export interface GrpcServerOptions {
@@ -79,8 +80,9 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
-  // The same contract, with hand-written encoders for the two replies (serializers.ts).
-  server.addService(withFastSerializers(ChatServiceService), chatImpl);
+  // The same contract, with hand-written encoders for the two replies (serializers.ts) and
+  // request decoders that refuse too-deep or malformed requests as INVALID_ARGUMENT (request-decoder.ts).
+  server.addService(withRequestChecks(withFastSerializers(ChatServiceService)), chatImpl);
   server.addService(ModelServiceService, modelImpl);
 
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });

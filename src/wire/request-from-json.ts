@@ -195,9 +195,10 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 /** Appends the paths of keys present in `input` but stripped from zod's `output`. */
 function unknownKeys(input: unknown, output: unknown, path: string, out: FieldViolation[]): void {
+  if (input === output) return; // passed through untouched (z.unknown): nothing was stripped below
   if (Array.isArray(input) && Array.isArray(output)) {
     for (let i = 0; i < input.length && out.length <= MAX_VIOLATIONS; i++) unknownKeys(input[i], output[i], `${path}${i}.`, out);
-  } else if (isJsonObject(input) && isJsonObject(output) && input !== output) {
+  } else if (isJsonObject(input) && isJsonObject(output)) {
     for (const key of Object.keys(input)) {
       if (out.length > MAX_VIOLATIONS) return;
       if (!(key in output)) out.push(unknownField(path + clip(key)));

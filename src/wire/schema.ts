@@ -8,10 +8,13 @@
  * tolerant hand-written readers (no per-chunk schema work on the hot path).
  */
 import { z } from "zod";
+import { JSON_TOO_DEEP, MAX_JSON_DEPTH } from "../core/validate.js";
+import { jsonDepthExceeds } from "./json.js";
 
 const nullish = <T extends z.ZodType>(t: T) => t.nullish();
 
-const JsonObject = z.record(z.string(), z.unknown());
+/** A JSON object the gateway passes through (tool parameters, schemas, model_parameters), nested at most MAX_JSON_DEPTH levels. */
+const JsonObject = z.record(z.string(), z.unknown()).refine((v) => !jsonDepthExceeds(v, MAX_JSON_DEPTH), { message: JSON_TOO_DEEP });
 
 export const TextPartJson = z.object({ type: z.literal("text"), text: z.string() });
 
