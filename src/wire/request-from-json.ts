@@ -90,23 +90,32 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
   return { request: toProto(parsed.data), stream: parsed.data.stream === true, ignored };
 }
 
-/** A shallow copy of the body without the ignored fields (the caller's object is not touched). */
+/**
+ * A shallow copy of the body without the ignored fields (the caller's object is not
+ * touched). Copies are made with Object.fromEntries (own data properties), never by
+ * assignment: `copy["__proto__"] = v` would make the caller's object the copy's
+ * prototype, and its fields would then be read as the request's own while no key check
+ * sees them.
+ */
 function withoutIgnored(body: JsonObject, ignored: string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const [key, v] of Object.entries(body)) {
-    if (IGNORED_FIELDS.includes(key)) ignored.push(key);
-    else out[key] = v;
-  }
+  const out = Object.fromEntries(
+    Object.entries(body).filter(([key]) => {
+      if (!IGNORED_FIELDS.includes(key)) return true;
+      ignored.push(key);
+      return false;
+    }),
+  );
   const messages = out["messages"];
   if (Array.isArray(messages)) {
     out["messages"] = messages.map((m: unknown, i) => {
       if (!isJsonObject(m) || m["role"] !== "assistant") return m;
-      const copy: JsonObject = {};
-      for (const [key, v] of Object.entries(m)) {
-        if (IGNORED_ASSISTANT_FIELDS.includes(key)) ignored.push(`messages.${i}.${key}`);
-        else copy[key] = v;
-      }
-      return copy;
+      return Object.fromEntries(
+        Object.entries(m).filter(([key]) => {
+          if (!IGNORED_ASSISTANT_FIELDS.includes(key)) return true;
+          ignored.push(`messages.${i}.${key}`);
+          return false;
+        }),
+      );
     });
   }
   return out;
@@ -201,7 +210,8 @@ function unknownKeys(input: unknown, output: unknown, path: string, out: FieldVi
   } else if (isJsonObject(input) && isJsonObject(output)) {
     for (const key of Object.keys(input)) {
       if (out.length > MAX_VIOLATIONS) return;
-      if (!(key in output)) out.push(unknownField(path + clip(key)));
+      // Own keys only: `"__proto__" in output` is true of every object.
+      if (!Object.hasOwn(output, key)) out.push(unknownField(path + clip(key)));
       else unknownKeys(input[key], output[key], `${path}${clip(key)}.`, out);
     }
   }

@@ -9,12 +9,20 @@
  */
 import { z } from "zod";
 import { JSON_TOO_DEEP, MAX_JSON_DEPTH } from "../core/validate.js";
-import { jsonDepthExceeds } from "./json.js";
+import { isJsonObject, jsonDepthExceeds } from "./json.js";
 
 const nullish = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** A JSON object the gateway passes through (tool parameters, schemas, model_parameters), nested at most MAX_JSON_DEPTH levels. */
-const JsonObject = z.record(z.string(), z.unknown()).refine((v) => !jsonDepthExceeds(v, MAX_JSON_DEPTH), { message: JSON_TOO_DEEP });
+/**
+ * A JSON object the gateway passes through as sent (tool parameters, schemas,
+ * model_parameters), nested at most MAX_JSON_DEPTH levels. Checked, not copied: a copy
+ * made by assignment would turn a `"__proto__"` key of the caller's data into the copy's
+ * prototype.
+ */
+const JsonObject = z
+  .custom<Record<string, unknown>>(isJsonObject, { message: "expected an object" })
+  .refine((v) => !jsonDepthExceeds(v, MAX_JSON_DEPTH), { message: JSON_TOO_DEEP });
 
 export const TextPartJson = z.object({ type: z.literal("text"), text: z.string() });
 
