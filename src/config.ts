@@ -59,6 +59,8 @@ const EnvSchema = z.object({
   METRICS_KEY: z.string().min(16, "must be at least 16 characters").optional(),
   /** Set: /metrics is served only on its own listener, METRICS_HOST:METRICS_PORT (e.g. 127.0.0.1), not on the shim. */
   METRICS_HOST: z.string().optional(),
+  /** HTTP: longest a request may take to arrive whole (headers and body); 408 after. */
+  REQUEST_BODY_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(3600, "must be at most 3600").default(10),
 });
 
 const Env = z.preprocess(
@@ -120,6 +122,8 @@ export interface Config {
   readonly metricsKey: KeyRing | undefined;
   /** METRICS_HOST: /metrics on its own listener there (not on the shim); undefined: on the shim, or HTTP_HOST when the shim is off. */
   readonly metricsHost: string | undefined;
+  /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
+  readonly requestBodyTimeoutMs: number;
 }
 
 /** PEM contents read at start-up. */
@@ -154,6 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tls,
     metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
     metricsHost: e.METRICS_HOST,
+    requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,

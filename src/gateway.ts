@@ -122,6 +122,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       reporter,
       ceilingMs: config.requestTimeoutMs,
       maxRequestBytes: config.maxRequestBytes,
+      bodyTimeoutMs: config.requestBodyTimeoutMs,
       limit,
       // METRICS_HOST: /metrics has its own listener, and the shim does not serve it.
       metrics: config.metricsHost === undefined ? metrics : undefined,

@@ -65,6 +65,11 @@ export class HttpError extends Error {
     return new HttpError(413, "request_too_large", Code.RESOURCE_EXHAUSTED, `the request body exceeds the gateway's limit of ${limit} bytes (MAX_REQUEST_BYTES)`, { connection: "close" });
   }
 
+  /** `connection: close`: the rest of the body is not waited for. */
+  static bodyTimeout(ms: number): HttpError {
+    return new HttpError(408, "request_timeout", Code.DEADLINE_EXCEEDED, `the request body did not arrive whole within ${ms / 1000} s (REQUEST_BODY_TIMEOUT_S)`, { connection: "close" });
+  }
+
   static unsupportedEncoding(encoding: string): HttpError {
     return new HttpError(415, "unsupported_content_encoding", Code.INVALID_ARGUMENT, `content-encoding "${encoding}" is not supported; send the JSON body uncompressed`);
   }

@@ -14,7 +14,6 @@ import { sendJson } from "./respond.js";
 
 export interface RouteDeps {
   readonly chat: ChatService;
-  readonly maxRequestBytes: number;
   /** Whether the gateway should receive traffic now, and if not why. */
   readonly readiness: () => Readiness;
   /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false) or on their own listener (METRICS_HOST), 404. */
@@ -34,6 +33,8 @@ export interface Route {
   readonly name: string;
   /** Public routes (probes, metrics) need no gateway key and take no in-flight slot. */
   readonly public?: boolean;
+  /** Takes a JSON body: read whole (bounded in size and time) before the slot is taken and the handler runs. */
+  readonly body?: boolean;
   readonly pattern: RegExp;
   readonly handler: (call: HttpCall, deps: RouteDeps) => Promise<void>;
 }
@@ -59,7 +60,7 @@ const METRICS_ROUTE: Route = {
 };
 
 export const ROUTES: readonly Route[] = [
-  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), handler: chatCompletions },
+  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), body: true, handler: chatCompletions },
   { method: "GET", name: "ListModels", pattern: v1("/models"), handler: (call, deps) => listModels(call, deps.chat) },
   { method: "GET", name: "GetModel", pattern: v1("/models/(?<id>[^/]+)"), handler: (call, deps) => getModel(call, deps.chat) },
   // The Cerebras SDK opens a connection with this on construction; answer it cheaply.

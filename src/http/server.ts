@@ -19,6 +19,7 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
+import { readJsonBody } from "./body.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
@@ -36,6 +37,8 @@ export interface HttpServerOptions {
   readonly ceilingMs: number;
   /** Largest request body accepted (MAX_REQUEST_BYTES); 413 beyond. */
   readonly maxRequestBytes: number;
+  /** Longest a request may take to arrive whole, headers and body (REQUEST_BODY_TIMEOUT_S); 408 after. */
+  readonly bodyTimeoutMs: number;
   /** Server-wide cap on calls in progress, shared with the gRPC server. */
   readonly limit: InFlightLimit;
   /** Gateway keys callers must present; undefined: no caller authentication. */
@@ -57,7 +60,7 @@ export interface HttpServer {
 }
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey };
+  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey };
   let closing = false;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -69,11 +72,12 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     });
   };
   const tls = options.tls;
+  const timeouts = serverTimeouts(options.bodyTimeoutMs);
   const server =
     tls === undefined
-      ? createServer({ noDelay: true }, onRequest)
+      ? createServer({ noDelay: true, ...timeouts }, onRequest)
       : createHttpsServer(
-          { noDelay: true, cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
+          { noDelay: true, ...timeouts, cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
           onRequest,
         );
 
@@ -111,12 +115,15 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     const scope = new CallScope(Infinity, options.ceilingMs, requestId);
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
-    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [] };
+    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined };
     const limited = route.public !== true;
     let acquired = false;
     try {
       // Public routes (probes, metrics) need no key; the rest need one when keys are configured.
+      // Checked first: an unauthenticated body is never read.
       if (limited && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
+      // The body arrives whole before the call takes a slot: a slow sender holds only its own connection.
+      if (route.body === true) call.body = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs);
       if (limited) {
         options.limit.acquire();
         acquired = true;
@@ -153,5 +160,21 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
         });
         server.closeIdleConnections();
       }),
+  };
+}
+
+/**
+ * node:http's own bounds, tied to REQUEST_BODY_TIMEOUT_S (its defaults let an unfinished
+ * request live 300 s, checked every 30 s): headers must arrive within the bound, the
+ * whole request shortly after it (readJsonBody answers 408 at the bound itself; this is
+ * the backstop for what it does not read), idle kept-alive connections close after 5 s,
+ * and the checks run often enough to honour short bounds.
+ */
+function serverTimeouts(bodyTimeoutMs: number): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    headersTimeout: bodyTimeoutMs,
+    requestTimeout: bodyTimeoutMs + 1000,
+    keepAliveTimeout: 5000,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(bodyTimeoutMs / 4))),
   };
 }
