@@ -11,6 +11,7 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import type { KeyRing } from "../auth/key-ring.js";
 import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
+import { authInterceptor } from "./auth-interceptor.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withRequestChecks } from "./request-decoder.js";
@@ -69,7 +70,9 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 }
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
-  const server = new Server(channelOptions(options));
+  // With keys, calls are authenticated on their metadata, before their message is read (auth-interceptor.ts).
+  const interceptors = options.keys === undefined ? [] : [authInterceptor({ keys: options.keys, reporter: options.reporter })];
+  const server = new Server({ ...channelOptions(options), interceptors });
   const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys };
 
   const chatImpl: ChatServiceServer = {
