@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../gen/google/rpc/status.js";
 import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
-import { open, responseHeaders, session } from "../helpers/raw-grpc.js";
+import { open, reply, responseHeaders, session } from "../helpers/raw-grpc.js";
 import { scrape } from "../helpers/prometheus.js";
 
 setFlagsFromString("--expose-gc");
@@ -102,6 +102,30 @@ describe("an unauthenticated call is refused on its metadata", () => {
     const m = (await scrape(h.gateway.httpPort!)).metrics;
     expect(m.value("gateway_requests_total", { transport: "grpc", method: "CreateChatCompletion", code: "UNAUTHENTICATED", model: "none", key: "anonymous" })).toBeGreaterThanOrEqual(2);
     expect(m.value("gateway_requests_total", { transport: "grpc", method: "CreateChatCompletion", code: "OK", model: "gpt-oss-120b", key: "svc" })).toBe(1);
+  });
+});
+
+describe("CPU", () => {
+  it("a whole 15 MiB message of tiny sub-messages with a bad key is never decoded", { timeout: 60_000 }, async () => {
+    // messages (2) { role (1) = 1 }, four bytes each: ~3.9 million sub-messages to decode.
+    const body = Buffer.alloc(15 * MiB);
+    for (let i = 0; i + 4 <= body.length; i += 4) body.set([0x12, 0x02, 0x08, 0x01], i);
+    const message = Buffer.concat([announce(body.length), body]);
+    const s = await session(h.address);
+    try {
+      const before = process.cpuUsage();
+      const stream = open(s, CREATE, { authorization: "Bearer wrong-key-0123456789" });
+      stream.on("error", () => {});
+      const ended = reply(stream);
+      stream.end(message);
+      expect(Number((await ended).trailers["grpc-status"])).toBe(status.UNAUTHENTICATED);
+      const used = process.cpuUsage(before);
+      const cpuMs = (used.user + used.system) / 1000;
+      // Decoding it takes well over a CPU-second; moving its bytes (both ends, one process) a fraction.
+      expect(cpuMs).toBeLessThan(500);
+    } finally {
+      await closed(s);
+    }
   });
 });
 

@@ -14,10 +14,13 @@ export function frame(message: Uint8Array): Buffer {
   return out;
 }
 
-/** Opens an h2c session to host:port; `close()` it when done. */
+/**
+ * Opens an h2c session to host:port; `close()` it when done. Its session memory cap is
+ * raised (Node's default is 10 MB, counting queued output), so a test can send big messages.
+ */
 export function session(address: string): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const s = connect(`http://${address}`);
+    const s = connect(`http://${address}`, { maxSessionMemory: 256 });
     s.once("connect", () => {
       s.off("error", reject);
       resolve(s);
