@@ -12,7 +12,7 @@
  * the handler adapter throws before anything else (handlers.ts: `decodeRefusal`).
  */
 import { fromBinary } from "@bufbuild/protobuf";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorSetSchema, type DescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { ChatServiceService } from "../../gen/aigateway/v1/chat.js";
 import { DESCRIPTOR_SET_BASE64 } from "../../gen/descriptor.js";
@@ -114,53 +114,127 @@ function structFields(root: string): FieldNode {
 
 // ---- the depth pass ---------------------------------------------------------------
 
-interface Frame {
-  readonly node: FieldNode;
-  readonly end: number;
-  /** Proto path of this message ("tools.0.function"); inside a JSON value, the value's field. */
-  readonly path: string;
-  readonly depth: number;
-  /** Set inside a JSON value: the path of its field, which is what a violation names. */
-  readonly jsonField: string | undefined;
-  /** Occurrences so far of each repeated field, for the index in the path. */
-  readonly seen: Map<number, number>;
-}
-
 /**
  * The proto path of the first Struct-typed field whose JSON nests deeper than
- * MAX_JSON_DEPTH, or undefined. Iterative with an explicit stack, which never grows
- * past MAX_JSON_DEPTH levels (three frames each) plus the schema's own nesting. Throws
- * on bytes that are not protobuf.
+ * MAX_JSON_DEPTH, or undefined. One pass over the bytes with an explicit stack (which
+ * never grows past MAX_JSON_DEPTH levels, three frames each, plus the schema's own
+ * nesting), skipping every field that cannot lead to a Struct, or is too short to nest
+ * past the limit, without looking inside; no allocation per field. Throws on bytes that
+ * are not protobuf (the generated decoder would throw on the rest).
  */
 function deepJsonField(bytes: Uint8Array, root: FieldNode): string | undefined {
-  const reader = new BinaryReader(bytes);
-  const stack: Frame[] = [{ node: root, end: bytes.length, path: "", depth: 0, jsonField: undefined, seen: new Map() }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (reader.pos >= top.end) {
-      if (reader.pos > top.end) throw new Error("a field runs past its message");
-      stack.pop();
+  const scan = new Scanner(bytes);
+  const nodes: FieldNode[] = [root];
+  const ends: number[] = [bytes.length];
+  const depths: number[] = [0];
+  // Outside JSON values only (a few frames): the path, and repeated fields' counts for its indices.
+  const paths: string[] = [""];
+  const seen: Array<Map<number, number> | undefined> = [undefined];
+  /** Index of the frame of the JSON value being walked (its path names a violation); -1 outside. */
+  let jsonFrame = -1;
+  let top = 0;
+  while (top >= 0) {
+    if (scan.pos >= ends[top]!) {
+      if (scan.pos > ends[top]!) throw new Error("a field runs past its message");
+      if (top === jsonFrame) jsonFrame = -1;
+      top--;
       continue;
     }
-    const [number, wireType] = reader.tag();
-    const field = top.node.fields.get(number);
-    if (field === undefined || wireType !== WireType.LengthDelimited) {
-      reader.skip(wireType, number);
+    const tag = scan.varint32();
+    const number = tag >>> 3;
+    const wireType = tag & 7;
+    const field = wireType === WireType.LengthDelimited ? nodes[top]!.fields.get(number) : undefined;
+    if (field === undefined) {
+      scan.skip(wireType);
       continue;
     }
-    const length = reader.uint32();
-    const end = reader.pos + length;
-    if (end > top.end) throw new Error("a field runs past its message");
-    let path = top.path;
-    if (top.jsonField === undefined) {
-      const index = top.seen.get(number) ?? 0;
-      top.seen.set(number, index + 1);
-      path = `${top.path}${top.path === "" ? "" : "."}${field.name}${field.repeated ? `.${index}` : ""}`;
+    const length = scan.varint32();
+    const end = scan.pos + length;
+    if (end > ends[top]!) throw new Error("a field runs past its message");
+    const depth = depths[top]! + (field.json ? 1 : 0);
+    // Each further JSON level costs at least 4 bytes (two message headers: ListValue → Value →
+    // ListValue, or more for objects): a field too short to reach the limit is skipped unread.
+    if (depth + ((length + 2) >> 2) <= MAX_JSON_DEPTH) {
+      scan.pos = end;
+      continue;
     }
-    const jsonField = top.jsonField ?? (field.json ? path : undefined);
-    const depth = top.depth + (field.json ? 1 : 0);
-    if (depth > MAX_JSON_DEPTH) return jsonField;
-    stack.push({ node: field.type, end, path, depth, jsonField, seen: new Map() });
+    top++;
+    nodes[top] = field.type;
+    ends[top] = end;
+    depths[top] = depth;
+    if (jsonFrame === -1) {
+      let counts = seen[top - 1];
+      let path = paths[top - 1]!;
+      path += `${path === "" ? "" : "."}${field.name}`;
+      if (field.repeated) {
+        counts ??= seen[top - 1] = new Map();
+        const index = counts.get(number) ?? 0;
+        counts.set(number, index + 1);
+        path += `.${index}`;
+      }
+      paths[top] = path;
+      seen[top] = undefined;
+      if (field.json) jsonFrame = top;
+    }
+    if (depth > MAX_JSON_DEPTH) return paths[jsonFrame]!;
   }
   return undefined;
+}
+
+/** Protobuf wire reading, just enough to find and skip fields. */
+class Scanner {
+  pos = 0;
+
+  constructor(private readonly buf: Uint8Array) {}
+
+  /** A varint of up to 32 bits (tags, lengths); throws past the end or on a longer one. */
+  varint32(): number {
+    const buf = this.buf;
+    let value = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      const b = buf[this.pos++];
+      if (b === undefined) throw new Error("truncated varint");
+      value |= (b & 0x7f) << shift;
+      if (b < 0x80) return value >>> 0;
+    }
+    throw new Error("varint too long");
+  }
+
+  /** Skips a value of this wire type; groups (proto2) iteratively, however nested. */
+  skip(wireType: number): void {
+    let groups = 0;
+    for (;;) {
+      switch (wireType) {
+        case WireType.Varint:
+          for (let i = 0; ; i++) {
+            if (this.pos >= this.buf.length || i >= 10) throw new Error("bad varint");
+            if ((this.buf[this.pos++]! & 0x80) === 0) break;
+          }
+          break;
+        case WireType.Bit64:
+          this.pos += 8;
+          break;
+        case WireType.Bit32:
+          this.pos += 4;
+          break;
+        case WireType.LengthDelimited: {
+          const length = this.varint32(); // read first: `pos += varint32()` would add to the old pos
+          this.pos += length;
+          break;
+        }
+        case WireType.StartGroup:
+          groups++;
+          break;
+        case WireType.EndGroup:
+          if (groups === 0) throw new Error("unexpected end group");
+          groups--;
+          break;
+        default:
+          throw new Error(`bad wire type ${wireType}`);
+      }
+      if (this.pos > this.buf.length) throw new Error("a field runs past the message");
+      if (groups === 0) return;
+      wireType = this.varint32() & 7;
+    }
+  }
 }
