@@ -164,17 +164,17 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
 }
 
 /**
- * node:http's own bounds, tied to REQUEST_BODY_TIMEOUT_S (its defaults let an unfinished
- * request live 300 s, checked every 30 s): headers must arrive within the bound, the
- * whole request shortly after it (readJsonBody answers 408 at the bound itself; this is
- * the backstop for what it does not read), idle kept-alive connections close after 5 s,
- * and the checks run often enough to honour short bounds.
+ * node:http's own bounds on an unfinished request, tied to REQUEST_BODY_TIMEOUT_S (its
+ * defaults let one live 300 s, checked every 30 s): headers must arrive within the bound,
+ * the whole request shortly after it (readJsonBody answers 408 at the bound itself; this
+ * is the backstop for what it does not read), and the checks run often enough to honour
+ * short bounds. They apply to requests in progress only: how long an idle kept-alive
+ * connection stays open is the keep-alive timeout's business (Node's 5 s here).
  */
-function serverTimeouts(bodyTimeoutMs: number): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
+function serverTimeouts(bodyTimeoutMs: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
   return {
     headersTimeout: bodyTimeoutMs,
     requestTimeout: bodyTimeoutMs + 1000,
-    keepAliveTimeout: 5000,
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(bodyTimeoutMs / 4))),
   };
 }
