@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { KeyRing, keysFromFile, keysFromList, type KeyEntry } from "./auth/key-ring.js";
+import { KeyRing, keysFromFile, keysFromList, sha256, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
 
@@ -76,6 +76,13 @@ const EnvSchema = z.object({
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
   OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(OTLP_PROTOCOLS, { error: `must be one of ${OTLP_PROTOCOLS.join(", ")}` }).optional(),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(OTLP_PROTOCOLS, { error: `must be one of ${OTLP_PROTOCOLS.join(", ")}` }).optional(),
+  // Hardening (issue 13): /metrics lists key names and per-key cost, so it can be protected.
+  /** Scrapes must send `authorization: Bearer <METRICS_KEY>`. */
+  METRICS_KEY: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Set: /metrics is served only on its own listener, METRICS_HOST:METRICS_PORT (e.g. 127.0.0.1), not on the shim. */
+  METRICS_HOST: z.string().optional(),
+  /** HTTP: longest a request may take to arrive whole (headers and body); 408 after. */
+  REQUEST_BODY_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(3600, "must be at most 3600").default(10),
 });
 
 const Env = z.preprocess(
@@ -142,6 +149,12 @@ export interface Config {
   readonly httpKeepAliveTimeoutMs: number;
   /** Export traces over OTLP (src/tracing); undefined: tracing is off and nothing of OpenTelemetry is loaded. */
   readonly tracing: TracingConfig | undefined;
+  /** METRICS_KEY as a one-key ring: scrapes must present it; undefined: /metrics is public. */
+  readonly metricsKey: KeyRing | undefined;
+  /** METRICS_HOST: /metrics on its own listener there (not on the shim); undefined: on the shim, or HTTP_HOST when the shim is off. */
+  readonly metricsHost: string | undefined;
+  /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
+  readonly requestBodyTimeoutMs: number;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -190,6 +203,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     keys,
     tls,
+    metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
+    metricsHost: e.METRICS_HOST,
+    requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,

@@ -9,11 +9,12 @@ import { CallReporter } from "./core/call-log.js";
 import { ChatService } from "./core/chat-service.js";
 import { GatewayError } from "./core/errors.js";
 import { InFlightLimit } from "./core/in-flight.js";
+import { asListenError } from "./listen-error.js";
 import { startFakeUpstream, type FakeUpstream } from "./fake-upstream/server.js";
 import { startGrpcServer, type GrpcServer } from "./grpc/server.js";
 import type { Readiness } from "./http/routes.js";
 import { startHttpServer, type HttpServer } from "./http/server.js";
-import type { Logger } from "./log.js";
+import { redactUrl, type Logger } from "./log.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
@@ -121,7 +122,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     tls: config.tls,
     connections: config.grpcConnections,
     tracer,
-  });
+  }).catch(asListenError("GRPC_PORT", config.grpcHost, config.grpcPort));
   undo.push(() => grpc.shutdown(0));
 
   let http: HttpServer | undefined;
@@ -133,8 +134,11 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       reporter,
       ceilingMs: config.requestTimeoutMs,
       maxRequestBytes: config.maxRequestBytes,
+      bodyTimeoutMs: config.requestBodyTimeoutMs,
       limit,
-      metrics,
+      // METRICS_HOST: /metrics has its own listener, and the shim does not serve it.
+      metrics: config.metricsHost === undefined ? metrics : undefined,
+      metricsKey: config.metricsKey,
       dashboard: metrics === undefined ? undefined : new MetricsDashboard(metrics.registry, () => ({ ...catalog.snapshot(), loaded: catalog.loaded })),
       tracer,
       keys: config.keys,
@@ -146,17 +150,20 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
           : config.readyzRequiresUpstream && !catalog.loaded
             ? { ready: false, reason: "the upstream has not answered yet (model catalog not loaded)" }
             : { ready: true },
-    });
+    }).catch(asListenError("HTTP_PORT", config.httpHost, config.httpPort));
     const started = http;
     undo.push(() => started.close(0));
   }
-  // With the shim off, /metrics gets its own small listener (METRICS_PORT) on the same host.
+  // With the shim off (or METRICS_HOST set), /metrics gets its own small listener (METRICS_PORT).
   let metricsServer: MetricsServer | undefined;
-  if (metrics !== undefined && http === undefined) {
-    metricsServer = await startMetricsServer(metrics, { host: config.httpHost, port: config.metricsPort, logger });
+  const metricsHost = config.metricsHost ?? config.httpHost;
+  if (metrics !== undefined && (http === undefined || config.metricsHost !== undefined)) {
+    metricsServer = await startMetricsServer(metrics, { host: metricsHost, port: config.metricsPort, logger, key: config.metricsKey }).catch(
+      asListenError("METRICS_PORT", metricsHost, config.metricsPort),
+    );
   }
 
-  const metricsPort = metrics === undefined ? undefined : (http?.port ?? metricsServer?.port);
+  const metricsPort = metrics === undefined ? undefined : (metricsServer?.port ?? http?.port);
   if (config.keys === undefined) {
     logger.warn(
       config.production ? "caller authentication is off (GATEWAY_AUTH=none)" : "caller authentication is off: set GATEWAY_API_KEYS or GATEWAY_KEYS_FILE (required in production)",
@@ -166,11 +173,11 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     {
       grpc: `${config.grpcHost}:${grpc.port}`,
       http: http === undefined ? "off" : `${config.httpHost}:${http.port}`,
-      metrics: metricsPort === undefined ? "off" : `${config.httpHost}:${metricsPort}/metrics`,
+      metrics: metricsPort === undefined ? "off" : `${metricsServer ? metricsHost : config.httpHost}:${metricsPort}/metrics`,
       auth: config.keys ? `${config.keys.size} keys` : "off",
       tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
       tracing: config.tracing === undefined ? "off" : `OTLP ${config.tracing.protocol}`,
-      upstream: fakeUpstream ? "fake" : baseUrl,
+      upstream: fakeUpstream ? "fake" : redactUrl(baseUrl),
       defaultModel: config.defaultModel,
     },
     "listening",

@@ -20,3 +20,19 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
   };
   return destination === undefined ? pino(options) : pino(options, destination);
 }
+
+/**
+ * A URL as it may be logged: user info (`user:pass@`) and the query string (tokens often
+ * ride there) replaced by `[redacted]`, so a base URL with credentials is safe to print.
+ */
+export function redactUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "[redacted: not a URL]";
+  }
+  const auth = u.username !== "" || u.password !== "" ? "[redacted]@" : "";
+  const query = u.search !== "" ? "?[redacted]" : "";
+  return `${u.protocol}//${auth}${u.host}${u.pathname}${query}`;
+}

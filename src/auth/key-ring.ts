@@ -61,9 +61,22 @@ export function sha256(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
+/** Shortest key accepted. */
+const MIN_KEY_LENGTH = 16;
+/** What a key's name looks like in `name=key` (it becomes a log field and a metrics label). */
+const KEY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
 /**
  * GATEWAY_API_KEYS: comma-separated `name=key` pairs, or bare keys (named key-1, key-2…).
- * Returns the entries or a list of problems (never quoting a key).
+ * Returns the entries or a list of problems (never quoting any part of an item: what looks
+ * like a name may be part of a key).
+ *
+ * A key may itself contain `=` (base64 padding), so an item is read by one rule:
+ * - no `=`, or nothing but `=` after the first one (`abc==`): a bare key;
+ * - a name (a letter, then up to 63 of letters, digits, `_`, `.`, `-`) before the first
+ *   `=` and at least 16 characters after it: `name=key`;
+ * - anything else is ambiguous and refused (a bare key may hold `=` only as trailing
+ *   padding; name it to use any other).
  */
 export function keysFromList(value: string): { entries: KeyEntry[]; problems: string[] } {
   const entries: KeyEntry[] = [];
@@ -73,13 +86,29 @@ export function keysFromList(value: string): { entries: KeyEntry[]; problems: st
     .map((s) => s.trim())
     .filter(Boolean)
     .forEach((item, i) => {
-      const eq = item.indexOf("=");
-      const name = eq > 0 ? item.slice(0, eq).trim() : `key-${i + 1}`;
-      const key = eq > 0 ? item.slice(eq + 1).trim() : item;
-      if (key.length < 16) problems.push(`entry ${i + 1} (${name}): keys must be at least 16 characters`);
-      else entries.push({ name, sha256: sha256(key) });
+      const entry = `entry ${i + 1}`;
+      const parsed = parseItem(item);
+      if (parsed === undefined) {
+        problems.push(
+          `${entry}: cannot tell a name=key pair from a bare key containing "=" (write name=key with a name of letters, digits, _ . - and a key of at least ${MIN_KEY_LENGTH} characters; a bare key may contain "=" only as trailing padding)`,
+        );
+      } else if (parsed.key.length < MIN_KEY_LENGTH) {
+        problems.push(`${entry}: keys must be at least ${MIN_KEY_LENGTH} characters`);
+      } else {
+        entries.push({ name: parsed.name ?? `key-${i + 1}`, sha256: sha256(parsed.key) });
+      }
     });
   return { entries, problems };
+}
+
+/** One item by the rule above; undefined when it is ambiguous. */
+function parseItem(item: string): { name: string | undefined; key: string } | undefined {
+  const eq = item.indexOf("=");
+  if (eq === -1 || /^=*$/.test(item.slice(eq))) return { name: undefined, key: item };
+  const name = item.slice(0, eq).trim();
+  const key = item.slice(eq + 1).trim();
+  if (KEY_NAME.test(name) && key.length >= MIN_KEY_LENGTH) return { name, key };
+  return undefined;
 }
 
 const KeysFile = z.union([

@@ -39,6 +39,8 @@ export class ModelCatalog {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private failure: GatewayError | undefined;
+  /** Stopped (shutdown, or a start-up being unwound): a load the stop aborted is not a refresh failure worth a log line. */
+  private stopped = false;
 
   constructor(
     private readonly load: CatalogLoader,
@@ -57,6 +59,7 @@ export class ModelCatalog {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -112,7 +115,7 @@ export class ModelCatalog {
     } catch (err) {
       this.lastRefreshFailed = true;
       this.failure = GatewayError.from(err);
-      this.options.onRefreshError?.(err);
+      if (!this.stopped) this.options.onRefreshError?.(err);
     } finally {
       scope.dispose();
     }

@@ -11,7 +11,7 @@ import { costUsd } from "./cost.js";
 import { GatewayError } from "./errors.js";
 import { checkAgainstModel, unknownModel } from "./preflight.js";
 import type { CallContext, CallStats, ChatProvider, ChunkSink } from "./provider.js";
-import { validateChatRequest } from "./validate.js";
+import { modelIdViolation, validateChatRequest } from "./validate.js";
 
 export interface ChatServiceOptions {
   /** Used when a request leaves `model` empty (may be an alias). */
@@ -65,6 +65,8 @@ export class ChatService {
   /** One model by id or alias; NOT_FOUND when the catalog does not list it. */
   async getModel(id: string, ctx: CallContext): Promise<Model> {
     if (id === "") throw GatewayError.invalidArgument([{ field: "id", description: "is required" }]);
+    const tooLong = modelIdViolation(id, "id");
+    if (tooLong !== undefined) throw GatewayError.invalidArgument([tooLong]);
     await this.ensureCatalog(ctx);
     const model = this.catalog.get(id);
     if (model === undefined) throw unknownModel(this.catalog.resolve(id));

@@ -76,6 +76,24 @@ export const Reason = {
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
+/**
+ * Most field violations one refusal reports. Checks stop once they have found one more
+ * (which says "there are more"), so neither the CPU spent on a refusal nor the size of
+ * what it sends grows with the request.
+ */
+export const MAX_VIOLATIONS = 20;
+
+/** Longest piece of caller-supplied text (a model id, a name, an id) echoed in an error. */
+export const MAX_ECHO = 64;
+
+/** `text` cut to `max` characters, saying how much was left out: what errors echo of caller input. */
+export function clip(text: string, max = MAX_ECHO): string {
+  if (text.length <= max) return text;
+  // Never cut a surrogate pair in half (a lone surrogate is not valid UTF-8).
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${text.slice(0, end)}…(${text.length - end} more characters)`;
+}
+
 /** One google.rpc.BadRequest.FieldViolation: a dotted proto path and why. */
 export interface FieldViolation {
   readonly field: string;
@@ -100,6 +118,8 @@ export interface GatewayErrorInit {
   readonly quotaViolations?: readonly QuotaViolation[];
   /** Extra response headers the HTTP shim should pass on (e.g. rate-limit headers). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** fieldViolations are the first MAX_VIOLATIONS of more. */
+  readonly moreViolations?: boolean;
   readonly cause?: unknown;
 }
 
@@ -113,6 +133,8 @@ export class GatewayError extends Error {
   readonly fieldViolations: readonly FieldViolation[];
   readonly quotaViolations: readonly QuotaViolation[];
   readonly headers: Readonly<Record<string, string>>;
+  /** The checks stopped at MAX_VIOLATIONS: fieldViolations are the first ones, not all. */
+  readonly moreViolations: boolean;
 
   constructor(init: GatewayErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -124,6 +146,7 @@ export class GatewayError extends Error {
     this.fieldViolations = init.fieldViolations ?? [];
     this.quotaViolations = init.quotaViolations ?? [];
     this.headers = init.headers ?? {};
+    this.moreViolations = init.moreViolations ?? false;
   }
 
   /** A copy (same class) with more ErrorInfo metadata. */
@@ -149,15 +172,22 @@ export class GatewayError extends Error {
     });
   }
 
+  /**
+   * A refusal naming the bad fields. Past MAX_VIOLATIONS (checks pass one more to say
+   * so), only the first ones are kept and the message says there are more.
+   */
   static invalidArgument(violations: readonly FieldViolation[]): GatewayError {
-    const first = violations[0];
+    const moreViolations = violations.length > MAX_VIOLATIONS;
+    const kept = moreViolations ? violations.slice(0, MAX_VIOLATIONS) : violations;
+    const first = kept[0];
     const summary = first === undefined ? "invalid request" : `invalid request: ${first.field}: ${first.description}`;
-    const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : "";
+    const more = moreViolations ? ` (and more: only the first ${MAX_VIOLATIONS} problems are reported)` : kept.length > 1 ? ` (and ${kept.length - 1} more)` : "";
     return new GatewayError({
       code: Code.INVALID_ARGUMENT,
       reason: Reason.INVALID_REQUEST,
       message: summary + more,
-      fieldViolations: violations,
+      fieldViolations: kept,
+      moreViolations,
     });
   }
 

@@ -5,16 +5,18 @@
  */
 import { ReasoningEffort, type ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
-import { Code, GatewayError, Reason, type FieldViolation } from "./errors.js";
+import { clip, Code, GatewayError, MAX_VIOLATIONS, Reason, type FieldViolation } from "./errors.js";
 import { REASONING_EFFORTS } from "./model-rules.js";
 
+/** The id is the caller's: echoed clipped (it is also refused past MAX_MODEL_ID at the door). */
 export function unknownModel(id: string): GatewayError {
+  const shown = clip(id);
   return new GatewayError({
     code: Code.NOT_FOUND,
     reason: Reason.MODEL_NOT_FOUND,
-    message: `model "${id}" is not in the catalog (ListModels shows what is available)`,
-    metadata: { model: id },
-    fieldViolations: [{ field: "model", description: `unknown model "${id}"` }],
+    message: `model "${shown}" is not in the catalog (ListModels shows what is available)`,
+    metadata: { model: shown },
+    fieldViolations: [{ field: "model", description: `unknown model "${shown}"` }],
   });
 }
 
@@ -32,15 +34,17 @@ export function checkAgainstModel(req: ChatCompletionRequest, model: Model): Fie
   }
 
   if (model.capabilities !== undefined && !model.capabilities.vision) {
-    req.messages.forEach((m, i) => {
-      if (m.contentKind?.$case !== "contentParts") return;
+    // Stops one past MAX_VIOLATIONS, as validate.ts does (that one says "there are more").
+    images: for (let i = 0; i < req.messages.length; i++) {
+      const m = req.messages[i]!;
+      if (m.contentKind?.$case !== "contentParts") continue;
       const parts = m.contentKind.value.parts;
       for (let j = 0; j < parts.length; j++) {
-        if (parts[j]!.part?.$case === "imageUrl") {
-          out.push({ field: `messages.${i}.content_parts.parts.${j}.image_url`, description: `${model.id} does not take images` });
-        }
+        if (parts[j]!.part?.$case !== "imageUrl") continue;
+        out.push({ field: `messages.${i}.content_parts.parts.${j}.image_url`, description: `${model.id} does not take images` });
+        if (out.length > MAX_VIOLATIONS) break images;
       }
-    });
+    }
   }
 
   const effort = req.reasoningEffort;

@@ -18,7 +18,7 @@ import {
   type ContentPart,
   type Message,
 } from "../../gen/aigateway/v1/chat.js";
-import type { FieldViolation } from "./errors.js";
+import { clip, MAX_VIOLATIONS, type FieldViolation } from "./errors.js";
 
 /** Upstream limits (CEREBRAS_API.md §2). */
 const MAX_STOP_SEQUENCES = 4;
@@ -27,6 +27,27 @@ const MAX_PROMPT_CACHE_KEY = 1024;
 const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const IMAGE_DATA_URI = /^data:image\/(png|jpeg|jpg);base64,/;
 const TOKEN_ID = /^\d+$/;
+/**
+ * Longest model id accepted (Cerebras ids are under 40 characters; dedicated endpoints'
+ * too). Refused at the door: a longer one is no model, and must not reach logs, metric
+ * labels or error details.
+ */
+export const MAX_MODEL_ID = 256;
+
+/**
+ * Deepest a JSON value (tool parameters, a response_format schema, model_parameters) may
+ * nest, counting objects and arrays. JSON Schemas need a fraction of it; the bound keeps
+ * every recursive step after the door (zod, JSON.stringify, the generated protobuf
+ * decoder, whose limit of 100 message levels a JSON object spends three of) safe.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** The violation for a JSON value nested past MAX_JSON_DEPTH at `field`. */
+export function jsonTooDeep(field: string): FieldViolation {
+  return { field, description: JSON_TOO_DEEP };
+}
+
+export const JSON_TOO_DEEP = `nests deeper than ${MAX_JSON_DEPTH} levels (objects and arrays)`;
 
 export interface ValidateOptions {
   /** Streaming requests may not ask for json_object output (upstream rule). */
@@ -35,23 +56,41 @@ export interface ValidateOptions {
   readonly maxMessages: number;
 }
 
-/** Returns every violation found; an empty array means the request is valid. */
+/**
+ * Returns the violations found; an empty array means the request is valid. Checking
+ * stops at MAX_VIOLATIONS + 1 (the last one only says "there are more"), so a request of
+ * a hundred thousand mistakes costs no more to refuse than one of twenty-one.
+ */
 export function validateChatRequest(req: ChatCompletionRequest, opts: ValidateOptions): FieldViolation[] {
   const out: FieldViolation[] = [];
   const bad = (field: string, description: string): void => {
     out.push({ field, description });
+    if (out.length > MAX_VIOLATIONS) throw ENOUGH;
   };
+  try {
+    const model = modelIdViolation(req.model, "model");
+    if (model !== undefined) bad(model.field, model.description);
+    if (req.messages.length === 0) bad("messages", "at least one message is required");
+    else if (req.messages.length > opts.maxMessages) bad("messages", `at most ${opts.maxMessages} messages are allowed`);
+    for (let i = 0; i < req.messages.length; i++) checkMessage(req.messages[i]!, `messages.${i}`, bad);
+    checkToolCallPairing(req.messages, bad);
 
-  if (req.messages.length === 0) bad("messages", "at least one message is required");
-  else if (req.messages.length > opts.maxMessages) bad("messages", `at most ${opts.maxMessages} messages are allowed`);
-  for (let i = 0; i < req.messages.length; i++) checkMessage(req.messages[i]!, `messages.${i}`, bad);
-  checkToolCallPairing(req.messages, bad);
-
-  checkTools(req, bad);
-  checkResponseFormat(req, opts.stream, bad);
-  checkSampling(req, bad);
+    checkTools(req, bad);
+    checkResponseFormat(req, opts.stream, bad);
+    checkSampling(req, bad);
+  } catch (err) {
+    if (err !== ENOUGH) throw err;
+  }
   return out;
 }
+
+/** A model id the gateway refuses to handle at all (too long to be one), as a violation of `field`. */
+export function modelIdViolation(id: string, field: string): FieldViolation | undefined {
+  return id.length > MAX_MODEL_ID ? { field, description: `at most ${MAX_MODEL_ID} characters (got ${id.length})` } : undefined;
+}
+
+/** Thrown by a Report past MAX_VIOLATIONS to stop the checks at once. */
+const ENOUGH = Symbol("enough violations");
 
 type Report = (field: string, description: string) => void;
 
@@ -106,7 +145,7 @@ function checkToolCallPairing(messages: readonly Message[], bad: Report): void {
     if (m.role === Role.ROLE_TOOL) {
       if (m.toolCallId === "") continue; // reported by checkMessage
       if (answering && open.delete(m.toolCallId)) continue;
-      bad(`messages.${i}.tool_call_id`, `"${m.toolCallId}" does not answer a tool call of the assistant message just before it`);
+      bad(`messages.${i}.tool_call_id`, `"${clip(m.toolCallId)}" does not answer a tool call of the assistant message just before it`);
       continue;
     }
     reportUnanswered(open, bad);
@@ -116,7 +155,7 @@ function checkToolCallPairing(messages: readonly Message[], bad: Report): void {
     for (let j = 0; j < m.toolCalls.length; j++) {
       const id = m.toolCalls[j]!.id;
       if (id === "") continue;
-      if (seen.has(id)) bad(`messages.${i}.tool_calls.${j}.id`, `duplicate tool call id "${id}"`);
+      if (seen.has(id)) bad(`messages.${i}.tool_calls.${j}.id`, `duplicate tool call id "${clip(id)}"`);
       seen.add(id);
       open.set(id, i);
     }
@@ -126,7 +165,7 @@ function checkToolCallPairing(messages: readonly Message[], bad: Report): void {
 }
 
 function reportUnanswered(open: ReadonlyMap<string, number>, bad: Report): void {
-  for (const [id, i] of open) bad(`messages.${i}.tool_calls`, `tool call "${id}" is not answered by a tool message right after it`);
+  for (const [id, i] of open) bad(`messages.${i}.tool_calls`, `tool call "${clip(id)}" is not answered by a tool message right after it`);
 }
 
 function checkParts(parts: readonly ContentPart[], path: string, imagesAllowed: boolean, bad: Report): void {
@@ -170,7 +209,7 @@ function checkTools(req: ChatCompletionRequest, bad: Report): void {
       bad("tool_choice.mode", "must be none, auto or required");
     }
   } else if (!names.has(c.value)) {
-    bad("tool_choice.function_name", `no tool named "${c.value}" in tools`);
+    bad("tool_choice.function_name", `no tool named "${clip(c.value)}" in tools`);
   }
 }
 
@@ -204,8 +243,8 @@ function checkSampling(req: ChatCompletionRequest, bad: Report): void {
   for (let i = 0; i < req.stop.length; i++) if (req.stop[i] === "") bad(`stop.${i}`, "must not be empty");
 
   for (const [token, bias] of Object.entries(req.logitBias)) {
-    if (!TOKEN_ID.test(token)) bad(`logit_bias.${token}`, "keys must be token ids (decimal integers)");
-    else range(bias, -100, 100, `logit_bias.${token}`, bad);
+    if (!TOKEN_ID.test(token)) bad(`logit_bias.${clip(token)}`, "keys must be token ids (decimal integers)");
+    else range(bias, -100, 100, `logit_bias.${clip(token)}`, bad);
   }
 
   if (!isKnown(ReasoningEffort, req.reasoningEffort)) bad("reasoning_effort", "unknown value");

@@ -27,7 +27,16 @@ export type Fault =
   /** Stream: send one data event of about this many bytes after this many chunks. */
   | { readonly kind: "huge-event"; readonly afterChunks: number; readonly bytes: number }
   /** Stream: stop after this many chunks until the gate is released. */
-  | { readonly kind: "hold"; readonly afterChunks: number; readonly gate: Gate };
+  | { readonly kind: "hold"; readonly afterChunks: number; readonly gate: Gate }
+  /**
+   * Stream: send every chunk, the last with its finish_reason, then keep the connection
+   * open without ending the body (a proxy or an upstream that never closes).
+   * `done`: send `data: [DONE]` before stalling. `usageApart`: the finish chunk carries no
+   * usage (as OpenAI's do), and the usage chunk that should follow never comes.
+   */
+  | { readonly kind: "stall-after-finish"; readonly done?: boolean; readonly usageApart?: boolean }
+  /** Stream: after this many chunks, send only SSE comments (`: ping`), every `intervalMs`, until the client gives up. */
+  | { readonly kind: "pings"; readonly afterChunks: number; readonly intervalMs: number };
 
 /** A one-shot latch: the fake signals `reached`, the test calls `release()`. */
 export class Gate {

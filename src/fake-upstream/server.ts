@@ -225,6 +225,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
             await fault.gate.released;
             if (res.destroyed) return;
             break;
+          case "pings":
+            // Keep-alive comments only, until the client closes the connection.
+            while (!res.destroyed) {
+              res.write(": ping\n\n");
+              await sleep(fault.intervalMs);
+            }
+            return;
         }
       }
       if (i === chunks.length) break;
@@ -236,14 +243,19 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     }
     if (res.destroyed) return;
     const elapsed = (performance.now() - started) / 1000;
+    const stallAfter = fault?.kind === "stall-after-finish" ? fault : undefined;
     const final = {
       ...base,
       choices: [{ delta: {}, finish_reason: plan.finishReason, index: 0 }],
-      usage: usage(plan),
-      time_info: timeInfo(elapsed),
+      ...(stallAfter?.usageApart ? {} : { usage: usage(plan), time_info: timeInfo(elapsed) }),
     };
     res.write(`data: ${JSON.stringify(final)}\n\n`);
     record.chunksSent++;
+    if (stallAfter !== undefined) {
+      // The answer is complete; the body never ends (until the client closes it).
+      if (stallAfter.done) res.write("data: [DONE]\n\n");
+      return;
+    }
     res.end(options.sendDone ? "data: [DONE]\n\n" : undefined);
   }
 

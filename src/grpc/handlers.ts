@@ -16,6 +16,8 @@ import type { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
 import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
+import { keyNameOf } from "./auth-interceptor.js";
+import { decodeRefusal } from "./request-decoder.js";
 import { toGrpcError } from "./status.js";
 
 export interface HandlerOptions {
@@ -96,9 +98,14 @@ export function serverStreamHandler<Req, Res>(
  */
 async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScope, options: HandlerOptions): Promise<T> {
   if (options.keys !== undefined) {
+    // The interceptor authenticated the call on its metadata (auth-interceptor.ts); checked
+    // here again only if it did not run (a server built without it).
     const authorization = call.metadata.get("authorization")[0];
-    scope.stats.keyName = options.keys.authenticate(typeof authorization === "string" ? authorization : undefined);
+    scope.stats.keyName = keyNameOf(call.metadata) ?? options.keys.authenticate(typeof authorization === "string" ? authorization : undefined);
   }
+  // A request the deserializer could not take (too deep, not protobuf): refused like any bad request.
+  const refusal = decodeRefusal(call.request);
+  if (refusal !== undefined) throw refusal;
   options.limit.acquire();
   try {
     return await work();

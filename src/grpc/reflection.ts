@@ -6,6 +6,11 @@
  * imports, renames map entries and loses proto2 zero values, and grpcurl / buf curl then
  * fail on any file that imports another (grpc-node#3018, #3034). Here the descriptors
  * are decoded only to build an index; what goes on the wire is the original bytes.
+ *
+ * Reflection is open to anyone, so what a stream costs is bounded: answers are written
+ * with backpressure (a client that stops reading stops being read from), and a request
+ * is echoed back (original_request, valid_host) only when small; a larger one gets an
+ * INVALID_ARGUMENT answer without its bytes.
  */
 import type { Server, ServerDuplexStream } from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -15,8 +20,12 @@ import { DESCRIPTOR_SET_BASE64 } from "../../gen/descriptor.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection.js";
 
+const INVALID_ARGUMENT = 3;
 const NOT_FOUND = 5;
 const UNIMPLEMENTED = 12;
+
+/** Longest host, file name or symbol a request may carry (real ones are far shorter). */
+const MAX_REQUEST_TEXT = 1024;
 
 /** Files, symbols and services of one descriptor set, with each file's original bytes. */
 export class DescriptorIndex {
@@ -91,6 +100,12 @@ type Response = v1.ServerReflectionResponse;
 
 /** Answers one reflection request. v1 and v1alpha messages have the same shape. */
 export function answer(index: DescriptorIndex, request: Request): Response {
+  if (!small(request)) {
+    return {
+      validHost: "",
+      messageResponse: { $case: "errorResponse", value: { errorCode: INVALID_ARGUMENT, errorMessage: `reflection requests carry at most ${MAX_REQUEST_TEXT} characters of host and name` } },
+    };
+  }
   const r = request.messageRequest;
   const base = { validHost: request.host, originalRequest: request };
   const error = (code: number, message: string): Response => ({
@@ -122,11 +137,23 @@ export function answer(index: DescriptorIndex, request: Request): Response {
   }
 }
 
+/** Whether a request is small enough to answer and echo. */
+function small(request: Request): boolean {
+  const r = request.messageRequest;
+  const text = r === undefined ? "" : r.$case === "fileContainingExtension" ? r.value.containingType : r.value;
+  return request.host.length <= MAX_REQUEST_TEXT && text.length <= MAX_REQUEST_TEXT;
+}
+
 /** Registers both reflection service versions on a server. */
 export function addReflection(server: Server, index: DescriptorIndex): void {
   const handler = (call: ServerDuplexStream<Request, Response>): void => {
     call.on("data", (request: Request) => {
-      call.write(answer(index, request));
+      // A full write buffer: stop reading requests until the client has taken the answers
+      // (grpc-js then stops reading the stream, and HTTP/2 flow control holds the client).
+      if (!call.write(answer(index, request))) {
+        call.pause();
+        call.once("drain", () => call.resume());
+      }
     });
     call.on("end", () => call.end());
     call.on("error", () => call.end());

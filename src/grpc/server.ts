@@ -14,8 +14,10 @@ import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
 import { LiveCalls } from "../core/live-calls.js";
 import type { Tracer } from "../core/tracing.js";
+import { authInterceptor } from "./auth-interceptor.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
+import { withRequestChecks } from "./request-decoder.js";
 import { withFastSerializers } from "./serializers.js";
 
 export interface GrpcServerOptions {
@@ -89,7 +91,9 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 }
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
-  const server = new Server(channelOptions(options));
+  // With keys, calls are authenticated on their metadata, before their message is read (auth-interceptor.ts).
+  const interceptors = options.keys === undefined ? [] : [authInterceptor({ keys: options.keys, reporter: options.reporter, tracer: options.tracer })];
+  const server = new Server({ ...channelOptions(options), interceptors });
   const calls = new LiveCalls();
   const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, calls, tracer: options.tracer };
 
@@ -101,8 +105,9 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
-  // The same contract, with hand-written encoders for the two replies (serializers.ts).
-  server.addService(withFastSerializers(ChatServiceService), chatImpl);
+  // The same contract, with hand-written encoders for the two replies (serializers.ts) and
+  // request decoders that refuse too-deep or malformed requests as INVALID_ARGUMENT (request-decoder.ts).
+  server.addService(withRequestChecks(withFastSerializers(ChatServiceService)), chatImpl);
   server.addService(ModelServiceService, modelImpl);
 
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });

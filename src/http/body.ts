@@ -1,18 +1,20 @@
 /**
- * Reading a request body: bounded (MAX_REQUEST_BYTES, 413 beyond, refused from
- * content-length before a byte is read when it says so), uncompressed, and JSON.
+ * Reading a request body: bounded in size (MAX_REQUEST_BYTES, 413 beyond, refused from
+ * content-length before a byte is read when it says so) and in time (REQUEST_BODY_TIMEOUT_S,
+ * 408 after: a sender that stops must not hold its connection and buffer for minutes),
+ * uncompressed, and JSON.
  */
 import type { IncomingMessage } from "node:http";
 import { Code, GatewayError, Reason } from "../core/errors.js";
 import { HttpError } from "./errors.js";
 
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding.toLowerCase() !== "identity") throw HttpError.unsupportedEncoding(encoding);
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) throw HttpError.bodyTooLarge(limit);
 
-  const text = (await readBody(req, limit)).toString("utf8");
+  const text = (await readBody(req, limit, timeoutMs)).toString("utf8");
   if (text.trim() === "") throw HttpError.invalidJson("the request body is empty; send a JSON object");
   try {
     return JSON.parse(text) as unknown;
@@ -25,11 +27,16 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
  * Listeners rather than `for await`: leaving an async iterator destroys the request,
  * and with it the socket the 413 must still be written to.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(HttpError.bodyTimeout(timeoutMs)); // answered with `connection: close`; the rest is never read
+    }, timeoutMs);
     const cleanup = (): void => {
+      clearTimeout(timer);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onGone);

@@ -20,6 +20,8 @@ export interface HttpCall {
   method: string | undefined;
   /** Fields accepted and dropped (OpenAI-only), for the log line. */
   ignored: readonly string[];
+  /** The parsed JSON body of a route that takes one (read whole before the handler runs); undefined otherwise. */
+  body: unknown;
 }
 
 export interface CallLog {

@@ -7,7 +7,6 @@ import { abortReason } from "../core/call-scope.js";
 import type { ChatService } from "../core/chat-service.js";
 import { chatRequestFromJson } from "../wire/request-from-json.js";
 import { chatCompletionToJson } from "../wire/response-to-json.js";
-import { readJsonBody } from "./body.js";
 import type { HttpCall } from "./call.js";
 import { failureFrom } from "./errors.js";
 import { sendJson } from "./respond.js";
@@ -16,11 +15,11 @@ import { StreamUsage } from "./usage.js";
 
 export interface ChatDeps {
   readonly chat: ChatService;
-  readonly maxRequestBytes: number;
 }
 
+/** The body was read by the server before the call took its slot (routes.ts: `body: true`). */
 export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<void> {
-  const { request, stream, ignored } = chatRequestFromJson(await readJsonBody(call.req, deps.maxRequestBytes));
+  const { request, stream, ignored } = chatRequestFromJson(call.body);
   call.ignored = ignored;
   if (!stream) {
     const completion = await deps.chat.createChatCompletion(request, call.scope);

@@ -17,7 +17,7 @@
  * `deadline_exceeded`…), so an upstream `wrong_api_key` about the gateway's own key never
  * reads as the caller's. `param` is the first bad field's dotted path.
  */
-import { Code, GatewayError, Reason } from "../core/errors.js";
+import { Code, GatewayError, MAX_VIOLATIONS, Reason } from "../core/errors.js";
 
 export interface ErrorEnvelope {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -66,12 +66,23 @@ export class HttpError extends Error {
     return new HttpError(413, "request_too_large", Code.RESOURCE_EXHAUSTED, `the request body exceeds the gateway's limit of ${limit} bytes (MAX_REQUEST_BYTES)`, { connection: "close" });
   }
 
+  /** `connection: close`: the rest of the body is not waited for. */
+  static bodyTimeout(ms: number): HttpError {
+    return new HttpError(408, "request_timeout", Code.DEADLINE_EXCEEDED, `the request body did not arrive whole within ${ms / 1000} s (REQUEST_BODY_TIMEOUT_S)`, { connection: "close" });
+  }
+
   static unsupportedEncoding(encoding: string): HttpError {
     return new HttpError(415, "unsupported_content_encoding", Code.INVALID_ARGUMENT, `content-encoding "${encoding}" is not supported; send the JSON body uncompressed`);
   }
 
   static invalidJson(message: string): HttpError {
     return new HttpError(400, "invalid_json", Code.INVALID_ARGUMENT, message);
+  }
+
+  static metricsKeyRequired(): HttpError {
+    return new HttpError(401, "metrics_key_required", Code.UNAUTHENTICATED, "this /metrics needs authorization: Bearer <METRICS_KEY>", {
+      "www-authenticate": 'Bearer realm="cerebras-gateway-metrics"',
+    });
   }
 }
 
@@ -112,7 +123,8 @@ function messageOf(e: GatewayError): string {
   const v = e.fieldViolations;
   if (e.reason !== Reason.INVALID_REQUEST || v.length < 2) return e.message;
   const listed = v.slice(0, MAX_LISTED).map((x) => `${x.field}: ${x.description}`).join("; ");
-  return `invalid request: ${listed}${v.length > MAX_LISTED ? ` (and ${v.length - MAX_LISTED} more)` : ""}`;
+  const more = e.moreViolations ? ` (and more: checking stops after the first ${MAX_VIOLATIONS} problems)` : v.length > MAX_LISTED ? ` (and ${v.length - MAX_LISTED} more)` : "";
+  return `invalid request: ${listed}${more}`;
 }
 
 export function httpStatus(e: GatewayError): number {

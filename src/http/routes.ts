@@ -3,9 +3,10 @@
  * `http://host:port/v1`) and under `/cerebras` (the Cerebras SDK: baseURL
  * `http://host:port/cerebras`, which appends `/v1/...` itself).
  */
+import type { KeyRing } from "../auth/key-ring.js";
 import type { ChatService } from "../core/chat-service.js";
 import { serveData, servePage, type DashboardDeps } from "../dashboard/routes.js";
-import { sendMetrics, type MetricsSource } from "../metrics/exposition.js";
+import { scrapeAllowed, sendMetrics, type MetricsSource } from "../metrics/exposition.js";
 import type { HttpCall } from "./call.js";
 import { chatCompletions } from "./chat.js";
 import { HttpError } from "./errors.js";
@@ -14,11 +15,12 @@ import { sendJson } from "./respond.js";
 
 export interface RouteDeps extends DashboardDeps {
   readonly chat: ChatService;
-  readonly maxRequestBytes: number;
   /** Whether the gateway should receive traffic now, and if not why. */
   readonly readiness: () => Readiness;
-  /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false), 404. */
+  /** What GET /metrics serves; undefined: metrics are off (METRICS_ENABLED=false) or on their own listener (METRICS_HOST), 404. */
   readonly metrics?: MetricsSource | undefined;
+  /** METRICS_KEY: scrapes must present it (401 otherwise); undefined: /metrics is public. */
+  readonly metricsKey?: KeyRing | undefined;
 }
 
 export interface Readiness {
@@ -34,6 +36,8 @@ export interface Route {
   readonly public?: boolean;
   /** Monitoring routes (the dashboard's data) need a key when auth is on, but take no slot, get no span, and are logged as probes. */
   readonly monitoring?: boolean;
+  /** Takes a JSON body: read whole (bounded in size and time) before the slot is taken and the handler runs. */
+  readonly body?: boolean;
   readonly pattern: RegExp;
   readonly handler: (call: HttpCall, deps: RouteDeps) => Promise<void>;
 }
@@ -41,9 +45,10 @@ export interface Route {
 const v1 = (rest: string): RegExp => new RegExp(`^(?:/cerebras)?/v1${rest}$`);
 
 /**
- * GET /metrics, the Prometheus scrape endpoint (src/metrics). PUBLIC BY DESIGN: scrapers
- * present no gateway key (issue 6: health, reflection and /metrics need no key), so it
- * must stay `public: true` (no auth, no in-flight slot) whatever auth rules ROUTES gets.
+ * GET /metrics, the Prometheus scrape endpoint (src/metrics). Scrapers present no gateway
+ * key (issue 6: health, reflection and /metrics need no key), so it stays `public: true`
+ * (no caller auth, no in-flight slot) whatever auth rules ROUTES gets. It lists key names
+ * and per-key cost, so METRICS_KEY (a scraper's own bearer key) can guard it instead.
  */
 const METRICS_ROUTE: Route = {
   method: "GET",
@@ -52,12 +57,13 @@ const METRICS_ROUTE: Route = {
   public: true,
   handler: async (call, deps) => {
     if (deps.metrics === undefined) throw HttpError.routeNotFound("GET", "/metrics");
+    if (!scrapeAllowed(deps.metricsKey, call.req.headers.authorization)) throw HttpError.metricsKeyRequired();
     await sendMetrics(call.res, deps.metrics);
   },
 };
 
 export const ROUTES: readonly Route[] = [
-  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), handler: chatCompletions },
+  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), body: true, handler: chatCompletions },
   { method: "GET", name: "ListModels", pattern: v1("/models"), handler: (call, deps) => listModels(call, deps.chat) },
   { method: "GET", name: "GetModel", pattern: v1("/models/(?<id>[^/]+)"), handler: (call, deps) => getModel(call, deps.chat) },
   // The Cerebras SDK opens a connection with this on construction; answer it cheaply.

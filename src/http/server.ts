@@ -22,6 +22,7 @@ import { requestIdFrom } from "../core/request-id.js";
 import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
+import { readJsonBody } from "./body.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
@@ -40,6 +41,8 @@ export interface HttpServerOptions {
   readonly ceilingMs: number;
   /** Largest request body accepted (MAX_REQUEST_BYTES); 413 beyond. */
   readonly maxRequestBytes: number;
+  /** Longest a request may take to arrive whole, headers and body (REQUEST_BODY_TIMEOUT_S); 408 after. */
+  readonly bodyTimeoutMs: number;
   /** Server-wide cap on calls in progress, shared with the gRPC server. */
   readonly limit: InFlightLimit;
   /** Gateway keys callers must present; undefined: no caller authentication. */
@@ -48,7 +51,7 @@ export interface HttpServerOptions {
   readonly tls: TlsFiles | undefined;
   /** What /readyz answers. */
   readonly readiness: () => Readiness;
-  /** Served at GET /metrics (public); undefined: metrics are off. */
+  /** Served at GET /metrics; undefined: metrics are off (or on their own listener). */
   readonly metrics?: MetricsSource | undefined;
   /** Idle keep-alive connections are closed after this long (HTTP_KEEPALIVE_TIMEOUT_S). */
   readonly keepAliveTimeoutMs?: number;
@@ -56,6 +59,8 @@ export interface HttpServerOptions {
   readonly dashboard?: DashboardSource | undefined;
   /** Starts each call's span; undefined: PASS_THROUGH (no span; the caller's trace context is forwarded upstream). */
   readonly tracer?: Tracer | undefined;
+  /** METRICS_KEY: scrapes must present it; undefined: /metrics is public. */
+  readonly metricsKey?: KeyRing | undefined;
 }
 
 export interface HttpServer {
@@ -72,7 +77,7 @@ export interface HttpServer {
 const FLUSH_MS = 1000;
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, maxRequestBytes: options.maxRequestBytes, readiness: options.readiness, metrics: options.metrics, dashboard: options.dashboard, authRequired: options.keys !== undefined };
+  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey, dashboard: options.dashboard, authRequired: options.keys !== undefined };
   const tracer = options.tracer ?? PASS_THROUGH;
   let closing = false;
   const calls = new LiveCalls();
@@ -86,11 +91,12 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     });
   };
   const tls = options.tls;
+  const timeouts = serverTimeouts(options.bodyTimeoutMs);
   const server =
     tls === undefined
-      ? createServer({ noDelay: true }, onRequest)
+      ? createServer({ noDelay: true, ...timeouts }, onRequest)
       : createHttpsServer(
-          { noDelay: true, cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
+          { noDelay: true, ...timeouts, cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
           onRequest,
         );
 
@@ -129,7 +135,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     calls.add(scope);
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
-    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [] };
+    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined };
     // Monitoring routes (the dashboard) need a key as calls do, but are not calls: no slot, no span, logged as probes are.
     const limited = route.public !== true && route.monitoring !== true;
     const routine = route.public === true || route.monitoring === true;
@@ -141,7 +147,10 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     let acquired = false;
     try {
       // Public routes (probes, metrics) need no key; the rest need one when keys are configured.
+      // Checked first: an unauthenticated body is never read.
       if (route.public !== true && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
+      // The body arrives whole before the call takes a slot: a slow sender holds only its own connection.
+      if (route.body === true) call.body = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs);
       if (limited) {
         options.limit.acquire();
         acquired = true;
@@ -187,5 +196,21 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
         });
         server.closeIdleConnections();
       }),
+  };
+}
+
+/**
+ * node:http's own bounds on an unfinished request, tied to REQUEST_BODY_TIMEOUT_S (its
+ * defaults let one live 300 s, checked every 30 s): headers must arrive within the bound,
+ * the whole request shortly after it (readJsonBody answers 408 at the bound itself; this
+ * is the backstop for what it does not read), and the checks run often enough to honour
+ * short bounds. They apply to requests in progress only: how long an idle kept-alive
+ * connection stays open is the keep-alive timeout's business (Node's 5 s here).
+ */
+function serverTimeouts(bodyTimeoutMs: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    headersTimeout: bodyTimeoutMs,
+    requestTimeout: bodyTimeoutMs + 1000,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(bodyTimeoutMs / 4))),
   };
 }

@@ -3,6 +3,7 @@
  * Shared by the HTTP shim's GET /metrics and the standalone METRICS_PORT server.
  */
 import type { ServerResponse } from "node:http";
+import type { KeyRing } from "../auth/key-ring.js";
 
 /** What /metrics serves (a GatewayMetrics). */
 export interface MetricsSource {
@@ -18,4 +19,15 @@ export async function sendMetrics(res: ServerResponse, source: MetricsSource): P
   if (res.destroyed || res.headersSent) return; // the scraper gave up while we collected
   res.writeHead(200, { "content-type": source.contentType, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
   res.end(body);
+}
+
+/** Whether a scrape may proceed: always without METRICS_KEY, else only with it (compared in constant time). */
+export function scrapeAllowed(key: KeyRing | undefined, authorization: string | undefined): boolean {
+  if (key === undefined) return true;
+  try {
+    key.authenticate(authorization);
+    return true;
+  } catch {
+    return false;
+  }
 }

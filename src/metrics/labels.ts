@@ -15,12 +15,15 @@ export const UNROUTED = "unrouted";
 
 /** Models outside the catalog given their own label at most (dedicated endpoints); the rest share UNLISTED_MODEL. */
 const MAX_UNLISTED_MODELS = 32;
+/** Longest label value a model id may become (the core refuses longer ids at the door: MAX_MODEL_ID). */
+const MAX_MODEL_LABEL = 256;
 
 /**
  * The `model` label. The model id is set before the catalog check, so a caller asking for
  * "x-<random>" must not mint a series per request: a model is named when the catalog lists
  * it, or when the upstream answered 200 for it (ALLOW_UNLISTED_MODELS, a stale catalog);
- * anything else, and any unlisted model past a small cap, is UNLISTED_MODEL.
+ * anything else, any unlisted model past a small cap, and any id too long to be a label,
+ * is UNLISTED_MODEL.
  */
 export class ModelLabels {
   private readonly accepted = new Set<string>();
@@ -30,6 +33,7 @@ export class ModelLabels {
   of(record: CallRecord): string {
     const model = record.stats.model;
     if (model === undefined || model === "") return NO_MODEL;
+    if (model.length > MAX_MODEL_LABEL) return UNLISTED_MODEL;
     if (this.accepted.has(model) || this.listed(model)) return model;
     if (record.stats.upstreamStatus === 200 && this.accepted.size < MAX_UNLISTED_MODELS) {
       this.accepted.add(model);

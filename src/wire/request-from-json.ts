@@ -22,7 +22,7 @@ import type {
   ToolChoice,
 } from "../../gen/aigateway/v1/chat.js";
 import { ReasoningEffort, ReasoningFormat, Role, ServiceTier } from "../../gen/aigateway/v1/chat.js";
-import { Code, GatewayError, Reason, type FieldViolation } from "../core/errors.js";
+import { clip, Code, GatewayError, MAX_VIOLATIONS, Reason, type FieldViolation } from "../core/errors.js";
 import { reasoningEfforts, reasoningFormats, roles, serviceTiers, toolChoiceModes } from "./enums.js";
 import { isJsonObject, type JsonObject } from "./json.js";
 import { ChatRequestJson, type ContentPartJson } from "./schema.js";
@@ -73,11 +73,15 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
   const ignored: string[] = [];
   const body = withoutIgnored(value, ignored);
 
+  // Each list stops one past MAX_VIOLATIONS (which says "there are more"), as the core's checks do.
   const violations: FieldViolation[] = [];
-  for (const key of Object.keys(body)) if (!KNOWN_FIELDS.has(key)) violations.push(unknownField(key));
+  for (const key of Object.keys(body)) if (!KNOWN_FIELDS.has(key) && violations.length <= MAX_VIOLATIONS) violations.push(unknownField(clip(key)));
   const parsed = ChatRequestJson.safeParse(body);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) violations.push(violationFrom(issue, body));
+    for (const issue of parsed.error.issues) {
+      if (violations.length > MAX_VIOLATIONS) break;
+      violations.push(violationFrom(issue, body));
+    }
   } else if (violations.length === 0) {
     // zod strips unknown keys; whatever the output lacks, the schema did not know.
     unknownKeys(body, parsed.data, "", violations);
@@ -86,23 +90,32 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
   return { request: toProto(parsed.data), stream: parsed.data.stream === true, ignored };
 }
 
-/** A shallow copy of the body without the ignored fields (the caller's object is not touched). */
+/**
+ * A shallow copy of the body without the ignored fields (the caller's object is not
+ * touched). Copies are made with Object.fromEntries (own data properties), never by
+ * assignment: `copy["__proto__"] = v` would make the caller's object the copy's
+ * prototype, and its fields would then be read as the request's own while no key check
+ * sees them.
+ */
 function withoutIgnored(body: JsonObject, ignored: string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const [key, v] of Object.entries(body)) {
-    if (IGNORED_FIELDS.includes(key)) ignored.push(key);
-    else out[key] = v;
-  }
+  const out = Object.fromEntries(
+    Object.entries(body).filter(([key]) => {
+      if (!IGNORED_FIELDS.includes(key)) return true;
+      ignored.push(key);
+      return false;
+    }),
+  );
   const messages = out["messages"];
   if (Array.isArray(messages)) {
     out["messages"] = messages.map((m: unknown, i) => {
       if (!isJsonObject(m) || m["role"] !== "assistant") return m;
-      const copy: JsonObject = {};
-      for (const [key, v] of Object.entries(m)) {
-        if (IGNORED_ASSISTANT_FIELDS.includes(key)) ignored.push(`messages.${i}.${key}`);
-        else copy[key] = v;
-      }
-      return copy;
+      return Object.fromEntries(
+        Object.entries(m).filter(([key]) => {
+          if (!IGNORED_ASSISTANT_FIELDS.includes(key)) return true;
+          ignored.push(`messages.${i}.${key}`);
+          return false;
+        }),
+      );
     });
   }
   return out;
@@ -126,6 +139,11 @@ function unknownField(path: string): FieldViolation {
   return { field: path, description: "unknown field (not part of the chat completions request)" };
 }
 
+/** A dotted path whose parts may be the caller's own keys: each is clipped. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((p) => clip(String(p))).join(".");
+}
+
 function violationFrom(issue: Issue, root: unknown): FieldViolation {
   // Unions report "Invalid input" at the union's path; the branch that got furthest
   // into the value says what is really wrong, so report its issue instead.
@@ -137,7 +155,7 @@ function violationFrom(issue: Issue, root: unknown): FieldViolation {
     path = [...path, ...deepest.path];
     current = deepest;
   }
-  return { field: path.map(String).join("."), description: describe(current, valueAt(root, path)) };
+  return { field: fieldPath(path), description: describe(current, valueAt(root, path)) };
 }
 
 function deepestIssue(branches: readonly (readonly Issue[])[]): Issue | undefined {
@@ -186,12 +204,15 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 /** Appends the paths of keys present in `input` but stripped from zod's `output`. */
 function unknownKeys(input: unknown, output: unknown, path: string, out: FieldViolation[]): void {
+  if (input === output) return; // passed through untouched (z.unknown): nothing was stripped below
   if (Array.isArray(input) && Array.isArray(output)) {
-    for (let i = 0; i < input.length; i++) unknownKeys(input[i], output[i], `${path}${i}.`, out);
-  } else if (isJsonObject(input) && isJsonObject(output) && input !== output) {
+    for (let i = 0; i < input.length && out.length <= MAX_VIOLATIONS; i++) unknownKeys(input[i], output[i], `${path}${i}.`, out);
+  } else if (isJsonObject(input) && isJsonObject(output)) {
     for (const key of Object.keys(input)) {
-      if (!(key in output)) out.push(unknownField(path + key));
-      else unknownKeys(input[key], output[key], `${path}${key}.`, out);
+      if (out.length > MAX_VIOLATIONS) return;
+      // Own keys only: `"__proto__" in output` is true of every object.
+      if (!Object.hasOwn(output, key)) out.push(unknownField(path + clip(key)));
+      else unknownKeys(input[key], output[key], `${path}${clip(key)}.`, out);
     }
   }
 }

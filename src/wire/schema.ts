@@ -8,10 +8,21 @@
  * tolerant hand-written readers (no per-chunk schema work on the hot path).
  */
 import { z } from "zod";
+import { JSON_TOO_DEEP, MAX_JSON_DEPTH } from "../core/validate.js";
+import { isJsonObject, jsonDepthExceeds } from "./json.js";
 
 const nullish = <T extends z.ZodType>(t: T) => t.nullish();
 
-const JsonObject = z.record(z.string(), z.unknown());
+/** A JSON object the gateway passes through (tool parameters, schemas, model_parameters), nested at most MAX_JSON_DEPTH levels. */
+/**
+ * A JSON object the gateway passes through as sent (tool parameters, schemas,
+ * model_parameters), nested at most MAX_JSON_DEPTH levels. Checked, not copied: a copy
+ * made by assignment would turn a `"__proto__"` key of the caller's data into the copy's
+ * prototype.
+ */
+const JsonObject = z
+  .custom<Record<string, unknown>>(isJsonObject, { message: "expected an object" })
+  .refine((v) => !jsonDepthExceeds(v, MAX_JSON_DEPTH), { message: JSON_TOO_DEEP });
 
 export const TextPartJson = z.object({ type: z.literal("text"), text: z.string() });
 

@@ -119,11 +119,15 @@ export class CerebrasProvider implements ChatProvider {
       let exchange: Exchange | undefined;
       const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
       const reader = new StreamReader(sink, watchdog, ctx.stats);
-      exchange = new Exchange(reader, ctx, MAX_ERROR_BODY);
+      const open = new Exchange(reader, ctx, MAX_ERROR_BODY);
+      exchange = open;
       const attempt = ctx.trace.startAttempt(request, retries + 1, true, this.upstream);
+      const sending = this.exchange(open, "POST", CHAT_PATH, body, ctx, "text/event-stream", attempt.headers);
+      let early = false;
       try {
-        await this.exchange(exchange, "POST", CHAT_PATH, body, ctx, "text/event-stream", attempt.headers);
-        if (reader.finished) attempt.end(undefined, ctx.stats);
+        // The answer can be complete before its body ends (stream-reader.ts): then the call is over.
+        early = await Promise.race([sending.then(() => false), reader.completed.then(() => true)]);
+        if (early || reader.finished) attempt.end(undefined, ctx.stats);
       } catch (err) {
         const failure = this.failure(err, ctx, reader.delivered > 0);
         attempt.end(failure, ctx.stats);
@@ -133,7 +137,17 @@ export class CerebrasProvider implements ChatProvider {
         continue;
       } finally {
         ctx.stats.upstreamMs = (ctx.stats.upstreamMs ?? 0) + (performance.now() - sent);
-        watchdog.dispose();
+        if (!early) watchdog.dispose();
+      }
+      if (early) {
+        // The rest of the body drains in the background (so the socket can be reused), or is dropped if it does not end soon.
+        noteUpstream(open, ctx);
+        watchdog.settle(() => open.abort(BODY_NOT_ENDED));
+        sending.then(
+          () => watchdog.dispose(),
+          () => watchdog.dispose(),
+        );
+        return;
       }
       if (reader.finished) return;
       const truncated = new ProviderError({
@@ -216,11 +230,7 @@ export class CerebrasProvider implements ChatProvider {
     try {
       await exchange.send(this.pool, { method, path: this.basePath + path, headers, body: body ?? null });
     } finally {
-      if (exchange.status !== 0) {
-        ctx.stats.upstreamStatus = exchange.status;
-        const upstreamId = exchange.headers["x-request-id"] ?? exchange.headers["cf-ray"];
-        if (typeof upstreamId === "string") ctx.stats.upstreamRequestId = upstreamId;
-      }
+      noteUpstream(exchange, ctx);
     }
     if (exchange.status !== 200) throw errorFromResponse(exchange.status, exchange.headers, exchange.errorText());
   }
@@ -240,6 +250,17 @@ export class CerebrasProvider implements ChatProvider {
     return errorFromNetwork(err, afterFirstChunk);
   }
 }
+
+/** The upstream's status and request id, for the call's log line. */
+function noteUpstream(exchange: Exchange, ctx: CallContext): void {
+  if (exchange.status === 0) return;
+  ctx.stats.upstreamStatus = exchange.status;
+  const upstreamId = exchange.headers["x-request-id"] ?? exchange.headers["cf-ray"];
+  if (typeof upstreamId === "string") ctx.stats.upstreamRequestId = upstreamId;
+}
+
+/** Why a finished stream's upstream request is dropped: its body did not end soon after the answer did. Never shown to a caller. */
+const BODY_NOT_ENDED = new ProviderError({ reason: Reason.UPSTREAM_CONNECTION_FAILED, message: "the upstream body did not end after the stream finished" });
 
 function modelFromJson(value: unknown, details: ReadonlyMap<string, Record<string, unknown>>): Model {
   const o = isJsonObject(value) ? value : {};

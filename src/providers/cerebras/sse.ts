@@ -35,6 +35,8 @@ export class SseDecoder {
   private data: string | undefined;
   private eventType: string | undefined;
   private eventBytes = 0;
+  /** A field line (not a comment) was read, or part of one is pending, since takeProgress(). */
+  private progressed = false;
 
   /** @param maxEventBytes bound on one line or one event, so a broken upstream cannot exhaust memory */
   constructor(private readonly maxEventBytes = 8 * 1024 * 1024) {}
@@ -76,10 +78,22 @@ export class SseDecoder {
 
     if (start < len) {
       if (len - start > this.maxEventBytes) throw new SseLineTooLongError(this.maxEventBytes);
+      if (buf[start] !== COLON) this.progressed = true; // part of a field line, not of a comment
       // Copy: keeping a view would pin the whole socket read in memory.
       this.pending = Buffer.from(buf.subarray(start));
     }
     return events;
+  }
+
+  /**
+   * Whether anything but comments and blank lines arrived since the last call: what a
+   * stall detector should count as the upstream making progress (keep-alive `: ping`
+   * comments are not). Resets the flag.
+   */
+  takeProgress(): boolean {
+    const p = this.progressed;
+    this.progressed = false;
+    return p;
   }
 
   /**
@@ -103,6 +117,7 @@ export class SseDecoder {
       return;
     }
     if (buf[start] === COLON) return; // comment, e.g. a keep-alive ": ping"
+    this.progressed = true;
     let colon = buf.indexOf(COLON, start);
     if (colon === -1 || colon > end) colon = end;
     let valueStart = colon + 1;

@@ -1,8 +1,15 @@
 /**
  * The body of one streamed attempt: SSE bytes in (socket reads, via Exchange), chunks
  * out to the call's sink, in order, with the sink's backpressure passed back to the
- * socket. `[DONE]` ends delivery; the rest of the body is still read (and ignored) so
- * the keep-alive socket can be reused.
+ * socket.
+ *
+ * The answer can be complete before the body ends, and an upstream (or a proxy) may
+ * then stall without closing it. `completed` resolves as soon as nothing more is owed
+ * to the caller: at `[DONE]`, at the chunk carrying usage once a choice has finished
+ * (Cerebras sends usage with finish_reason, OpenAI right after), or after a short
+ * silence once every choice has finished (watchdog.settle). Delivery stops there; the
+ * provider ends the call and lets the rest of the body drain, so the keep-alive socket
+ * can still be reused.
  */
 import type { ChatCompletionChunk } from "../../../gen/aigateway/v1/chat.js";
 import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
@@ -17,21 +24,31 @@ import type { Watchdog } from "./watchdog.js";
 export class StreamReader implements BodySink {
   /** Chunks handed to the sink. */
   delivered = 0;
-  /** A finish_reason or [DONE] was seen: the stream is complete. */
+  /** A finish_reason or [DONE] was seen: the stream is not truncated. */
   finished = false;
+  /** Resolves when the answer is complete (see the file comment); never rejects. */
+  readonly completed: Promise<void>;
+  private resolveCompleted!: () => void;
   private readonly decoder = new SseDecoder();
   private done = false;
+  /** Choice indices seen, and those that finished. */
+  private readonly open = new Set<number>();
+  private readonly ended = new Set<number>();
 
   constructor(
     private readonly sink: ChunkSink,
     private readonly watchdog: Watchdog,
     private readonly stats: CallStats,
-  ) {}
+  ) {
+    this.completed = new Promise((resolve) => (this.resolveCompleted = resolve));
+  }
 
   data(bytes: Buffer): void | Promise<void> {
-    this.watchdog.touch();
     if (this.done) return;
-    return this.deliver(this.decoder.push(bytes));
+    const events = this.decoder.push(bytes);
+    // Keep-alive comments are not progress (watchdog.ts).
+    if (this.decoder.takeProgress()) this.watchdog.touch();
+    return this.deliver(events);
   }
 
   end(): void | Promise<void> {
@@ -50,20 +67,43 @@ export class StreamReader implements BodySink {
       for (let i = 0; i < events.length; i++) {
         const chunk = chunkFromEvent(events[i]!, this.delivered);
         if (chunk === DONE) {
-          this.done = this.finished = true;
+          this.complete();
           break;
         }
-        if (!this.finished) this.finished = hasFinishReason(chunk);
+        this.noteChoices(chunk);
         if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
         const pending = this.sink(chunk);
         // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
         if (pending !== undefined && pending !== wait) wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
+        if (this.finished && chunk.usage !== undefined) {
+          this.complete(); // usage comes last
+          break;
+        }
       }
+      // Every choice has finished and usage may still follow: wait a little for it, not for the idle timeout.
+      if (!this.done && this.finished && this.ended.size === this.open.size) this.watchdog.settle(() => this.complete());
     } catch (err) {
       wait?.catch(noop); // the stream fails with `err`; a later rejection says nothing new
       throw err;
     }
     return wait;
+  }
+
+  private noteChoices(chunk: ChatCompletionChunk): void {
+    for (const c of chunk.choices) {
+      this.open.add(c.index);
+      if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) {
+        this.ended.add(c.index);
+        this.finished = true;
+      }
+    }
+  }
+
+  /** Nothing more is owed to the caller: stop delivering, tell the provider. */
+  private complete(): void {
+    if (this.done) return;
+    this.done = this.finished = true;
+    this.resolveCompleted();
   }
 }
 
@@ -84,11 +124,6 @@ function chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk
     throw streamError(json, delivered);
   }
   return chatCompletionChunkFromJson(json);
-}
-
-function hasFinishReason(chunk: ChatCompletionChunk): boolean {
-  for (const c of chunk.choices) if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) return true;
-  return false;
 }
 
 /**

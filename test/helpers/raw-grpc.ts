@@ -1,0 +1,92 @@
+/**
+ * gRPC over a bare node:http2 client, for what generated stubs cannot do: send half a
+ * message and stop, send without ever reading, or measure the trailers exactly as they
+ * came over the wire (the size C-core and Java clients hold against their 8 KiB limit).
+ */
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+
+/** A length-prefixed gRPC message (uncompressed). */
+export function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(message.length + 5);
+  out.writeUInt8(0, 0);
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+/**
+ * Opens an h2c session to host:port; `close()` it when done. Its session memory cap is
+ * raised (Node's default is 10 MB, counting queued output), so a test can send big messages.
+ */
+export function session(address: string): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = connect(`http://${address}`, { maxSessionMemory: 256 });
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+/** Starts a call: the request headers of a gRPC call to `path`, nothing of the body yet. */
+export function open(s: ClientHttp2Session, path: string, metadata: Record<string, string> = {}): ClientHttp2Stream {
+  return s.request({
+    [constants.HTTP2_HEADER_METHOD]: "POST",
+    [constants.HTTP2_HEADER_PATH]: path,
+    [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
+    te: "trailers",
+    ...metadata,
+  });
+}
+
+export interface RawReply {
+  readonly headers: IncomingHttpHeaders;
+  /** The trailers; for a trailers-only reply, the headers themselves. */
+  readonly trailers: IncomingHttpHeaders;
+  /** The bytes of the response body (gRPC frames). */
+  readonly body: Buffer;
+}
+
+/** Reads a call to its end (trailers, or a trailers-only reply). Rejects if the stream fails. */
+export function reply(stream: ClientHttp2Stream): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    let headers: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders | undefined;
+    const parts: Buffer[] = [];
+    stream.on("response", (h) => (headers = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (b: Buffer) => parts.push(b));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      if (trailers === undefined && headers["grpc-status"] === undefined) {
+        reject(new Error(`stream closed without a status (rstCode ${stream.rstCode})`));
+        return;
+      }
+      resolve({ headers, trailers: trailers ?? headers, body: Buffer.concat(parts) });
+    });
+  });
+}
+
+/** Resolves with the response headers as soon as they arrive (the body need not be over). */
+export function responseHeaders(stream: ClientHttp2Stream): Promise<IncomingHttpHeaders> {
+  return new Promise((resolve, reject) => {
+    stream.once("response", resolve);
+    stream.once("error", reject);
+    stream.once("close", () => reject(new Error(`stream closed before response headers (rstCode ${stream.rstCode})`)));
+  });
+}
+
+/**
+ * The size of a header list as HTTP/2 peers count it against their limit (RFC 9113 §6.5.2,
+ * SETTINGS_MAX_HEADER_LIST_SIZE): name + value + 32 per field, pseudo-headers included.
+ * Binary (-bin) values are counted as sent, base64.
+ */
+export function headerListSize(headers: IncomingHttpHeaders): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [String(value)]) size += Buffer.byteLength(name) + Buffer.byteLength(v) + 32;
+  }
+  return size;
+}
