@@ -17,6 +17,7 @@ export class CallScope implements CallContext {
   readonly deadline: number;
   readonly requestId: string;
   readonly stats: CallStats = {};
+  responseHeaders: Record<string, string> | undefined = undefined;
   abortReason: GatewayError | undefined;
   private controller: AbortController | undefined;
   /** Usually none or one (the upstream request in progress). */

@@ -10,7 +10,7 @@ import { chatCompletionToJson } from "../wire/response-to-json.js";
 import { readJsonBody } from "./body.js";
 import type { HttpCall } from "./call.js";
 import { failureFrom } from "./errors.js";
-import { sendJson } from "./respond.js";
+import { sendJson, setCallHeaders } from "./respond.js";
 import { SseStream } from "./sse.js";
 import { StreamUsage } from "./usage.js";
 
@@ -26,6 +26,7 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
     const completion = await deps.chat.createChatCompletion(request, call.scope);
     const cost = completion.usage?.costUsd;
     if (cost !== undefined) call.res.setHeader("x-cost-usd", String(cost));
+    setCallHeaders(call.res, call.scope);
     sendJson(call.res, 200, chatCompletionToJson(completion));
     return;
   }
@@ -62,6 +63,7 @@ async function streamChunks(call: HttpCall, chat: ChatService, request: ChatComp
 }
 
 function openSse(call: HttpCall): SseStream {
+  setCallHeaders(call.res, call.scope);
   const sse = new SseStream(call.res);
   sse.open();
   return sse;
