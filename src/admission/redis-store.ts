@@ -1,0 +1,135 @@
+/**
+ * Buckets in Redis (REDIS_URL), shared by every replica: the same arithmetic as
+ * memory-store.ts, run by Lua scripts (redis-scripts.ts), one round trip per operation.
+ *
+ * Keys: `{<prefix>}:<bucket id>`. One hash tag for every key, because a reservation
+ * touches the caller's buckets and the organisation's buckets of the model in one script,
+ * and on Redis Cluster a script may only touch keys of one slot. The trade-off: one shard
+ * carries all limit traffic (a few commands per call); caller keys could be spread by a
+ * tag per key only if organisation admission became a second round trip.
+ *
+ * The client never queues and never hangs: no offline queue (a command while
+ * disconnected fails at once), a short command timeout, no resending of unanswered
+ * commands after a reconnect (a late reservation would hold capacity nobody settles;
+ * token buckets refill whatever leaks anyway), reconnects with bounded backoff. Failures
+ * are rejections; fail-mode.ts decides what a call makes of them.
+ */
+import { Redis } from "ioredis";
+import type { BucketSpec } from "./bucket.js";
+import type { BucketOp, LimitStore, ReserveResult } from "./limit-store.js";
+import { ADJUST, RESERVE, SYNC } from "./redis-scripts.js";
+
+export interface RedisStoreOptions {
+  /** redis:// or rediss:// (credentials allowed in the URL; never logged). */
+  readonly url: string;
+  /** `{prefix}` is the hash tag of every key. */
+  readonly prefix: string;
+  /** Longest wait for one command's reply, ms. */
+  readonly commandTimeoutMs: number;
+  /** Told when the connection is lost or made (fail-mode.ts turns this into state). */
+  readonly onConnection?: (up: boolean) => void;
+}
+
+/** Reconnect backoff: 50 ms doubling to 1 s, for ever (the store must come back by itself). */
+const MAX_BACKOFF_MS = 1000;
+
+/** The commands defineCommand adds: ioredis types them as unknown members, so they are declared here. */
+interface Scripted {
+  aigwReserve(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;
+  aigwAdjust(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+  aigwSync(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+}
+
+export class RedisStore implements LimitStore {
+  readonly kind = "redis";
+  private readonly redis: Redis;
+  private readonly scripted: Scripted;
+  private readonly keyPrefix: string;
+
+  constructor(options: RedisStoreOptions) {
+    this.keyPrefix = `{${options.prefix}}:`;
+    this.redis = new Redis(options.url, {
+      enableOfflineQueue: false,
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: Math.max(1000, options.commandTimeoutMs * 10),
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), MAX_BACKOFF_MS),
+      connectionName: "aigw-limits",
+    });
+    // ioredis prints unhandled 'error' events to the console; connection state is reported instead.
+    this.redis.on("error", () => {});
+    this.redis.on("ready", () => options.onConnection?.(true));
+    this.redis.on("close", () => options.onConnection?.(false));
+    this.redis.defineCommand("aigwReserve", { lua: RESERVE });
+    this.redis.defineCommand("aigwAdjust", { lua: ADJUST });
+    this.redis.defineCommand("aigwSync", { lua: SYNC });
+    // defineCommand adds the methods at run time (see Scripted).
+    this.scripted = this.redis as unknown as Scripted;
+  }
+
+  /** Resolves when connected (or after `ms` regardless): start-up waits a little so the first calls find it. */
+  ready(ms: number): Promise<boolean> {
+    if (this.redis.status === "ready") return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (up: boolean): void => {
+        clearTimeout(timer);
+        this.redis.off("ready", onReady);
+        resolve(up);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      this.redis.on("ready", onReady);
+    });
+  }
+
+  async reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult> {
+    const reply = await this.scripted.aigwReserve(ops.length, ...this.keysAndArgs(ops, now));
+    const n = ops.length;
+    const levels = new Array<number>(n);
+    const capacities = new Array<number>(n);
+    if (Number(reply[0]) === 1) {
+      const seqs = new Array<number>(n);
+      for (let i = 0; i < n; i++) {
+        levels[i] = Number(reply[1 + i * 3]);
+        capacities[i] = Number(reply[2 + i * 3]);
+        seqs[i] = Number(reply[3 + i * 3]);
+      }
+      return { ok: true, levels, capacities, seqs };
+    }
+    for (let i = 0; i < n; i++) {
+      levels[i] = Number(reply[3 + i * 2]);
+      capacities[i] = Number(reply[4 + i * 2]);
+    }
+    const wait = Number(reply[2]);
+    return { ok: false, index: Number(reply[1]) - 1, waitMs: wait < 0 ? Infinity : wait, levels, capacities };
+  }
+
+  async adjust(ops: readonly BucketOp[], now: number): Promise<void> {
+    if (ops.length === 0) return;
+    await this.scripted.aigwAdjust(ops.length, ...this.keysAndArgs(ops, now));
+  }
+
+  async sync(bucket: BucketSpec, remaining: number, seqAtAdmission: number | undefined, now: number): Promise<void> {
+    await this.scripted.aigwSync(1, this.keyPrefix + bucket.id, now, bucket.capacity, bucket.ratePerMs, remaining, seqAtAdmission ?? -1);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    // quit() waits for replies to what was sent; disconnect() if Redis is not there to answer.
+    if (this.redis.status === "ready") await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
+  }
+
+  private keysAndArgs(ops: readonly BucketOp[], now: number): (string | number)[] {
+    const out: (string | number)[] = [];
+    for (const op of ops) out.push(this.keyPrefix + op.bucket.id);
+    out.push(now);
+    for (const { bucket, amount } of ops) out.push(amount, bucket.capacity, bucket.ratePerMs, bucket.shared ? 1 : 0);
+    return out;
+  }
+}
