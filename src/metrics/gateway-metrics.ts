@@ -6,9 +6,11 @@
  * that mirror state (calls in flight) are read at scrape time.
  */
 import { Registry } from "prom-client";
+import type { AdmissionObserver } from "../admission/events.js";
 import type { CallReporter } from "../core/call-log.js";
 import type { ChatProvider } from "../core/provider.js";
 import type { Logger } from "../log.js";
+import { createAdmissionMetrics } from "./admission-metrics.js";
 import type { MetricsSource } from "./exposition.js";
 import { createInstruments, type Instruments } from "./instruments.js";
 import { ModelLabels } from "./labels.js";
@@ -30,9 +32,12 @@ export class GatewayMetrics implements MetricsSource {
   private readonly m: Instruments;
   private readonly streams: StreamCount;
   private inFlight: () => number = () => 0;
+  /** The gateway's own metrics (the process metrics are merged in for /metrics). */
+  private readonly own: Registry;
 
   constructor(private readonly logger: Logger) {
     const own = new Registry();
+    this.own = own;
     this.m = createInstruments(own, () => this.inFlight());
     this.registry = Registry.merge([own, processMetrics()]);
     this.streams = new StreamCount((n) => this.m.inFlightStreams.set(n));
@@ -59,6 +64,11 @@ export class GatewayMetrics implements MetricsSource {
         this.logger.error({ err, requestId: record.requestId }, "recording a call's metrics failed");
       }
     });
+  }
+
+  /** The admission's hooks: quota admissions and refusals, reserved vs charged tokens, the limit store (admission-metrics.ts). */
+  admissionObserver(): AdmissionObserver {
+    return createAdmissionMetrics(this.own);
   }
 
   /** `provider` with its streams counted (gateway_in_flight_streams); chunks pass untouched. */
