@@ -59,7 +59,7 @@ const EnvSchema = z.object({
   // Quotas and organisation limits (issue 14; caller limits themselves are in GATEWAY_KEYS_FILE).
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
   QUOTA_FAIL_MODE: z.enum(["open", "closed"], { error: "must be open or closed" }).default("open"),
-  QUOTA_REDIS_TIMEOUT_MS: positiveInt.max(10_000, "must be at most 10000").default(100),
+  QUOTA_REDIS_TIMEOUT_MS: positiveInt.max(10_000, "must be at most 10000").default(250),
   QUOTA_REDIS_PREFIX: z.string().regex(/^[\w.:-]{1,64}$/, "must be 1-64 of letters, digits, _ . : -").default("aigw"),
   QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
   ORG_LIMITS: z.string().optional(),

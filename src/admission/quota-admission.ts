@@ -91,6 +91,13 @@ export class QuotaAdmission implements Admission, Settler {
     return this.reserve(key, request.model, reserve, plan, pricing, learns, ctx);
   }
 
+  /** Calls waiting in the organisation queues now (not counting those trying). */
+  get queued(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.waiting;
+    return n;
+  }
+
   idle(): Promise<void> {
     return Promise.all([...this.pending]).then(() => undefined);
   }

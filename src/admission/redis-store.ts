@@ -59,28 +59,38 @@ export class RedisStore implements LimitStore {
     });
     // ioredis prints unhandled 'error' events to the console; connection state is reported instead.
     this.redis.on("error", () => {});
-    this.redis.on("ready", () => options.onConnection?.(true));
     this.redis.on("close", () => options.onConnection?.(false));
     this.redis.defineCommand("aigwReserve", { lua: RESERVE });
     this.redis.defineCommand("aigwAdjust", { lua: ADJUST });
     this.redis.defineCommand("aigwSync", { lua: SYNC });
     // defineCommand adds the methods at run time (see Scripted).
     this.scripted = this.redis as unknown as Scripted;
+    // On every (re)connect, load the scripts first: EVALSHA then finds them, and the first
+    // call does not pay a NOSCRIPT round trip plus compiling the script on a fresh server.
+    this.redis.on("ready", () => {
+      this.loaded = this.loadScripts().then(() => options.onConnection?.(true));
+    });
   }
 
-  /** Resolves when connected (or after `ms` regardless): start-up waits a little so the first calls find it. */
+  private loaded: Promise<void> | undefined;
+
+  private async loadScripts(): Promise<void> {
+    await Promise.all([RESERVE, ADJUST, SYNC].map((lua) => this.redis.script("LOAD", lua))).catch(() => undefined);
+  }
+
+  /** Resolves when connected and the scripts are loaded (or after `ms` regardless): start-up waits a little so the first calls find it. */
   ready(ms: number): Promise<boolean> {
-    if (this.redis.status === "ready") return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = (up: boolean): void => {
-        clearTimeout(timer);
-        this.redis.off("ready", onReady);
-        resolve(up);
-      };
-      const onReady = (): void => done(true);
-      const timer = setTimeout(() => done(false), ms);
+      const timer = setTimeout(() => resolve(false), ms);
       timer.unref();
-      this.redis.on("ready", onReady);
+      const connected = (): void => {
+        void this.loaded!.then(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      };
+      if (this.redis.status === "ready" && this.loaded !== undefined) connected();
+      else this.redis.once("ready", () => setImmediate(connected));
     });
   }
 

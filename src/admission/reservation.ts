@@ -72,13 +72,14 @@ export class QuotaReservation implements Reservation {
       const delta = reserved - (charge[h.counts] ?? 0);
       if (delta !== 0) ops.push({ bucket: h.op.bucket, amount: delta });
     }
-    this.settler.settled(this.key, this.reserve.tokens, charge.tokens);
     const headers = this.learns && !this.learned ? outcome.upstreamRateLimits : undefined;
     this.learned = true;
     this.settler.later(async () => {
       // The upstream's report first: it predates this call's release, which then applies on top.
       if (headers !== undefined) await this.settler.learn(this.model, headers, this.seqs());
       await this.settler.adjust(this.model, ops);
+      // Counted once the store has it (gateway_quota_settlements_total: what tests wait for).
+      this.settler.settled(this.key, this.reserve.tokens, charge.tokens);
     });
   }
 

@@ -47,7 +47,7 @@ export function createAdmissionMetrics(registry: Registry): AdmissionObserver {
   });
   const settlements = new Counter({
     name: "gateway_quota_settlements_total",
-    help: "Admitted calls settled (their reservation replaced by what they used), by key.",
+    help: "Admitted calls settled: their reservation replaced in the store by what they used (dropped while the store is down), by key.",
     labelNames: ["key"] as const,
     registers,
   });

@@ -143,11 +143,11 @@ describe("ORG_LIMITS and the quota variables", () => {
     expect(configError({ ORG_LIMITS: "lots" })).toContain("ORG_LIMITS: must be off, learn, or JSON");
   });
 
-  it("has defaults: memory store, fail open, 100 ms Redis timeout, {aigw} keys, 16384 completion tokens, 1 s queue", () => {
+  it("has defaults: memory store, fail open, 250 ms Redis timeout, {aigw} keys, 16384 completion tokens, 1 s queue", () => {
     expect(loadConfig({}).quotas).toMatchObject({
       redisUrl: undefined,
       failMode: "open",
-      redisTimeoutMs: 100,
+      redisTimeoutMs: 250,
       redisPrefix: "aigw",
       defaultCompletionTokens: 16_384,
       orgQueueMaxWaitMs: 1000,

@@ -65,9 +65,18 @@ class ManualTime implements Timers {
   }
 }
 
-/** Lets pending promise callbacks and store round trips finish (bounded). */
+/** Lets pending promise callbacks run (a few turns of the event loop). */
 async function settleTurns(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Waits (in real time, bounded) until `predicate` holds: store round trips take what they take. */
+async function until(predicate: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 let serial = 0;
@@ -368,7 +377,7 @@ describe.each(Object.keys(stores))("admission on the %s store", (kind) => {
       await s.admission.admit(ask(), undefined, s.ctx());
       let admitted = false;
       const waiting = Promise.resolve(s.admission.admit(ask(), undefined, s.ctx())).then(() => (admitted = true));
-      await settleTurns(); // refused by the store, now queued until the refill
+      await until(() => s.admission.queued === 1, "the call to queue"); // refused by the store, queued until the refill
       await s.time.advance(MINUTE / 2);
       expect(admitted).toBe(false);
       await s.time.advance(MINUTE / 2);
@@ -381,12 +390,18 @@ describe.each(Object.keys(stores))("admission on the %s store", (kind) => {
       for (let i = 0; i < 6; i++) await s.admission.admit(ask(), undefined, s.ctx("greedy"));
       const order: string[] = [];
       const calls: Promise<unknown>[] = [];
-      for (let i = 0; i < 5; i++) calls.push(Promise.resolve(s.admission.admit(ask(), undefined, s.ctx("greedy"))).then(() => order.push(`greedy${i}`)));
-      await settleTurns();
+      for (let i = 0; i < 5; i++) {
+        calls.push(Promise.resolve(s.admission.admit(ask(), undefined, s.ctx("greedy"))).then(() => order.push(`greedy${i}`)));
+        await until(() => s.admission.queued === i + 1, "greedy's calls to queue");
+      }
       calls.push(Promise.resolve(s.admission.admit(ask(), undefined, s.ctx("polite"))).then(() => order.push("polite")));
-      await settleTurns();
+      await until(() => s.admission.queued === 6, "polite's call to queue");
       // One refill every 10 s: greedy's head was due first, then the turn passes to polite.
-      for (let i = 0; i < 6; i++) await s.time.advance(10_000);
+      // Between refills, wait until the one trying has been admitted or queued again.
+      for (let i = 0; i < 30 && order.length < 6; i++) {
+        await s.time.advance(10_000);
+        await until(() => s.admission.queued + order.length === 6, "the turn to end");
+      }
       await Promise.all(calls);
       expect(order.indexOf("polite")).toBeLessThanOrEqual(1);
       expect(order.filter((o) => o.startsWith("greedy"))).toEqual(["greedy0", "greedy1", "greedy2", "greedy3", "greedy4"]);
