@@ -32,12 +32,9 @@ export class GatewayMetrics implements MetricsSource {
   private readonly m: Instruments;
   private readonly streams: StreamCount;
   private inFlight: () => number = () => 0;
-  /** The gateway's own metrics (the process metrics are merged in for /metrics). */
-  private readonly own: Registry;
 
   constructor(private readonly logger: Logger) {
     const own = new Registry();
-    this.own = own;
     this.m = createInstruments(own, () => this.inFlight());
     this.registry = Registry.merge([own, processMetrics()]);
     this.streams = new StreamCount((n) => this.m.inFlightStreams.set(n));
@@ -66,9 +63,13 @@ export class GatewayMetrics implements MetricsSource {
     });
   }
 
-  /** The admission's hooks: quota admissions and refusals, reserved vs charged tokens, the limit store (admission-metrics.ts). */
+  /**
+   * The admission's hooks: quota admissions and refusals, reserved vs charged tokens, the
+   * limit store (admission-metrics.ts). Registered on the served registry: Registry.merge
+   * copied the metrics `own` had when it was made, not later ones.
+   */
   admissionObserver(): AdmissionObserver {
-    return createAdmissionMetrics(this.own);
+    return createAdmissionMetrics(this.registry);
   }
 
   /** `provider` with its streams counted (gateway_in_flight_streams); chunks pass untouched. */

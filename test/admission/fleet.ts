@@ -119,9 +119,10 @@ export async function processFleet(count: number, redisUrl: string, o: FleetOpti
   }
 }
 
-/** Every admitted call of the process has been settled in the store (metrics). */
+/** Every admitted call of the process has been settled in the store (metrics; absent series would make this vacuous). */
 async function settledOn(port: number): Promise<boolean> {
   const { metrics } = await scrape(port);
+  if (metrics.families.get("gateway_quota_admissions_total") === undefined) throw new Error("the gateway exports no gateway_quota_admissions_total");
   return metrics.sum("gateway_quota_settlements_total") >= metrics.sum("gateway_quota_admissions_total");
 }
 

@@ -10,6 +10,7 @@ import type { ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import { estimatePromptTokens } from "../../src/admission/estimator.js";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
 import { userRequest } from "../helpers/harness.js";
+import { scrape } from "../helpers/prometheus.js";
 import { header, inProcessFleet, unary, withKey, type Fleet } from "./fleet.js";
 import { FAKE_ORG_LIMITS, KEYS, quotaBehaviours } from "./quota-scenarios.js";
 
@@ -29,6 +30,25 @@ afterAll(async () => {
 
 describe("quotas on one gateway with the memory store", () => {
   quotaBehaviours(() => fleet);
+
+  it("counts admissions and refusals by key and limit, reserved vs charged tokens, and the store's round trips and state", async () => {
+    await fleet.settled();
+    const { metrics } = await scrape(fleet.members[0]!.httpPort);
+    expect(metrics.value("gateway_quota_admissions_total", { key: "rpm-team" })).toBe(5);
+    expect(metrics.value("gateway_quota_refusals_total", { key: "rpm-team", limit: "requests_per_minute" })).toBe(10);
+    expect(metrics.value("gateway_quota_refusals_total", { key: "free-team", limit: "org:requests_per_minute" })).toBeGreaterThan(0);
+    expect(metrics.value("gateway_quota_refusals_total", { key: "usd-team", limit: "usd_per_day" })).toBe(2);
+    const reserved = metrics.value("gateway_quota_reserved_tokens_total", { key: "token-team" })!;
+    const charged = metrics.value("gateway_quota_charged_tokens_total", { key: "token-team" })!;
+    expect(charged).toBeGreaterThan(0);
+    expect(reserved).toBeGreaterThan(charged);
+    expect(metrics.histogram("gateway_limit_store_duration_seconds", { op: "reserve", result: "ok" }).count).toBeGreaterThan(0);
+    expect(metrics.histogram("gateway_limit_store_duration_seconds", { op: "adjust", result: "ok" }).count).toBeGreaterThan(0);
+    expect(metrics.value("gateway_limit_store_up")).toBe(1);
+    // Labels stay bounded: configured key names and limit names only.
+    const keys = new Set(metrics.samples("gateway_quota_refusals_total").map((x) => x.labels["key"]));
+    for (const k of keys) expect(Object.values(KEYS).map((x) => x.name)).toContain(k);
+  });
 });
 
 describe("what a call that ends badly is charged", () => {
