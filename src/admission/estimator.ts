@@ -38,6 +38,16 @@ const PER_REQUEST = 8;
 /** An image's tokens are not knowable from the request; a fixed guess (settlement corrects it). */
 export const IMAGE_TOKENS = 1024;
 
+/** ASCII weights by character code, and which ones continue a run of letters and digits. */
+const ASCII_WEIGHT = new Float64Array(128);
+const ASCII_ALNUM = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+  const digit = c >= 48 && c <= 57;
+  ASCII_ALNUM[c] = letter || digit ? 1 : 0;
+  ASCII_WEIGHT[c] = letter ? PER_LETTER : digit ? PER_DIGIT : c === 32 ? PER_SPACE : c === 10 ? PER_NEWLINE : PER_PUNCTUATION;
+}
+
 /** o200k tokens `text` is likely to take. */
 export function estimateTextTokens(text: string): number {
   let weighted = 0;
@@ -46,16 +56,12 @@ export function estimateTextTokens(text: string): number {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c < 128) {
-      if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90)) {
-        weighted += ++run > LONG_RUN ? PER_LETTER + PER_LONG_RUN : PER_LETTER;
-        continue;
+      weighted += ASCII_WEIGHT[c]!;
+      if (ASCII_ALNUM[c] === 1) {
+        if (++run > LONG_RUN) weighted += PER_LONG_RUN;
+      } else {
+        run = 0;
       }
-      if (c >= 48 && c <= 57) {
-        weighted += ++run > LONG_RUN ? PER_DIGIT + PER_LONG_RUN : PER_DIGIT;
-        continue;
-      }
-      run = 0;
-      weighted += c === 32 ? PER_SPACE : c === 10 ? PER_NEWLINE : PER_PUNCTUATION;
       continue;
     }
     run = 0;
