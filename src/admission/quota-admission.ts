@@ -14,7 +14,7 @@ import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
 import { UNLIMITED, type Admission, type Reservation } from "../core/admission.js";
 import type { GatewayError } from "../core/errors.js";
 import type { CallContext } from "../core/provider.js";
-import type { Clock } from "./bucket.js";
+import type { BucketSpec, Clock } from "./bucket.js";
 import { setLimitHeaders } from "./caller-headers.js";
 import { reserveFor, type Amounts, type Reserve } from "./charges.js";
 import type { FailMode } from "./config.js";
@@ -61,6 +61,7 @@ export class QuotaAdmission implements Admission, Settler {
   private readonly timers: Timers;
   private readonly queues = new Map<string, FairQueue>();
   private readonly pending = new Set<Promise<void>>();
+  private readonly bucketsByKey = new Map<string, readonly BucketSpec[]>();
 
   constructor(private readonly o: QuotaAdmissionOptions) {
     this.clock = o.clock ?? Date.now;
@@ -140,15 +141,26 @@ export class QuotaAdmission implements Admission, Settler {
 
   private plan(key: string, reserve: Reserve, callerLimits: readonly Limit[], orgBuckets: readonly OrgBucket[]): Planned[] {
     const out: Planned[] = [];
-    const id = encodeURIComponent(key);
-    for (const limit of callerLimits) {
+    const buckets = this.callerBuckets(key, callerLimits);
+    for (let i = 0; i < callerLimits.length; i++) {
+      const limit = callerLimits[i]!;
       const amount = reserve[limit.resource];
       if (amount === undefined) continue; // a USD limit, for a model without known prices
-      const bucket = { id: `c:${id}:${limit.name}`, capacity: limit.limit, ratePerMs: limit.limit / WINDOW_MS[limit.window], shared: false };
-      out.push({ op: { bucket, amount }, counts: limit.resource, caller: limit, org: undefined });
+      out.push({ op: { bucket: buckets[i]!, amount }, counts: limit.resource, caller: limit, org: undefined });
     }
     for (const b of orgBuckets) out.push({ op: { bucket: b.spec, amount: reserve[b.counts] }, counts: b.counts, caller: undefined, org: b });
     return out;
+  }
+
+  /** A key's buckets, made once per key (keys are the configured ones and `anonymous`: bounded). */
+  private callerBuckets(key: string, limits: readonly Limit[]): readonly BucketSpec[] {
+    let buckets = this.bucketsByKey.get(key);
+    if (buckets === undefined) {
+      const id = encodeURIComponent(key);
+      buckets = limits.map((l) => ({ id: `c:${id}:${l.name}`, capacity: l.limit, ratePerMs: l.limit / WINDOW_MS[l.window], shared: false }));
+      this.bucketsByKey.set(key, buckets);
+    }
+    return buckets;
   }
 
   private async reserve(key: string, model: string, reserve: Reserve, plan: readonly Planned[], pricing: ModelPricing | undefined, learns: boolean, ctx: CallContext): Promise<Reservation> {
