@@ -8,6 +8,9 @@
  *   redis   the key has limits (generous, so nothing is refused) and REDIS_URL points at a
  *           redis-server on loopback: one script per call to admit, one to settle
  *   memory  the same limits, no REDIS_URL: the in-memory store
+ * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
+ * fourth column runs that build as `off` runs this one: what this branch costs on the
+ * path with nothing configured.
  * Unary gRPC through h2load: p50 latency at c=1, requests/s at c=64 (one connection, 64
  * streams). Targets: redis adds at most 0.15 ms to the p50 and keeps at least 90% of the
  * throughput. Also the estimator's cost next to a real o200k tokenizer's.
@@ -38,8 +41,7 @@ const CALLER_KEY = "bench-caller-key-0123456789";
 /** Far above what a run can use: admission does all its work, nothing is refused. */
 const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_minute: 1e12, tokens_per_day: 1e14 };
 
-type Variant = "off" | "redis" | "memory";
-const VARIANTS: readonly Variant[] = ["off", "redis", "memory"];
+type Variant = "off" | "redis" | "memory" | "baseline";
 
 interface Settings {
   readonly rounds: number;
@@ -82,13 +84,13 @@ async function startFake(cpus: string | undefined): Promise<{ proc: Proc; url: s
   return { proc, url: (JSON.parse(line) as { url: string }).url };
 }
 
-async function startGateway(variant: Variant, dir: string, fakeUrl: string, redisUrl: string, cpus: string | undefined): Promise<Gw> {
+async function startGateway(variant: Variant, dir: string, fakeUrl: string, redisUrl: string, cpus: string | undefined, baseline: string | undefined): Promise<Gw> {
   const port = await freePort();
   const logFile = join(dir, `gateway-${variant}.log`);
   const proc = start(
     `gateway-${variant}`,
     process.execPath,
-    [join(ROOT, "dist/src/main.js")],
+    [join(variant === "baseline" ? baseline! : ROOT, "dist/src/main.js")],
     {
       cpus,
       env: {
@@ -100,7 +102,7 @@ async function startGateway(variant: Variant, dir: string, fakeUrl: string, redi
         HTTP_ENABLED: "false",
         METRICS_PORT: "0",
         LOG_LEVEL: "warn",
-        GATEWAY_KEYS_FILE: keysFile(dir, variant !== "off"),
+        GATEWAY_KEYS_FILE: keysFile(dir, variant === "redis" || variant === "memory"),
         ...(variant === "redis" ? { REDIS_URL: redisUrl } : {}),
       },
       stdoutFile: logFile,
@@ -111,7 +113,7 @@ async function startGateway(variant: Variant, dir: string, fakeUrl: string, redi
     const r = await unaryOnce(port);
     if (r.ok) {
       const limited = r.headers["x-ratelimit-limit-requests-minute"] !== undefined;
-      if (limited !== (variant !== "off")) throw new Error(`${variant}: the reply ${limited ? "has" : "lacks"} the caller's x-ratelimit headers`);
+      if (limited !== (variant === "redis" || variant === "memory")) throw new Error(`${variant}: the reply ${limited ? "has" : "lacks"} the caller's x-ratelimit headers`);
       return { variant, proc, port, logFile };
     }
     if (!proc.running || Date.now() > deadline) throw new Error(`${variant} gateway not ready: ${r.detail}; ${proc.stderr().slice(-1000)}`);
@@ -199,7 +201,9 @@ async function estimatorCost(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" } }, strict: true });
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" } }, strict: true });
+  const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
+  const variants: Variant[] = ["off", "redis", "memory", ...(baseline === undefined ? [] : (["baseline"] as const))];
   const quick = values.quick === true;
   const s: Settings = quick ? { rounds: Number(values.rounds ?? 1), warmS: 1, measureS: 2 } : { rounds: Number(values.rounds ?? 3), warmS: 2, measureS: 5 };
   for (const cmd of [["h2load", "--version"], ["redis-server", "--version"]]) {
@@ -213,7 +217,7 @@ async function main(): Promise<void> {
   const fake = await startFake(pin.fake);
   const redis = await startRedis(availableParallelism() >= 4 ? "3" : pin.fake);
   const gateways: Gw[] = [];
-  for (const v of VARIANTS) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway));
+  for (const v of variants) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway, baseline));
   const results = new Map<string, (H2loadResult & { errors: number })[]>();
   const add = (key: string, r: H2loadResult & { errors: number }): void => void results.set(key, [...(results.get(key) ?? []), r]);
   try {
@@ -240,18 +244,21 @@ async function main(): Promise<void> {
   const rps = (v: Variant): number => m(v, 64, (r) => r.rps);
   const cpu = (v: Variant, name: string): number => m(v, 64, (r) => r.cpu[name] ?? Number.NaN);
   const errors = (v: Variant): number => [1, 64].reduce((n, c) => n + (results.get(`${v}:${c}`) ?? []).reduce((k, r) => k + r.errors, 0), 0);
+  const b = baseline !== undefined;
+  const col = (f: (v: Variant) => string): string => `| ${f("off")} | ${f("redis")} | ${f("memory")} |${b ? ` ${f("baseline")} |` : ""}`;
+  const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
   const lines = [
     `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians), ${cpus()[0]?.model ?? "?"} × ${availableParallelism()}; ${pin.description}.`,
     "",
-    "| | off (no limits) | redis (REDIS_URL, loopback) | memory |",
-    "|---|---|---|---|",
-    `| p50 ms, c=1 | ${fmt(p50("off"), 3)} | ${fmt(p50("redis"), 3)} (${signed(p50("redis") - p50("off"), 3)}) | ${fmt(p50("memory"), 3)} (${signed(p50("memory") - p50("off"), 3)}) |`,
-    `| p99 ms, c=1 | ${fmt(m("off", 1, (r) => r.latency.p99), 3)} | ${fmt(m("redis", 1, (r) => r.latency.p99), 3)} | ${fmt(m("memory", 1, (r) => r.latency.p99), 3)} |`,
-    `| req/s, c=64 | ${fmt(rps("off"))} | ${fmt(rps("redis"))} (${fmt((rps("redis") / rps("off")) * 100, 1)}%) | ${fmt(rps("memory"))} (${fmt((rps("memory") / rps("off")) * 100, 1)}%) |`,
-    `| gateway CPU %, c=64 | ${fmt(cpu("off", "gateway-off"))} | ${fmt(cpu("redis", "gateway-redis"))} | ${fmt(cpu("memory", "gateway-memory"))} |`,
-    `| redis-server CPU %, c=64 | ${fmt(cpu("off", "redis-server"))} | ${fmt(cpu("redis", "redis-server"))} | ${fmt(cpu("memory", "redis-server"))} |`,
-    `| other processes CPU %, c=64 | ${fmt(cpu("off", "other"))} | ${fmt(cpu("redis", "other"))} | ${fmt(cpu("memory", "other"))} |`,
-    `| failed calls | ${errors("off")} | ${errors("redis")} | ${errors("memory")} |`,
+    `| | off (no limits) | redis (REDIS_URL, loopback) | memory |${b ? " baseline build, no limits |" : ""}`,
+    `|---|---|---|---|${b ? "---|" : ""}`,
+    `| p50 ms, c=1 ${col((v) => fmt(p50(v), 3) + vsOff(v, p50, (a, o) => signed(a - o, 3)))}`,
+    `| p99 ms, c=1 ${col((v) => fmt(m(v, 1, (r) => r.latency.p99), 3))}`,
+    `| req/s, c=64 ${col((v) => fmt(rps(v)) + vsOff(v, rps, (a, o) => `${fmt((a / o) * 100, 1)}%`))}`,
+    `| gateway CPU %, c=64 ${col((v) => fmt(cpu(v, `gateway-${v}`)))}`,
+    `| redis-server CPU %, c=64 ${col((v) => fmt(cpu(v, "redis-server")))}`,
+    `| other processes CPU %, c=64 ${col((v) => fmt(cpu(v, "other")))}`,
+    `| failed calls ${col((v) => String(errors(v)))}`,
     "",
     `Targets (redis vs off): p50 +${fmt(p50("redis") - p50("off"), 3)} ms (≤ +0.15: ${p50("redis") - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps("redis") / rps("off")) * 100, 1)}% (≥ 90%: ${rps("redis") / rps("off") >= 0.9 ? "met" : "MISSED"}).`,
     "",
