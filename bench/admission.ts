@@ -64,11 +64,11 @@ function env(): Record<string, string> {
   return { PATH: process.env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin" };
 }
 
-function layout(): { fake: string | undefined; gateway: string | undefined; loadgen: string | undefined; description: string } {
+function layout(): { fake: string | undefined; gateway: string | undefined; loadgen: string | undefined; redis: string | undefined; description: string } {
   const n = availableParallelism();
-  if (!hasTaskset() || n < 2) return { fake: undefined, gateway: undefined, loadgen: undefined, description: "not pinned" };
-  if (n >= 4) return { fake: "0", gateway: "1", loadgen: "2", description: "fake on CPU 0, gateway on CPU 1, h2load on CPU 2, redis-server on CPU 3" };
-  return { fake: "0", gateway: "1", loadgen: "0", description: "gateway alone on CPU 1; fake, h2load and redis-server share CPU 0 (2 cores)" };
+  if (!hasTaskset() || n < 2) return { fake: undefined, gateway: undefined, loadgen: undefined, redis: undefined, description: "not pinned" };
+  if (n >= 4) return { fake: "0", gateway: "1", loadgen: "2", redis: "3", description: "fake on CPU 0, gateway on CPU 1, h2load on CPU 2, redis-server on CPU 3" };
+  return { fake: "0", gateway: "1", loadgen: "0", redis: "0", description: "gateway alone on CPU 1; fake, h2load and redis-server share CPU 0 (2 cores)" };
 }
 
 function keysFile(dir: string, limited: boolean): string {
@@ -201,7 +201,7 @@ async function estimatorCost(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" } }, strict: true });
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" }, "redis-cpu": { type: "string" } }, strict: true });
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   const variants: Variant[] = ["off", "redis", "memory", ...(baseline === undefined ? [] : (["baseline"] as const))];
   const quick = values.quick === true;
@@ -212,10 +212,11 @@ async function main(): Promise<void> {
   const pin = layout();
   const work = mkdtempSync(join(tmpdir(), "aigw-bench-admission-"));
   writeFileSync(join(work, "body.bin"), grpcRequestBody());
-  log(`work dir ${work}; ${pin.description}`);
+  log(`work dir ${work}; ${pin.description}${values["redis-cpu"] !== undefined ? `; redis-server moved to CPU ${values["redis-cpu"]}` : ""}`);
 
   const fake = await startFake(pin.fake);
-  const redis = await startRedis(availableParallelism() >= 4 ? "3" : pin.fake);
+  const redisCpu = values["redis-cpu"] ?? pin.redis;
+  const redis = await startRedis(redisCpu);
   const gateways: Gw[] = [];
   for (const v of variants) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway, baseline));
   const results = new Map<string, (H2loadResult & { errors: number })[]>();
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
   const col = (f: (v: Variant) => string): string => `| ${f("off")} | ${f("redis")} | ${f("memory")} |${b ? ` ${f("baseline")} |` : ""}`;
   const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
   const lines = [
-    `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians), ${cpus()[0]?.model ?? "?"} × ${availableParallelism()}; ${pin.description}.`,
+    `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians), ${cpus()[0]?.model ?? "?"} × ${availableParallelism()}; ${pin.description}${values["redis-cpu"] !== undefined ? `, but redis-server on CPU ${redisCpu}` : ""}.`,
     "",
     `| | off (no limits) | redis (REDIS_URL, loopback) | memory |${b ? " baseline build, no limits |" : ""}`,
     `|---|---|---|---|${b ? "---|" : ""}`,

@@ -9,10 +9,9 @@
  * Also where store round trips are timed (gateway_limit_store_duration_seconds).
  */
 import type { Logger } from "../log.js";
-import type { BucketSpec } from "./bucket.js";
 import type { FailMode } from "./config.js";
 import type { AdmissionObserver, StoreOp } from "./events.js";
-import type { BucketOp, LimitStore, ReserveResult } from "./limit-store.js";
+import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 
 /** A reservation could not be checked: the store is down. */
 export class StoreDown extends Error {
@@ -50,9 +49,9 @@ export class GuardedStore {
     await this.timed("adjust", () => this.store.adjust(ops, now), false);
   }
 
-  async sync(bucket: BucketSpec, remaining: number, seqAtAdmission: number | undefined, now: number): Promise<void> {
-    if (!this.isUp) return;
-    await this.timed("sync", () => this.store.sync(bucket, remaining, seqAtAdmission, now), false);
+  async sync(reports: readonly SyncOp[], now: number): Promise<void> {
+    if (!this.isUp || reports.length === 0) return;
+    await this.timed("sync", () => this.store.sync(reports, now), false);
   }
 
   /** The store's connection came back (true) or dropped (false): probe now, or go down now. */

@@ -38,6 +38,14 @@ export interface Refused {
 
 export type ReserveResult = Admitted | Refused;
 
+/** The upstream reported `remaining` for a shared bucket (whose capacity and rate are `bucket`'s); see sync(). */
+export interface SyncOp {
+  readonly bucket: BucketSpec;
+  readonly remaining: number;
+  /** The reporting call's running total at its own reservation; undefined: it was not admitted against this bucket. */
+  readonly seqAtAdmission: number | undefined;
+}
+
 export interface LimitStore {
   readonly kind: "memory" | "redis";
   /** Takes each op's amount from its bucket if every one fits; otherwise takes nothing. */
@@ -49,12 +57,15 @@ export interface LimitStore {
    */
   adjust(ops: readonly BucketOp[], now: number): Promise<void>;
   /**
-   * The upstream reported `remaining` for a shared bucket (whose capacity and rate are
-   * `bucket`'s). Reservations the fleet made after the reporting call's own (its
-   * `seqAtAdmission`) had not reached the upstream yet, so they are taken off; without a
-   * seq (the call was not admitted against this bucket) the report is taken as it is.
+   * Lowers shared buckets to the upstream's reports: level := min(level, remaining less
+   * the reservations the fleet made after the reporting call's own, its `seqAtAdmission`,
+   * which had not reached the upstream yet). A report never raises a level: calls
+   * admitted before the reporting one may reach the upstream after it (replicas do not
+   * send in admission order), so a report can miss them; capacity comes back by refill
+   * and releases. Without a seq (the call was not admitted against the bucket) the
+   * report counts as it is.
    */
-  sync(bucket: BucketSpec, remaining: number, seqAtAdmission: number | undefined, now: number): Promise<void>;
+  sync(reports: readonly SyncOp[], now: number): Promise<void>;
   /** A cheap round trip, to learn whether the store is back (fail-mode recovery). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -4,8 +4,8 @@
  * suite against both). A bucket's state is dropped once it would be full again, as Redis
  * expires it, so memory holds only buckets in use.
  */
-import { expiryMs, refilled, waitFor, type BucketSpec } from "./bucket.js";
-import type { BucketOp, LimitStore, ReserveResult } from "./limit-store.js";
+import { expiryMs, refilled, waitFor } from "./bucket.js";
+import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 
 interface State {
   level: number;
@@ -79,12 +79,15 @@ export class MemoryStore implements LimitStore {
     }
   }
 
-  async sync(bucket: BucketSpec, remaining: number, seqAtAdmission: number | undefined, now: number): Promise<void> {
-    const s = this.live(bucket.id, now);
-    const seq = s?.seq ?? 0;
-    const since = seqAtAdmission !== undefined && seq > seqAtAdmission ? seq - seqAtAdmission : 0;
-    const level = Math.min(bucket.capacity, remaining - since);
-    this.write(bucket.id, { level, at: Math.max(now, s?.at ?? now), capacity: bucket.capacity, ratePerMs: bucket.ratePerMs, seq, expiresAt: now + expiryMs(level, bucket.capacity, bucket.ratePerMs) });
+  async sync(reports: readonly SyncOp[], now: number): Promise<void> {
+    for (const { bucket, remaining, seqAtAdmission } of reports) {
+      const s = this.live(bucket.id, now);
+      const seq = s?.seq ?? 0;
+      const since = seqAtAdmission !== undefined && seq > seqAtAdmission ? seq - seqAtAdmission : 0;
+      const current = s === undefined ? bucket.capacity : refilled(s.level, s.at, now, bucket.capacity, bucket.ratePerMs);
+      const level = Math.min(current, remaining - since);
+      this.write(bucket.id, { level, at: Math.max(now, s?.at ?? now), capacity: bucket.capacity, ratePerMs: bucket.ratePerMs, seq, expiresAt: now + expiryMs(level, bucket.capacity, bucket.ratePerMs) });
+    }
   }
 
   async ping(): Promise<void> {}

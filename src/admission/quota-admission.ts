@@ -21,11 +21,12 @@ import type { FailMode } from "./config.js";
 import type { AdmissionObserver } from "./events.js";
 import { FairQueue, REAL_TIMERS, type Timers, type Turn } from "./fair-queue.js";
 import { StoreDown, type GuardedStore } from "./fail-mode.js";
-import type { BucketOp, Refused } from "./limit-store.js";
+import type { BucketOp, Refused, SyncOp } from "./limit-store.js";
 import { WINDOW_MS, type CallerLimitTable, type Limit } from "./limits.js";
 import type { OrgBucket, OrgLimitTracker } from "./org-limits.js";
 import { callerRefusal, orgRefusal, storeUnavailable } from "./refusals.js";
 import { QuotaReservation, type Held, type Settler } from "./reservation.js";
+import { SettlementBatch } from "./settlement-batch.js";
 
 /** The caller's name when auth is off. */
 export const ANONYMOUS = "anonymous";
@@ -61,6 +62,8 @@ export class QuotaAdmission implements Admission, Settler {
   private readonly timers: Timers;
   private readonly queues = new Map<string, FairQueue>();
   private readonly pending = new Set<Promise<void>>();
+  /** Settlements of the current turn, sent together after it. */
+  private batch: SettlementBatch | undefined;
   private readonly bucketsByKey = new Map<string, readonly BucketSpec[]>();
 
   constructor(private readonly o: QuotaAdmissionOptions) {
@@ -110,27 +113,34 @@ export class QuotaAdmission implements Admission, Settler {
 
   // Settler: what reservations call back into.
 
-  later(work: () => Promise<void>): void {
-    const p = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(work)
-      .catch(() => undefined) // the guarded store never throws here; a bug must not leak a rejection
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
-  }
-
-  async learn(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): Promise<void> {
+  reports(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[] {
     const org = this.o.org;
-    if (org === undefined) return;
-    const now = this.clock();
-    // Issued together (same tick), so they reach the store before the settlement that follows.
-    await Promise.all(org.learn(model, headers).map((r) => this.o.store.sync(r.bucket.spec, r.remaining, seqs.get(r.bucket.spec.id), now)));
-    this.queues.get(model)?.wake();
+    if (org === undefined) return [];
+    return org.learn(model, headers).map((r) => ({ bucket: r.bucket.spec, remaining: r.remaining, seqAtAdmission: seqs.get(r.bucket.spec.id) }));
   }
 
-  async adjust(model: string, ops: readonly BucketOp[]): Promise<void> {
-    await this.o.store.adjust(ops, this.clock());
-    // Capacity given back to the organisation's buckets: whoever waits for it may try now.
-    if (ops.some((op) => op.bucket.shared && op.amount > 0)) this.queues.get(model)?.wake();
+  queue(model: string, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
+    let batch = this.batch;
+    if (batch === undefined) {
+      const b = (batch = this.batch = new SettlementBatch());
+      // After the current I/O: the reply is written first, and the turn's other settlements join.
+      const p = new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => this.flush(b))
+        .catch(() => undefined) // the guarded store never throws here; a bug must not leak a rejection
+        .finally(() => this.pending.delete(p));
+      this.pending.add(p);
+    }
+    batch.add(model, syncs, ops, done);
+  }
+
+  /** Sends a batch: its reports, then its adjustments (issued together: one connection keeps the order). */
+  private async flush(batch: SettlementBatch): Promise<void> {
+    if (this.batch === batch) this.batch = undefined;
+    const now = this.clock();
+    await Promise.all([this.o.store.sync(batch.syncOps(), now), this.o.store.adjust(batch.adjustOps(), now)]);
+    batch.finished();
+    // Capacity given back to (or reported for) the organisation's buckets: whoever waits may try now.
+    for (const model of batch.refunded) this.queues.get(model)?.wake();
   }
 
   settled(key: string, reservedTokens: number, chargedTokens: number): void {

@@ -110,27 +110,38 @@ return 1
 `;
 
 /**
- * Sync a shared bucket with the upstream's report: ARGV now, capacity, rate, remaining,
- * seq at the reporting call's admission (-1: none). Level := remaining − reservations made since.
+ * Lower shared buckets to the upstream's reports: ARGV now, then per bucket capacity,
+ * rate, remaining, seq at the reporting call's admission (-1: none).
+ * Level := min(level now, remaining − reservations made since): a report never raises it.
  */
 export const SYNC = `
 local function num(x) return string.format('%.17g', x) end
 local now = tonumber(ARGV[1])
-local c = tonumber(ARGV[2])
-local r = tonumber(ARGV[3])
-local remaining = tonumber(ARGV[4])
-local seqAt = tonumber(ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 't', 's')
-local s = tonumber(h[2] or '0')
-local t = now
-if h[1] and tonumber(h[1]) > now then t = tonumber(h[1]) end
-local since = 0
-if seqAt >= 0 and s > seqAt then since = s - seqAt end
-local l = remaining - since
-if l > c then l = c end
-redis.call('HSET', KEYS[1], 'l', num(l), 't', num(t), 'c', num(c), 'r', num(r), 's', num(s))
-local full = 0
-if l < c then full = (c - l) / r end
-redis.call('PEXPIRE', KEYS[1], math.ceil(full) + ${EXPIRY_MARGIN_MS})
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 4
+  local c = tonumber(ARGV[a])
+  local r = tonumber(ARGV[a + 1])
+  local remaining = tonumber(ARGV[a + 2])
+  local seqAt = tonumber(ARGV[a + 3])
+  local h = redis.call('HMGET', KEYS[i], 't', 's', 'l')
+  local s = tonumber(h[2] or '0')
+  local t = now
+  local current = c
+  if h[1] then
+    local at = tonumber(h[1])
+    current = tonumber(h[3])
+    if now > at then current = current + (now - at) * r end
+    if current > c then current = c end
+    if at > now then t = at end
+  end
+  local since = 0
+  if seqAt >= 0 and s > seqAt then since = s - seqAt end
+  local l = remaining - since
+  if l > current then l = current end
+  redis.call('HSET', KEYS[i], 'l', num(l), 't', num(t), 'c', num(c), 'r', num(r), 's', num(s))
+  local full = 0
+  if l < c then full = (c - l) / r end
+  redis.call('PEXPIRE', KEYS[i], math.ceil(full) + ${EXPIRY_MARGIN_MS})
+end
 return 1
 `;

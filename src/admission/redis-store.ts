@@ -15,8 +15,7 @@
  * are rejections; fail-mode.ts decides what a call makes of them.
  */
 import { Redis } from "ioredis";
-import type { BucketSpec } from "./bucket.js";
-import type { BucketOp, LimitStore, ReserveResult } from "./limit-store.js";
+import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 import { ADJUST, RESERVE, SYNC } from "./redis-scripts.js";
 
 export interface RedisStoreOptions {
@@ -121,8 +120,13 @@ export class RedisStore implements LimitStore {
     await this.scripted.aigwAdjust(ops.length, ...this.keysAndArgs(ops, now));
   }
 
-  async sync(bucket: BucketSpec, remaining: number, seqAtAdmission: number | undefined, now: number): Promise<void> {
-    await this.scripted.aigwSync(1, this.keyPrefix + bucket.id, now, bucket.capacity, bucket.ratePerMs, remaining, seqAtAdmission ?? -1);
+  async sync(reports: readonly SyncOp[], now: number): Promise<void> {
+    if (reports.length === 0) return;
+    const out: (string | number)[] = [];
+    for (const r of reports) out.push(this.keyPrefix + r.bucket.id);
+    out.push(now);
+    for (const r of reports) out.push(r.bucket.capacity, r.bucket.ratePerMs, r.remaining, r.seqAtAdmission ?? -1);
+    await this.scripted.aigwSync(reports.length, ...out);
   }
 
   async ping(): Promise<void> {

@@ -2,8 +2,9 @@
  * One admitted call's hold on its buckets, until settled: then the charge (charges.ts)
  * replaces the reservation, and what the upstream said about the organisation's buckets
  * (its x-ratelimit-* headers) updates their shared levels. The store work runs after
- * the reply is sent (setImmediate), never on the caller's critical path; the admission
- * tracks it so tests and shutdown can await it (Admission.idle()).
+ * the reply is sent, batched with the other settlements of the same event-loop turn
+ * (settlement-batch.ts), never on the caller's critical path; the admission tracks it so
+ * tests and shutdown can await it (Admission.idle()).
  */
 import type { ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import type { ModelPricing } from "../../gen/aigateway/v1/models.js";
@@ -11,7 +12,7 @@ import type { CallOutcome, Reservation } from "../core/admission.js";
 import type { CallContext } from "../core/provider.js";
 import { chargeFor, type Amounts, type Reserve } from "./charges.js";
 import { CompletionTally } from "./estimator.js";
-import type { BucketOp } from "./limit-store.js";
+import type { BucketOp, SyncOp } from "./limit-store.js";
 import type { OrgBucket } from "./org-limits.js";
 
 /** A bucket the call took from, and what it counts. */
@@ -25,12 +26,13 @@ export interface Held {
 
 /** What the reservation needs from the admission that made it. */
 export interface Settler {
-  /** Applies the upstream's headers to the organisation's buckets of `model` (seqs: this call's, by bucket id). */
-  learn(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): Promise<void>;
-  /** Gives back / takes the difference between reservation and charge, for a call to `model`. */
-  adjust(model: string, ops: readonly BucketOp[]): Promise<void>;
-  /** Runs `work` after the current I/O (off the reply's path), tracked for idle(). */
-  later(work: () => Promise<void>): void;
+  /** The upstream's headers as reports on the organisation's buckets of `model` (seqs: this call's, by bucket id). */
+  reports(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[];
+  /**
+   * Queues reports, then adjustments (the difference between reservation and charge), for
+   * the next batch to the store; `done` once they are there.
+   */
+  queue(model: string, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void;
   settled(key: string, reservedTokens: number, chargedTokens: number): void;
 }
 
@@ -56,9 +58,8 @@ export class QuotaReservation implements Reservation {
     (this.tally ??= new CompletionTally()).add(chunk);
     // The headers came with the response's start: learn from them now, not at the stream's end.
     if (this.learns && !this.learned && this.ctx.stats.upstreamRateLimits !== undefined) {
-      const headers = this.ctx.stats.upstreamRateLimits;
       this.learned = true;
-      this.settler.later(() => this.settler.learn(this.model, headers, this.seqs()));
+      this.settler.queue(this.model, this.settler.reports(this.model, this.ctx.stats.upstreamRateLimits, this.seqs()), []);
     }
   }
 
@@ -74,13 +75,10 @@ export class QuotaReservation implements Reservation {
     }
     const headers = this.learns && !this.learned ? outcome.upstreamRateLimits : undefined;
     this.learned = true;
-    this.settler.later(async () => {
-      // The upstream's report first: it predates this call's release, which then applies on top.
-      if (headers !== undefined) await this.settler.learn(this.model, headers, this.seqs());
-      await this.settler.adjust(this.model, ops);
-      // Counted once the store has it (gateway_quota_settlements_total: what tests wait for).
-      this.settler.settled(this.key, this.reserve.tokens, charge.tokens);
-    });
+    // The upstream's report first: it predates this call's release, which then applies on top.
+    const syncs = headers === undefined ? [] : this.settler.reports(this.model, headers, this.seqs());
+    // Counted once the store has it (gateway_quota_settlements_total: what tests wait for).
+    this.settler.queue(this.model, syncs, ops, () => this.settler.settled(this.key, this.reserve.tokens, charge.tokens));
   }
 
   private seqs(): Map<string, number> {

@@ -164,7 +164,7 @@ describe.each(Object.keys(subjects))("the %s limit store", (kind) => {
   it("keeps a shared bucket's learned capacity over a replica's stale one", async () => {
     const store = await fresh();
     const learned = bucket("o:default:m:requests_per_minute", 100, true);
-    await store.sync(learned, 100, undefined, T0);
+    await store.sync([{ bucket: learned, remaining: 100, seqAtAdmission: undefined }], T0);
     const stale = bucket("o:default:m:requests_per_minute", 10, true);
     const r = await store.reserve([{ bucket: stale, amount: 50 }], T0);
     expect(r).toMatchObject({ ok: true, levels: [50], capacities: [100] });
@@ -181,11 +181,21 @@ describe.each(Object.keys(subjects))("the %s limit store", (kind) => {
     expect(seqs).toEqual([10, 20, 30]);
     // The first call's response says 60 remain (it counted the first reservation and
     // other traffic): the two reservations made after it had not reached the upstream.
-    await store.sync(b, 60, seqs[0], T0);
+    await store.sync([{ bucket: b, remaining: 60, seqAtAdmission: seqs[0] }], T0);
     expect((await store.reserve([{ bucket: b, amount: 0 }], T0)).levels[0]).toBe(40);
-    // A report for a call not admitted against the bucket is taken as it is.
-    await store.sync(b, 75, undefined, T0);
-    expect((await store.reserve([{ bucket: b, amount: 0 }], T0)).levels[0]).toBe(75);
+    // A report for a call not admitted against the bucket counts as it is.
+    await store.sync([{ bucket: b, remaining: 25, seqAtAdmission: undefined }], T0);
+    expect((await store.reserve([{ bucket: b, amount: 0 }], T0)).levels[0]).toBe(25);
+  });
+
+  it("never raises a shared bucket on a report: calls admitted before the reporting one may still be on their way", async () => {
+    const store = await fresh();
+    const b = bucket("o:default:m:requests_per_minute", 100, true);
+    await store.reserve([{ bucket: b, amount: 30 }], T0);
+    await store.sync([{ bucket: b, remaining: 90, seqAtAdmission: undefined }], T0);
+    expect((await store.reserve([{ bucket: b, amount: 0 }], T0)).levels[0]).toBe(70);
+    // Capacity comes back by refill (and releases) instead.
+    expect((await store.reserve([{ bucket: b, amount: 0 }], T0 + 6000)).levels[0]).toBeCloseTo(80, 6);
   });
 });
 

@@ -430,7 +430,7 @@ describe("the fail modes", () => {
       kind: "redis",
       reserve: async (ops, now) => (check(), inner.reserve(ops, now)),
       adjust: async (ops, now) => (check(), inner.adjust(ops, now)),
-      sync: async (b, r, s, now) => (check(), inner.sync(b, r, s, now)),
+      sync: async (reports, now) => (check(), inner.sync(reports, now)),
       ping: async () => check(),
       close: () => inner.close(),
     };
