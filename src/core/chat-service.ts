@@ -40,6 +40,7 @@ export class ChatService {
     const reservation = admitted instanceof Promise ? await admitted : admitted;
     let completion: ChatCompletion;
     try {
+      leftDuringAdmission(ctx);
       completion = await this.provider.createChatCompletion(request, ctx);
     } catch (err) {
       if (reservation.limited) settle(reservation, ctx, undefined, err);
@@ -64,6 +65,7 @@ export class ChatService {
     const limited = reservation.limited;
     let usage: Usage | undefined;
     try {
+      leftDuringAdmission(ctx);
       await this.provider.streamChatCompletion(request, ctx, (chunk) => {
         if (chunk.usage !== undefined) {
           this.account(chunk.usage, id, ctx);
@@ -135,6 +137,11 @@ export class ChatService {
   }
 }
 
+/** The caller left while the call waited for admission (a store round trip, the organisation's queue): nothing goes upstream. */
+function leftDuringAdmission(ctx: CallContext): void {
+  if (ctx.abortReason !== undefined) throw ctx.abortReason;
+}
+
 /** Settles an admitted call with what the core saw of its end (see CallOutcome). */
 function settle(reservation: Reservation, ctx: CallContext, usage: Usage | undefined, err: unknown): void {
   const error = err === undefined ? undefined : GatewayError.from(err);
@@ -151,6 +158,7 @@ function processed(ctx: CallContext, error: GatewayError | undefined): boolean {
   if (error === undefined) return true;
   const s = ctx.stats;
   if (s.upstreamStatus === 200) return true;
+  // attempts is set as a request is sent: without it, the caller left before anything was.
   const left = error.code === Code.CANCELLED || error.code === Code.DEADLINE_EXCEEDED;
   return left && s.attempts !== undefined && s.upstreamStatus === undefined;
 }
