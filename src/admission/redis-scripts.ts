@@ -1,51 +1,93 @@
 /**
  * The Lua scripts behind redis-store.ts: the arithmetic of bucket.ts, run atomically by
  * Redis over every bucket a call touches (ioredis defineCommand: EVALSHA, falling back
- * to EVAL after a restart forgot the script). A bucket is a hash:
+ * to EVAL after a restart forgot the script).
+ *
+ * The buckets of one caller key share a hash (`{aigw}:c:<key>`), as do those of one
+ * model's organisation (`{aigw}:o:<upstream>:<model>`), so a call's reservation is one
+ * HMGET and one HSET per hash, not per limit. A bucket is five fields of its hash, named
+ * `<bucket>:<field>`:
  *
  *   l  level (float, %.17g)     t  when l was measured (epoch ms from the caller's clock)
  *   c  capacity  r  refill/ms   (shared buckets: learned from the upstream, win over ARGV)
  *   s  running total of reservations (shared buckets: sync)
  *
- * and expires (PEXPIRE) once it would be full again, so Redis never fills with dead
- * windows: a missing bucket is a full one.
+ * A hash expires (PEXPIRE, only ever extended) once its buckets would all be full again,
+ * so Redis never fills with dead windows: a missing bucket is a full one.
  *
- * Per-bucket arguments come in fours after ARGV[1] (now): amount, capacity, rate, shared (1|0).
- * Numbers go back to the caller as strings: Lua numbers become integers in replies.
+ * ARGV[1] is now, ARGV[2] the number of buckets; then six arguments per bucket: the index
+ * of its hash in KEYS, its name, amount (remaining for SYNC), capacity, rate, shared (1|0;
+ * SYNC: the reporting call's seq, -1 for none). Numbers go back to the caller as strings:
+ * Lua numbers become integers in replies.
  */
 import { EXPIRY_MARGIN_MS } from "./bucket.js";
 
+/** Reads every bucket's fields (one HMGET per hash) and refills them to now. */
 const LOAD = `
+-- SYNCING (set before this): every bucket is shared, and its last argument is a seq, not a flag.
 local function num(x) return string.format('%.17g', x) end
-local function load(key, a, now)
-  local c = tonumber(ARGV[a + 2])
-  local r = tonumber(ARGV[a + 3])
-  local h = redis.call('HMGET', key, 'l', 't', 'c', 'r', 's')
-  if ARGV[a + 4] == '1' and h[3] then
-    c = tonumber(h[3])
-    r = tonumber(h[4])
+local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local K, NAME, A, L, T, C, R, S, EXISTED = {}, {}, {}, {}, {}, {}, {}, {}, {}
+local fields, offset = {}, {}
+for i = 1, n do
+  local a = 3 + (i - 1) * 6
+  local k = tonumber(ARGV[a])
+  K[i], NAME[i], A[i] = k, ARGV[a + 1], tonumber(ARGV[a + 2])
+  local list = fields[k]
+  if list == nil then list = {}; fields[k] = list end
+  offset[i] = #list
+  for _, f in ipairs({'l', 't', 'c', 'r', 's'}) do list[#list + 1] = NAME[i] .. ':' .. f end
+end
+local values = {}
+for k, list in pairs(fields) do values[k] = redis.call('HMGET', KEYS[k], unpack(list)) end
+for i = 1, n do
+  local a = 3 + (i - 1) * 6
+  local h, o = values[K[i]], offset[i]
+  local c, r = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  if (SYNCING or ARGV[a + 5] == '1') and h[o + 3] then
+    c = tonumber(h[o + 3])
+    r = tonumber(h[o + 4])
   end
-  local l = c
-  local t = now
-  if h[1] then
-    l = tonumber(h[1])
-    t = tonumber(h[2])
+  local l, t = c, now
+  if h[o + 1] then
+    l = tonumber(h[o + 1])
+    t = tonumber(h[o + 2])
     if now > t then l = l + (now - t) * r end
     if l > c then l = c end
     if now > t then t = now end
   end
-  return l, t, c, r, tonumber(h[5] or '0'), h[1] ~= false
+  L[i], T[i], C[i], R[i], S[i], EXISTED[i] = l, t, c, r, tonumber(h[o + 5] or '0'), h[o + 1] ~= false
 end
-local function store(key, l, t, c, r, s, shared)
-  if shared then
-    redis.call('HSET', key, 'l', num(l), 't', num(t), 'c', num(c), 'r', num(r), 's', num(s))
-  else
-    redis.call('HSET', key, 'l', num(l), 't', num(t), 's', num(s))
+-- Writes the buckets marked in W (one HSET per hash), and extends each hash's expiry to
+-- when its written buckets are full again.
+local function store(W)
+  local args, ttl = {}, {}
+  for i = 1, n do
+    if W[i] then
+      local k = K[i]
+      local list = args[k]
+      if list == nil then list = {}; args[k] = list end
+      local p = NAME[i] .. ':'
+      list[#list + 1] = p .. 'l'; list[#list + 1] = num(L[i])
+      list[#list + 1] = p .. 't'; list[#list + 1] = num(T[i])
+      list[#list + 1] = p .. 's'; list[#list + 1] = num(S[i])
+      if W[i] == 'shared' then
+        list[#list + 1] = p .. 'c'; list[#list + 1] = num(C[i])
+        list[#list + 1] = p .. 'r'; list[#list + 1] = num(R[i])
+      end
+      local full = 0
+      if L[i] < C[i] then full = (C[i] - L[i]) / R[i] end
+      local ms = math.ceil(full) + ${EXPIRY_MARGIN_MS}
+      if ttl[k] == nil or ms > ttl[k] then ttl[k] = ms end
+    end
   end
-  local full = 0
-  if l < c then full = (c - l) / r end
-  redis.call('PEXPIRE', key, math.ceil(full) + ${EXPIRY_MARGIN_MS})
+  for k, list in pairs(args) do
+    redis.call('HSET', KEYS[k], unpack(list))
+    if redis.call('PTTL', KEYS[k]) < ttl[k] then redis.call('PEXPIRE', KEYS[k], ttl[k]) end
+  end
 end
+local function shared(i) return ARGV[3 + (i - 1) * 6 + 5] == '1' end
 `;
 
 /**
@@ -53,20 +95,15 @@ end
  * Returns {1, level, capacity, seq, …} after taking, or {0, index (1-based), waitMs (-1:
  * never fits), level, capacity, …} with nothing taken.
  */
-export const RESERVE = `${LOAD}
-local now = tonumber(ARGV[1])
-local n = #KEYS
-local L, T, C, R, S = {}, {}, {}, {}, {}
+export const RESERVE = `local SYNCING = false
+${LOAD}
 local refused, wait = 0, 0
 for i = 1, n do
-  local a = 1 + (i - 1) * 4
-  local cost = tonumber(ARGV[a + 1])
-  L[i], T[i], C[i], R[i], S[i] = load(KEYS[i], a, now)
   if wait ~= -1 then
-    if cost > C[i] then
+    if A[i] > C[i] then
       refused, wait = i, -1
-    elseif cost > L[i] then
-      local w = (cost - L[i]) / R[i]
+    elseif A[i] > L[i] then
+      local w = (A[i] - L[i]) / R[i]
       if w > wait then refused, wait = i, w end
     end
   end
@@ -79,69 +116,57 @@ if refused > 0 then
   end
   return out
 end
-local out = {1}
+local W, out = {}, {1}
 for i = 1, n do
-  local a = 1 + (i - 1) * 4
-  local cost = tonumber(ARGV[a + 1])
-  local l = L[i] - cost
-  local s = S[i] + cost
-  store(KEYS[i], l, T[i], C[i], R[i], s, ARGV[a + 4] == '1')
-  out[#out + 1] = num(l)
+  L[i] = L[i] - A[i]
+  S[i] = S[i] + A[i]
+  if shared(i) then W[i] = 'shared' else W[i] = 'own' end
+  out[#out + 1] = num(L[i])
   out[#out + 1] = num(C[i])
-  out[#out + 1] = num(s)
+  out[#out + 1] = num(S[i])
 end
+store(W)
 return out
 `;
 
 /** Adjust: give back (amount > 0) or take more (amount < 0), never past capacity; a missing (full) bucket ignores a refund. */
-export const ADJUST = `${LOAD}
-local now = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local a = 1 + (i - 1) * 4
-  local amount = tonumber(ARGV[a + 1])
-  local l, t, c, r, s, existed = load(KEYS[i], a, now)
-  if existed or amount < 0 then
-    l = l + amount
-    if l > c then l = c end
-    store(KEYS[i], l, t, c, r, s, ARGV[a + 4] == '1')
+export const ADJUST = `local SYNCING = false
+${LOAD}
+local W = {}
+for i = 1, n do
+  if EXISTED[i] or A[i] < 0 then
+    L[i] = L[i] + A[i]
+    if L[i] > C[i] then L[i] = C[i] end
+    if shared(i) then W[i] = 'shared' else W[i] = 'own' end
   end
 end
+store(W)
 return 1
 `;
 
 /**
- * Lower shared buckets to the upstream's reports: ARGV now, then per bucket capacity,
- * rate, remaining, seq at the reporting call's admission (-1: none).
- * Level := min(level now, remaining − reservations made since): a report never raises it.
+ * Lower shared buckets to the upstream's reports (amount: remaining; the last argument:
+ * the seq at the reporting call's admission, -1 for none; capacity and rate are the
+ * report's). Level := min(level now, remaining − reservations made since): a report never
+ * raises it.
  */
-export const SYNC = `
-local function num(x) return string.format('%.17g', x) end
-local now = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 4
-  local c = tonumber(ARGV[a])
-  local r = tonumber(ARGV[a + 1])
-  local remaining = tonumber(ARGV[a + 2])
-  local seqAt = tonumber(ARGV[a + 3])
-  local h = redis.call('HMGET', KEYS[i], 't', 's', 'l')
-  local s = tonumber(h[2] or '0')
-  local t = now
-  local current = c
-  if h[1] then
-    local at = tonumber(h[1])
-    current = tonumber(h[3])
-    if now > at then current = current + (now - at) * r end
-    if current > c then current = c end
-    if at > now then t = at end
-  end
+export const SYNC = `local SYNCING = true
+${LOAD}
+local W = {}
+for i = 1, n do
+  local a = 3 + (i - 1) * 6
+  -- The report's capacity and rate, not the stored ones: the upstream just said so.
+  local c, r = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local seqAt = tonumber(ARGV[a + 5])
+  local current = L[i]
+  if current > c then current = c end
   local since = 0
-  if seqAt >= 0 and s > seqAt then since = s - seqAt end
-  local l = remaining - since
+  if seqAt >= 0 and S[i] > seqAt then since = S[i] - seqAt end
+  local l = A[i] - since
   if l > current then l = current end
-  redis.call('HSET', KEYS[i], 'l', num(l), 't', num(t), 'c', num(c), 'r', num(r), 's', num(s))
-  local full = 0
-  if l < c then full = (c - l) / r end
-  redis.call('PEXPIRE', KEYS[i], math.ceil(full) + ${EXPIRY_MARGIN_MS})
+  L[i], C[i], R[i] = l, c, r
+  W[i] = 'shared'
 end
+store(W)
 return 1
 `;

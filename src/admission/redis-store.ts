@@ -2,7 +2,8 @@
  * Buckets in Redis (REDIS_URL), shared by every replica: the same arithmetic as
  * memory-store.ts, run by Lua scripts (redis-scripts.ts), one round trip per operation.
  *
- * Keys: `{<prefix>}:<bucket id>`. One hash tag for every key, because a reservation
+ * Keys: `{<prefix>}:c:<caller key>` and `{<prefix>}:o:<upstream>:<model>`, a hash each
+ * holding that caller's (or model's) buckets (redis-scripts.ts). One hash tag for every key, because a reservation
  * touches the caller's buckets and the organisation's buckets of the model in one script,
  * and on Redis Cluster a script may only touch keys of one slot. The trade-off: one shard
  * carries all limit traffic (a few commands per call); caller keys could be spread by a
@@ -15,6 +16,7 @@
  * are rejections; fail-mode.ts decides what a call makes of them.
  */
 import { Redis } from "ioredis";
+import type { BucketSpec } from "./bucket.js";
 import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 import { ADJUST, RESERVE, SYNC } from "./redis-scripts.js";
 
@@ -94,7 +96,8 @@ export class RedisStore implements LimitStore {
   }
 
   async reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult> {
-    const reply = await this.scripted.aigwReserve(ops.length, ...this.keysAndArgs(ops, now));
+    const { keys, args } = this.keysAndArgs(ops.map((op) => [op.bucket, op.amount, op.bucket.shared ? 1 : 0]), now);
+    const reply = await this.scripted.aigwReserve(keys.length, ...keys, ...args);
     const n = ops.length;
     const levels = new Array<number>(n);
     const capacities = new Array<number>(n);
@@ -117,16 +120,14 @@ export class RedisStore implements LimitStore {
 
   async adjust(ops: readonly BucketOp[], now: number): Promise<void> {
     if (ops.length === 0) return;
-    await this.scripted.aigwAdjust(ops.length, ...this.keysAndArgs(ops, now));
+    const { keys, args } = this.keysAndArgs(ops.map((op) => [op.bucket, op.amount, op.bucket.shared ? 1 : 0]), now);
+    await this.scripted.aigwAdjust(keys.length, ...keys, ...args);
   }
 
   async sync(reports: readonly SyncOp[], now: number): Promise<void> {
     if (reports.length === 0) return;
-    const out: (string | number)[] = [];
-    for (const r of reports) out.push(this.keyPrefix + r.bucket.id);
-    out.push(now);
-    for (const r of reports) out.push(r.bucket.capacity, r.bucket.ratePerMs, r.remaining, r.seqAtAdmission ?? -1);
-    await this.scripted.aigwSync(reports.length, ...out);
+    const { keys, args } = this.keysAndArgs(reports.map((r) => [r.bucket, r.remaining, r.seqAtAdmission ?? -1]), now);
+    await this.scripted.aigwSync(keys.length, ...keys, ...args);
   }
 
   async ping(): Promise<void> {
@@ -139,11 +140,21 @@ export class RedisStore implements LimitStore {
     else this.redis.disconnect();
   }
 
-  private keysAndArgs(ops: readonly BucketOp[], now: number): (string | number)[] {
-    const out: (string | number)[] = [];
-    for (const op of ops) out.push(this.keyPrefix + op.bucket.id);
-    out.push(now);
-    for (const { bucket, amount } of ops) out.push(amount, bucket.capacity, bucket.ratePerMs, bucket.shared ? 1 : 0);
-    return out;
+  /**
+   * The scripts' KEYS (one hash per caller key or model: a bucket id's part before its
+   * last `:`) and ARGV (now, count, then per bucket: its hash's index, its name, amount,
+   * capacity, rate, and a last argument: the shared flag, or SYNC's seq).
+   */
+  private keysAndArgs(items: readonly (readonly [BucketSpec, number, number])[], now: number): { keys: string[]; args: (string | number)[] } {
+    const keys: string[] = [];
+    const args: (string | number)[] = [now, items.length];
+    for (const [bucket, amount, last] of items) {
+      const cut = bucket.id.lastIndexOf(":");
+      const key = this.keyPrefix + bucket.id.slice(0, cut);
+      let k = keys.indexOf(key);
+      if (k === -1) k = keys.push(key) - 1;
+      args.push(k + 1, bucket.id.slice(cut + 1), amount, bucket.capacity, bucket.ratePerMs, last);
+    }
+    return { keys, args };
   }
 }

@@ -58,8 +58,11 @@ const subjects: Record<string, () => Promise<Subject>> = {
     if (!(await store.ready(5000))) throw new Error("redis did not connect");
     return {
       store,
+      // The bucket's hash: its caller's (or model's), the id up to its last ':'.
       ttl: async (id) => {
-        const ms = await admin.pttl(`{${prefix}}:${id}`);
+        const fields = await admin.hgetall(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
+        if (fields[`${id.slice(id.lastIndexOf(":") + 1)}:l`] === undefined) return undefined;
+        const ms = await admin.pttl(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
         return ms < 0 ? undefined : ms;
       },
       close: () => store.close(),
@@ -200,12 +203,27 @@ describe.each(Object.keys(subjects))("the %s limit store", (kind) => {
 });
 
 describe("the Redis store's keys", () => {
-  it("share one hash tag ({prefix}), so one script may touch them all on Redis Cluster", async () => {
+  it("only extend a hash's expiry: a bucket written later that fills sooner does not drop a slower one's state", async () => {
+    const store = new RedisStore({ url: redis.url, prefix: "expiry", commandTimeoutMs: 1000 });
+    await store.ready(5000);
+    try {
+      const day = { id: "c:k:tokens_per_day", capacity: 86_400, ratePerMs: 86_400 / 86_400_000, shared: false };
+      const minute = bucket("c:k:requests_per_minute", 60);
+      await store.reserve([{ bucket: day, amount: 43_200 }], T0); // half a day to refill
+      await store.reserve([{ bucket: minute, amount: 1 }], T0); // one second to refill
+      expect(await admin.pttl("{expiry}:c:k")).toBeGreaterThan(43_000_000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("are one hash per caller key and per model, under one hash tag ({prefix}), so one script may touch them all on Redis Cluster", async () => {
     const store = new RedisStore({ url: redis.url, prefix: "tagged", commandTimeoutMs: 1000 });
     await store.ready(5000);
     try {
       await store.reserve([{ bucket: bucket("c:k%3Aey:tokens_per_minute", 10), amount: 1 }, { bucket: bucket("o:default:gpt-oss-120b:requests_per_minute", 10, true), amount: 1 }], T0);
-      expect((await admin.keys("{tagged}:*")).sort()).toEqual(["{tagged}:c:k%3Aey:tokens_per_minute", "{tagged}:o:default:gpt-oss-120b:requests_per_minute"]);
+      expect((await admin.keys("{tagged}:*")).sort()).toEqual(["{tagged}:c:k%3Aey", "{tagged}:o:default:gpt-oss-120b"]);
+      expect(Object.keys(await admin.hgetall("{tagged}:c:k%3Aey")).sort()).toEqual(["tokens_per_minute:l", "tokens_per_minute:s", "tokens_per_minute:t"]);
     } finally {
       await store.close();
     }
