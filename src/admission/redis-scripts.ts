@@ -5,12 +5,13 @@
  *
  * The buckets of one caller key share a hash (`{aigw}:c:<key>`), as do those of one
  * model's organisation (`{aigw}:o:<upstream>:<model>`), so a call's reservation is one
- * HMGET and one HSET per hash, not per limit. A bucket is five fields of its hash, named
+ * HMGET and one HSET per hash, not per limit. A bucket is fields of its hash, named
  * `<bucket>:<field>`:
  *
  *   l  level (float, %.17g)     t  when l was measured (epoch ms from the caller's clock)
- *   c  capacity  r  refill/ms   (shared buckets: learned from the upstream, win over ARGV)
- *   s  running total of reservations (shared buckets: sync)
+ *   and, for the organisation's (shared) buckets only:
+ *   c  capacity  r  refill/ms   (learned from the upstream, win over ARGV)
+ *   s  running total of reservations (sync)
  *
  * A hash expires (PEXPIRE, only ever extended) once its buckets would all be full again,
  * so Redis never fills with dead windows: a missing bucket is a full one.
@@ -37,7 +38,15 @@ for i = 1, n do
   local list = fields[k]
   if list == nil then list = {}; fields[k] = list end
   offset[i] = #list
-  for _, f in ipairs({'l', 't', 'c', 'r', 's'}) do list[#list + 1] = NAME[i] .. ':' .. f end
+  local p = NAME[i] .. ':'
+  -- A caller's bucket is only a level and a time; the organisation's also carry c, r, s.
+  list[#list + 1] = p .. 'l'
+  list[#list + 1] = p .. 't'
+  if SYNCING or ARGV[a + 5] == '1' then
+    list[#list + 1] = p .. 'c'
+    list[#list + 1] = p .. 'r'
+    list[#list + 1] = p .. 's'
+  end
 end
 local values = {}
 for k, list in pairs(fields) do values[k] = redis.call('HMGET', KEYS[k], unpack(list)) end
@@ -45,7 +54,9 @@ for i = 1, n do
   local a = 3 + (i - 1) * 6
   local h, o = values[K[i]], offset[i]
   local c, r = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  if (SYNCING or ARGV[a + 5] == '1') and h[o + 3] then
+  -- Only a shared bucket read c, r, s (offsets past l, t belong to the next bucket otherwise).
+  local sh = SYNCING or ARGV[a + 5] == '1'
+  if sh and h[o + 3] then
     c = tonumber(h[o + 3])
     r = tonumber(h[o + 4])
   end
@@ -57,7 +68,9 @@ for i = 1, n do
     if l > c then l = c end
     if now > t then t = now end
   end
-  L[i], T[i], C[i], R[i], S[i], EXISTED[i] = l, t, c, r, tonumber(h[o + 5] or '0'), h[o + 1] ~= false
+  local s = 0
+  if sh and h[o + 5] then s = tonumber(h[o + 5]) end
+  L[i], T[i], C[i], R[i], S[i], EXISTED[i] = l, t, c, r, s, h[o + 1] ~= false
 end
 -- Writes the buckets marked in W (one HSET per hash), and extends each hash's expiry to
 -- when its written buckets are full again.
@@ -71,8 +84,8 @@ local function store(W)
       local p = NAME[i] .. ':'
       list[#list + 1] = p .. 'l'; list[#list + 1] = num(L[i])
       list[#list + 1] = p .. 't'; list[#list + 1] = num(T[i])
-      list[#list + 1] = p .. 's'; list[#list + 1] = num(S[i])
       if W[i] == 'shared' then
+        list[#list + 1] = p .. 's'; list[#list + 1] = num(S[i])
         list[#list + 1] = p .. 'c'; list[#list + 1] = num(C[i])
         list[#list + 1] = p .. 'r'; list[#list + 1] = num(R[i])
       end

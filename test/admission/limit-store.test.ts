@@ -223,7 +223,26 @@ describe("the Redis store's keys", () => {
     try {
       await store.reserve([{ bucket: bucket("c:k%3Aey:tokens_per_minute", 10), amount: 1 }, { bucket: bucket("o:default:gpt-oss-120b:requests_per_minute", 10, true), amount: 1 }], T0);
       expect((await admin.keys("{tagged}:*")).sort()).toEqual(["{tagged}:c:k%3Aey", "{tagged}:o:default:gpt-oss-120b"]);
-      expect(Object.keys(await admin.hgetall("{tagged}:c:k%3Aey")).sort()).toEqual(["tokens_per_minute:l", "tokens_per_minute:s", "tokens_per_minute:t"]);
+      expect(Object.keys(await admin.hgetall("{tagged}:c:k%3Aey")).sort()).toEqual(["tokens_per_minute:l", "tokens_per_minute:t"]);
+      expect(Object.keys(await admin.hgetall("{tagged}:o:default:gpt-oss-120b")).sort()).toEqual(["requests_per_minute:c", "requests_per_minute:l", "requests_per_minute:r", "requests_per_minute:s", "requests_per_minute:t"]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("a caller's and the organisation's buckets side by side in one script", () => {
+  it("keep their own figures whatever their order (a caller bucket's fields never read as the next bucket's)", async () => {
+    const store = new RedisStore({ url: redis.url, prefix: "mixed", commandTimeoutMs: 1000 });
+    await store.ready(5000);
+    try {
+      const a = bucket("c:k:requests_per_minute", 10);
+      const b = bucket("c:k:tokens_per_minute", 1000);
+      const org = bucket("o:default:m:tokens_per_minute", 500, true);
+      for (let i = 0; i < 3; i++) {
+        const r = await store.reserve([{ bucket: a, amount: 1 }, { bucket: org, amount: 100 }, { bucket: b, amount: 100 }], T0);
+        expect(r).toMatchObject({ ok: true, levels: [9 - i, 400 - 100 * i, 900 - 100 * i], capacities: [10, 500, 1000], seqs: [0, 100 * (i + 1), 0].map((x, j) => (j === 1 ? x : expect.any(Number))) });
+      }
     } finally {
       await store.close();
     }
