@@ -4,6 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import type { QuotaConfig } from "./admission/config.js";
+import { CallerLimitTable, parseOrgLimits, type CallerLimitsInput } from "./admission/limits.js";
 import { KeyRing, keysFromFile, keysFromList, sha256, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
@@ -83,6 +85,14 @@ const EnvSchema = z.object({
   METRICS_HOST: z.string().optional(),
   /** HTTP: longest a request may take to arrive whole (headers and body); 408 after. */
   REQUEST_BODY_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(3600, "must be at most 3600").default(10),
+  // Quotas and organisation limits (issue 14; caller limits themselves are in GATEWAY_KEYS_FILE).
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+  QUOTA_FAIL_MODE: z.enum(["open", "closed"], { error: "must be open or closed" }).default("open"),
+  QUOTA_REDIS_TIMEOUT_MS: positiveInt.max(10_000, "must be at most 10000").default(250),
+  QUOTA_REDIS_PREFIX: z.string().regex(/^[\w.:-]{1,64}$/, "must be 1-64 of letters, digits, _ . : -").default("aigw"),
+  QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
+  ORG_LIMITS: z.string().optional(),
+  ORG_QUEUE_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
 });
 
 const Env = z.preprocess(
@@ -155,6 +165,8 @@ export interface Config {
   readonly metricsHost: string | undefined;
   /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
   readonly requestBodyTimeoutMs: number;
+  /** Caller quotas and organisation limits, and where their counters live. */
+  readonly quotas: QuotaConfig;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -197,8 +209,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (production && e.CEREBRAS_API_KEY === undefined) {
     problems.push("CEREBRAS_API_KEY: is required when NODE_ENV=production (without it the gateway would answer from its fake upstream)");
   }
-  const keys = loadKeys(e, production, problems);
+  const limits: KeyLimits = { defaults: undefined, perKey: new Map() };
+  const keys = loadKeys(e, production, problems, limits);
   const tls = loadTls(e, problems);
+  const quotas = loadQuotas(e, limits, problems);
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   return {
     keys,
@@ -206,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
     metricsHost: e.METRICS_HOST,
     requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
+    quotas,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,
@@ -265,14 +280,19 @@ function tracingFrom(e: Env): TracingConfig | undefined {
  * Caller authentication: keys from GATEWAY_API_KEYS and GATEWAY_KEYS_FILE. None: open
  * outside production; in production only with an explicit GATEWAY_AUTH=none.
  */
-function loadKeys(e: Env, production: boolean, problems: string[]): KeyRing | undefined {
+function loadKeys(e: Env, production: boolean, problems: string[], limits: KeyLimits): KeyRing | undefined {
   const entries: KeyEntry[] = [];
   const add = (what: string, r: { entries: KeyEntry[]; problems: string[] }): void => {
     entries.push(...r.entries);
     problems.push(...r.problems.map((p) => `${what}: ${p}`));
   };
   if (e.GATEWAY_API_KEYS !== undefined) add("GATEWAY_API_KEYS", keysFromList(e.GATEWAY_API_KEYS));
-  if (e.GATEWAY_KEYS_FILE !== undefined) add("GATEWAY_KEYS_FILE", keysFromFile(e.GATEWAY_KEYS_FILE));
+  if (e.GATEWAY_KEYS_FILE !== undefined) {
+    const file = keysFromFile(e.GATEWAY_KEYS_FILE);
+    add("GATEWAY_KEYS_FILE", file);
+    limits.defaults = file.defaults;
+  }
+  collectLimits(entries, limits, problems);
   const ring = new KeyRing(entries);
   if (e.GATEWAY_AUTH === "none") {
     if (entries.length > 0) problems.push("GATEWAY_AUTH: is none, but gateway keys are configured; remove one or the other");
@@ -288,6 +308,38 @@ function loadKeys(e: Env, production: boolean, problems: string[]): KeyRing | un
     problems.push("GATEWAY_API_KEYS: must not contain the upstream CEREBRAS_API_KEY (callers never get the upstream key)");
   }
   return ring;
+}
+
+/** Caller limits from the keys file, by key name (quotas). */
+interface KeyLimits {
+  defaults: CallerLimitsInput | undefined;
+  readonly perKey: Map<string, CallerLimitsInput>;
+}
+
+/** Limits and metrics go by key name, so a name used twice would be two keys sharing one quota. */
+function collectLimits(entries: readonly KeyEntry[], limits: KeyLimits, problems: string[]): void {
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    if (seen.has(entry.name)) problems.push(`GATEWAY_API_KEYS / GATEWAY_KEYS_FILE: the key name "${entry.name}" is used twice (names must be unique: limits and metrics are per name)`);
+    seen.add(entry.name);
+    if (entry.limits !== undefined) limits.perKey.set(entry.name, entry.limits);
+  }
+}
+
+/** Quotas (issue 14): caller limits from the keys file, ORG_LIMITS, and where the counters live. */
+function loadQuotas(e: Env, limits: KeyLimits, problems: string[]): QuotaConfig {
+  const org = parseOrgLimits(e.ORG_LIMITS);
+  problems.push(...org.problems.map((p) => `ORG_LIMITS: ${p}`));
+  return {
+    callers: new CallerLimitTable(limits.defaults, limits.perKey),
+    org: org.config,
+    redisUrl: e.REDIS_URL,
+    failMode: e.QUOTA_FAIL_MODE,
+    redisTimeoutMs: e.QUOTA_REDIS_TIMEOUT_MS,
+    redisPrefix: e.QUOTA_REDIS_PREFIX,
+    defaultCompletionTokens: e.QUOTA_DEFAULT_COMPLETION_TOKENS,
+    orgQueueMaxWaitMs: e.ORG_QUEUE_MAX_WAIT_MS,
+  };
 }
 
 function loadTls(e: Env, problems: string[]): TlsFiles | undefined {

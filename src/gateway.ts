@@ -3,7 +3,9 @@
  * tests and benchmarks run it in-process, so they exercise the same wiring.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { createAdmission } from "./admission/create-admission.js";
 import type { Config } from "./config.js";
+import type { Admission } from "./core/admission.js";
 import { ModelCatalog } from "./core/catalog.js";
 import { CallReporter } from "./core/call-log.js";
 import { ChatService } from "./core/chat-service.js";
@@ -32,6 +34,8 @@ export interface Gateway {
   readonly fakeUpstream: FakeUpstream | undefined;
   /** Settles when the first model-catalog load has (it may have failed: see ListModels). */
   readonly catalogSettled: Promise<void>;
+  /** Caller quotas and organisation limits (idle(): every settlement so far has reached the store). */
+  readonly admission: Admission;
   /** Graceful stop: refuse new calls, give in-flight ones `graceMs`, then cancel them. */
   close(graceMs?: number): Promise<void>;
 }
@@ -99,12 +103,24 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
   });
   const catalogSettled = catalog.start();
   undo.push(() => catalog.stop());
-  // Metrics count streams in progress around the provider (once per stream, never per chunk).
-  const chat = new ChatService(metrics?.countStreams(provider) ?? provider, catalog, {
-    defaultModel: config.defaultModel,
-    maxMessages: config.maxMessages,
-    allowUnlistedModels: config.allowUnlistedModels,
+  const { admission, store: limitStore } = await createAdmission({
+    config: config.quotas,
+    pricing: (id) => catalog.pricing(id),
+    logger,
+    observer: metrics?.admissionObserver(),
   });
+  undo.push(() => admission.close());
+  // Metrics count streams in progress around the provider (once per stream, never per chunk).
+  const chat = new ChatService(
+    metrics?.countStreams(provider) ?? provider,
+    catalog,
+    {
+      defaultModel: config.defaultModel,
+      maxMessages: config.maxMessages,
+      allowUnlistedModels: config.allowUnlistedModels,
+    },
+    admission,
+  );
   const limit = new InFlightLimit(config.maxInFlight);
   const reporter = new CallReporter(logger);
   metrics?.observe(reporter, { inFlight: () => limit.inFlight, listed: (id) => catalog.get(id) !== undefined });
@@ -177,6 +193,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       auth: config.keys ? `${config.keys.size} keys` : "off",
       tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
       tracing: config.tracing === undefined ? "off" : `OTLP ${config.tracing.protocol}`,
+      limits: limitStore,
       upstream: fakeUpstream ? "fake" : redactUrl(baseUrl),
       defaultModel: config.defaultModel,
     },
@@ -189,6 +206,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     metricsPort,
     fakeUpstream,
     catalogSettled,
+    admission,
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
         // First tell probes (gRPC health, /readyz) while still serving, so load balancers
@@ -198,6 +216,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
         await Promise.all([grpc.shutdown(graceMs), http?.close(graceMs)]);
         await metricsServer?.close(); // last, so the drain can be scraped
         catalog.stop();
+        await admission.close(); // after the calls: their settlements reach the store first
         await provider.close();
         await fakeUpstream?.close();
         await tracer?.shutdown(); // last: exports the spans of the calls that just ended

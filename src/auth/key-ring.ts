@@ -8,12 +8,15 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { CallerLimitsSchema, type CallerLimitsInput } from "../admission/limits.js";
 import { Code, GatewayError, Reason } from "../core/errors.js";
 
 export interface KeyEntry {
   readonly name: string;
   /** SHA-256 of the key, 32 bytes. */
   readonly sha256: Buffer;
+  /** The key's own limits (keys file only), over the file's `defaults`. */
+  readonly limits?: CallerLimitsInput;
 }
 
 export class KeyRing {
@@ -111,16 +114,30 @@ function parseItem(item: string): { name: string | undefined; key: string } | un
   return undefined;
 }
 
-const KeysFile = z.union([
-  z.object({ keys: z.array(z.object({ name: z.string().min(1), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits") })) }),
-  z.array(z.object({ name: z.string().min(1), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits") })),
-]);
+const FileKey = z.object({
+  name: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits"),
+  limits: CallerLimitsSchema.optional(),
+});
+const KeysObject = z
+  .object({ defaults: z.object({ limits: CallerLimitsSchema.optional() }).strict().optional(), keys: z.array(FileKey).optional() })
+  .refine((f) => f.keys !== undefined || f.defaults !== undefined, { message: "needs keys (or at least defaults)", path: ["keys"] });
+const KeysList = z.array(FileKey);
+/** The object form or the bare list, picked by shape so the errors are the chosen form's (a union reports only "Invalid input"). */
+const parseKeysFile = (data: unknown) => (Array.isArray(data) ? KeysList.safeParse(data) : KeysObject.safeParse(data));
+
+export interface KeysFromFile {
+  entries: KeyEntry[];
+  problems: string[];
+  /** `defaults.limits`: every caller's limits unless its own entry says otherwise. */
+  defaults?: CallerLimitsInput;
+}
 
 /**
- * GATEWAY_KEYS_FILE: JSON or YAML, `{keys: [{name, sha256}]}` or the bare list.
- * Make an entry with: printf %s "$KEY" | sha256sum
+ * GATEWAY_KEYS_FILE: JSON or YAML, `{defaults?: {limits}, keys: [{name, sha256, limits?}]}`
+ * or the bare list. Make an entry with: printf %s "$KEY" | sha256sum
  */
-export function keysFromFile(path: string): { entries: KeyEntry[]; problems: string[] } {
+export function keysFromFile(path: string): KeysFromFile {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -133,8 +150,10 @@ export function keysFromFile(path: string): { entries: KeyEntry[]; problems: str
   } catch {
     return { entries: [], problems: [`${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}`] };
   }
-  const parsed = KeysFile.safeParse(data);
+  const parsed = parseKeysFile(data);
   if (!parsed.success) return { entries: [], problems: parsed.error.issues.map((i) => `${path}: ${i.path.join(".") || "(root)"}: ${i.message}`) };
-  const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.keys;
-  return { entries: list.map((k) => ({ name: k.name, sha256: Buffer.from(k.sha256, "hex") })), problems: [] };
+  const list = Array.isArray(parsed.data) ? parsed.data : (parsed.data.keys ?? []);
+  const defaults = Array.isArray(parsed.data) ? undefined : parsed.data.defaults?.limits;
+  const entries = list.map((k): KeyEntry => ({ name: k.name, sha256: Buffer.from(k.sha256, "hex"), ...(k.limits !== undefined ? { limits: k.limits } : {}) }));
+  return { entries, problems: [], ...(defaults !== undefined ? { defaults } : {}) };
 }

@@ -20,6 +20,7 @@ export class CallScope implements CallContext {
   readonly stats: CallStats = {};
   /** Set by the transport when the call starts (its span, or the caller's forwarded context). */
   trace: CallTrace = NO_TRACE;
+  responseHeaders: Record<string, string> | undefined = undefined;
   abortReason: GatewayError | undefined;
   private controller: AbortController | undefined;
   /** Usually none or one (the upstream request in progress). */

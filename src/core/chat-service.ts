@@ -2,13 +2,15 @@
  * The transport-free core. gRPC handlers and the HTTP shim both call this with the
  * generated message types. It resolves the model (default, aliases), runs every check
  * that can fail before the upstream is asked (so no quota is spent on a doomed request),
- * delegates to the provider, and prices the usage.
+ * admits the call against the caller's and the organisation's limits (admission.ts),
+ * delegates to the provider, prices the usage, and settles the admission.
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
+import { NO_ADMISSION, type Admission, type Reservation } from "./admission.js";
 import type { ModelCatalog } from "./catalog.js";
 import { costUsd } from "./cost.js";
-import { GatewayError } from "./errors.js";
+import { Code, GatewayError } from "./errors.js";
 import { checkAgainstModel, unknownModel } from "./preflight.js";
 import type { CallContext, CallStats, ChatProvider, ChunkSink } from "./provider.js";
 import { modelIdViolation, validateChatRequest } from "./validate.js";
@@ -27,14 +29,27 @@ export class ChatService {
     private readonly provider: ChatProvider,
     private readonly catalog: ModelCatalog,
     private readonly options: ChatServiceOptions,
+    /** Caller quotas and organisation limits; NO_ADMISSION when nothing is limited. */
+    private readonly admission: Admission = NO_ADMISSION,
   ) {}
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
     const model = this.prepare(request, false, ctx);
-    const completion = await this.provider.createChatCompletion(request, ctx);
-    if (completion.usage !== undefined) this.account(completion.usage, model, ctx);
+    const admitted = this.admission.admit(request, model, ctx);
+    // The no-op admission answers synchronously: no promise, no extra turn.
+    const reservation = admitted instanceof Promise ? await admitted : admitted;
+    let completion: ChatCompletion;
+    try {
+      leftDuringAdmission(ctx);
+      completion = await this.provider.createChatCompletion(request, ctx);
+    } catch (err) {
+      if (reservation.limited) settle(reservation, ctx, undefined, err);
+      throw err;
+    }
+    if (completion.usage !== undefined) this.account(completion.usage, request.model, ctx);
     if (completion.timeInfo !== undefined) ctx.stats.timeInfo = completion.timeInfo;
     noteResponse(ctx.stats, completion);
+    if (reservation.limited) settle(reservation, ctx, completion.usage, undefined);
     return completion;
   }
 
@@ -45,14 +60,28 @@ export class ChatService {
    */
   async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void> {
     const model = this.prepare(request, true, ctx);
-    await this.provider.streamChatCompletion(request, ctx, (chunk) => {
-      if (chunk.usage !== undefined) {
-        this.account(chunk.usage, model, ctx);
-        if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
-        noteResponse(ctx.stats, chunk);
-      }
-      return sink(chunk);
-    });
+    const admitted = this.admission.admit(request, model, ctx);
+    const reservation = admitted instanceof Promise ? await admitted : admitted;
+    const id = request.model;
+    const limited = reservation.limited;
+    let usage: Usage | undefined;
+    try {
+      leftDuringAdmission(ctx);
+      await this.provider.streamChatCompletion(request, ctx, (chunk) => {
+        if (chunk.usage !== undefined) {
+          this.account(chunk.usage, id, ctx);
+          usage = chunk.usage;
+          if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+          noteResponse(ctx.stats, chunk);
+        }
+        if (limited) reservation.delivered(chunk);
+        return sink(chunk);
+      });
+    } catch (err) {
+      if (limited) settle(reservation, ctx, usage, err);
+      throw err;
+    }
+    if (limited) settle(reservation, ctx, usage, undefined);
   }
 
   /** The catalog; loaded now if it never was (the first call after start-up may wait for it). */
@@ -80,8 +109,8 @@ export class ChatService {
     if (!this.catalog.loaded) throw this.catalog.lastError ?? GatewayError.from(undefined);
   }
 
-  /** Validates, resolves the model in place and returns its id. */
-  private prepare(request: ChatCompletionRequest, stream: boolean, ctx: CallContext): string {
+  /** Validates and resolves the model in place (request.model is its id); returns the catalog's entry for it, if any. */
+  private prepare(request: ChatCompletionRequest, stream: boolean, ctx: CallContext): Model | undefined {
     const violations = validateChatRequest(request, { stream, maxMessages: this.options.maxMessages });
     if (violations.length > 0) throw GatewayError.invalidArgument(violations);
     // Mutating is safe: each transport decodes a fresh request per call.
@@ -92,11 +121,11 @@ export class ChatService {
     const model = this.catalog.get(id);
     if (model === undefined) {
       if (this.catalog.fresh && !this.options.allowUnlistedModels) throw unknownModel(id);
-      return id;
+      return undefined;
     }
     const modelViolations = checkAgainstModel(request, model);
     if (modelViolations.length > 0) throw GatewayError.invalidArgument(modelViolations);
-    return id;
+    return model;
   }
 
   /** Notes the tokens and, when the model's prices are known, the cost (into usage.cost_usd). */
@@ -120,4 +149,30 @@ function noteResponse(stats: CallStats, answer: ChatCompletion | ChatCompletionC
   stats.responseId = answer.id;
   stats.responseModel = answer.model;
   stats.finishReasons = answer.choices.map((c) => c.finishReason);
+}
+
+/** The caller left while the call waited for admission (a store round trip, the organisation's queue): nothing goes upstream. */
+function leftDuringAdmission(ctx: CallContext): void {
+  if (ctx.abortReason !== undefined) throw ctx.abortReason;
+}
+
+/** Settles an admitted call with what the core saw of its end (see CallOutcome). */
+function settle(reservation: Reservation, ctx: CallContext, usage: Usage | undefined, err: unknown): void {
+  const error = err === undefined ? undefined : GatewayError.from(err);
+  reservation.settle({ usage, error, processed: processed(ctx, error), upstreamRateLimits: ctx.stats.upstreamRateLimits });
+}
+
+/**
+ * Whether the upstream took the request in: it succeeded, or it answered 200 (a stream
+ * that failed later), or the caller left while a request was out (attempts made, no
+ * answer yet): the upstream may well be working on it. An error status from the upstream,
+ * or a connection that never got one, means it did not.
+ */
+function processed(ctx: CallContext, error: GatewayError | undefined): boolean {
+  if (error === undefined) return true;
+  const s = ctx.stats;
+  if (s.upstreamStatus === 200) return true;
+  // attempts is set as a request is sent: without it, the caller left before anything was.
+  const left = error.code === Code.CANCELLED || error.code === Code.DEADLINE_EXCEEDED;
+  return left && s.attempts !== undefined && s.upstreamStatus === undefined;
 }

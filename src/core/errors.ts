@@ -39,8 +39,21 @@ export const Reason = {
   UPSTREAM_INVALID_REQUEST: "UPSTREAM_INVALID_REQUEST",
   /** Cerebras does not know the model (404). */
   MODEL_NOT_FOUND: "MODEL_NOT_FOUND",
-  /** The organisation's request or token quota is spent (429 *_quota_exceeded). */
+  /**
+   * The organisation's request or token quota is spent: Cerebras answered 429
+   * *_quota_exceeded, or (ErrorInfo metadata `detectedBy: gateway`) the gateway's shared
+   * tracking of that quota had no room for the request, so it was not sent.
+   */
   UPSTREAM_QUOTA_EXCEEDED: "UPSTREAM_QUOTA_EXCEEDED",
+  /**
+   * The caller's own quota (the limits of its gateway key: requests, tokens or USD per
+   * minute or day) has no room for the request; nothing was sent upstream. QuotaFailure
+   * names the key and the limit; RetryInfo says when enough frees up, and is absent when
+   * the request can never fit the limit (lower max_completion_tokens).
+   */
+  CALLER_QUOTA_EXCEEDED: "CALLER_QUOTA_EXCEEDED",
+  /** The shared limit store (Redis) cannot be reached and QUOTA_FAIL_MODE=closed: retry soon. */
+  QUOTA_STORE_UNAVAILABLE: "QUOTA_STORE_UNAVAILABLE",
   /** Cerebras is short of shared capacity (429 queue_exceeded): retry soon. */
   UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** Cerebras answered 5xx. */

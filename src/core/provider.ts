@@ -35,6 +35,18 @@ export interface CallContext {
   readonly stats: CallStats;
   /** The call's span (tracing.ts): providers start one attempt span per upstream request. */
   readonly trace: CallTrace;
+  /**
+   * Headers for the caller, which both transports send with the reply: HTTP response
+   * headers; gRPC initial metadata (with a stream's first message, with a unary reply, or
+   * before a failure's status). The core, the admission and the provider add to it before
+   * the first message (setResponseHeader); undefined until one does.
+   */
+  responseHeaders: Record<string, string> | undefined;
+}
+
+/** Adds a header for the caller to the call's reply (see CallContext.responseHeaders). */
+export function setResponseHeader(ctx: CallContext, name: string, value: string): void {
+  (ctx.responseHeaders ??= {})[name] = value;
 }
 
 /**
@@ -56,6 +68,8 @@ export interface CallStats {
   attempts?: number;
   /** HTTP status of the last upstream response. */
   upstreamStatus?: number;
+  /** The upstream's own `x-ratelimit-*` headers of its last response (names as sent), for the organisation's limits. */
+  upstreamRateLimits?: Readonly<Record<string, string>>;
   /** performance.now() when the first chunk (or the whole answer) arrived. */
   firstChunkAt?: number;
   promptTokens?: number;

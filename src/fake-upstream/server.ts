@@ -14,6 +14,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FAKE_MODELS, modelJson, publicModelJson, type FakeModel } from "./catalog.js";
 import { Gate, type Fault } from "./faults.js";
+import { FakeLimiter, type FakeRateLimits } from "./rate-limits.js";
 import { planReply, type ReplyPlan } from "./replies.js";
 import { checkChatRequest } from "./rules.js";
 
@@ -34,6 +35,12 @@ export interface FakeUpstreamOptions {
   readonly maxRecorded?: number;
   readonly models?: readonly FakeModel[];
   readonly port?: number;
+  /**
+   * The organisation's limits per model, enforced as Cerebras does (rate-limits.ts): 429
+   * request_quota_exceeded / token_quota_exceeded, and the buckets' x-ratelimit-* headers
+   * on every chat response. Models without limits get fixed, generous headers.
+   */
+  readonly rateLimits?: FakeRateLimits;
 }
 
 /** What the fake saw of one request, for tests to assert on. */
@@ -67,6 +74,8 @@ export interface FakeUpstream {
   holdNext(afterChunks: number): Gate;
   /** Requests not yet over. */
   openRequests(): number;
+  /** Chat requests refused with 429 for the organisation's rate limits (options.rateLimits). */
+  readonly rateLimited: number;
   close(): Promise<void>;
 }
 
@@ -81,6 +90,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const promptCache = new Set<string>();
   const maxRecorded = options.maxRecorded ?? 1000;
   let counter = 0;
+  const limiter = new FakeLimiter(options.rateLimits ?? {});
 
   const server: Server = createServer((req, res) => {
     res.socket?.setNoDelay(true);
@@ -136,14 +146,26 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     if (!bodyIsJson) return sendError(res, 400, "Invalid JSON: expected value at line 1 column 1", "invalid_request_error", "validation_error", "wrong_api_format");
 
     const checked = checkChatRequest(body, models);
+    const model = typeof (body as { model?: unknown } | undefined)?.model === "string" ? (body as { model: string }).model : "";
     if (!checked.ok) {
       const f = checked.failure;
       const type = f.status === 404 ? "not_found_error" : "invalid_request_error";
+      if (!limiter.limits(model)) setRateLimitHeaders(res);
       return sendError(res, f.status, f.message, type, f.status === 404 ? "model" : "validation_error", f.code);
     }
     const b = body as Record<string, unknown>;
     const plan = planReply(b, checked.model, { fixedTokens: options.fixedTokens, fixedTokenSize: options.fixedTokenSize, cachedTokens: cachedPrefixTokens(b) });
-    setRateLimitHeaders(res);
+    if (limiter.limits(model)) {
+      // Cerebras reserves estimated input + max_completion_tokens (the model's maximum when unset) up front.
+      const max = numberOr(b["max_completion_tokens"], numberOr(b["max_tokens"], -1));
+      const decision = limiter.reserve(model, plan.promptTokens + (max >= 0 ? max : checked.model.maxCompletionTokens));
+      for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
+      if (!decision.ok) return sendError(res, 429, decision.message, decision.type, "quota", decision.code);
+      // What it did not use goes back when it ends; a request cut short used the prompt and what was sent.
+      res.on("close", () => decision.release(plan.promptTokens + (record.outcome === "completed" ? plan.completionTokens : Math.max(0, record.chunksSent - 1))));
+    } else {
+      setRateLimitHeaders(res);
+    }
     if (b["stream"] === true) await stream(res, record, b, plan, fault);
     else sendJson(res, 200, completion(b, plan));
   }
@@ -297,6 +319,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       return gate;
     },
     openRequests: () => requests.filter((r) => r.outcome === "pending").length,
+    get rateLimited() {
+      return limiter.rejected;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -386,6 +411,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
     req.on("error", () => resolve(""));
   });
+}
+
+function numberOr(v: unknown, fallback: number): number {
+  return typeof v === "number" ? v : fallback;
 }
 
 function nowSeconds(): number {

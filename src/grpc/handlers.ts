@@ -164,10 +164,15 @@ function settle(scope: CallScope, options: HandlerOptions): void {
   options.calls.delete(scope);
 }
 
-/** Response headers carry the request id; sent with the reply, never on their own. */
+/**
+ * Response headers carry the request id and whatever the call added for its caller
+ * (CallContext.responseHeaders: rate-limit standing); sent with the reply, never on their own.
+ */
 function sendHeaders(call: SurfaceCall, scope: CallScope): void {
   const headers = new Metadata();
   headers.set("x-request-id", scope.requestId);
+  const extra = scope.responseHeaders;
+  if (extra !== undefined) for (const name in extra) headers.set(name, extra[name]!);
   call.sendMetadata(headers);
 }
 

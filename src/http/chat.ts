@@ -9,7 +9,7 @@ import { chatRequestFromJson } from "../wire/request-from-json.js";
 import { chatCompletionToJson } from "../wire/response-to-json.js";
 import type { HttpCall } from "./call.js";
 import { failureFrom } from "./errors.js";
-import { sendJson } from "./respond.js";
+import { sendJson, setCallHeaders } from "./respond.js";
 import { SseStream } from "./sse.js";
 import { StreamUsage } from "./usage.js";
 
@@ -25,6 +25,7 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
     const completion = await deps.chat.createChatCompletion(request, call.scope);
     const cost = completion.usage?.costUsd;
     if (cost !== undefined) call.res.setHeader("x-cost-usd", String(cost));
+    setCallHeaders(call.res, call.scope);
     sendJson(call.res, 200, chatCompletionToJson(completion));
     return;
   }
@@ -61,6 +62,7 @@ async function streamChunks(call: HttpCall, chat: ChatService, request: ChatComp
 }
 
 function openSse(call: HttpCall): SseStream {
+  setCallHeaders(call.res, call.scope);
   const sse = new SseStream(call.res);
   sse.open();
   return sse;

@@ -145,7 +145,8 @@ export function httpStatus(e: GatewayError): number {
     case Code.DEADLINE_EXCEEDED:
       return 504;
     case Code.UNAVAILABLE:
-      return e.reason === Reason.UPSTREAM_OVERLOADED || e.reason === Reason.GATEWAY_SHUTTING_DOWN || e.metadata["upstreamStatus"] === "503" ? 503 : 502;
+      // 503: short of capacity (the upstream's, or the gateway's own limit store) or shutting down; 502: the upstream failed.
+      return e.reason === Reason.UPSTREAM_OVERLOADED || e.reason === Reason.QUOTA_STORE_UNAVAILABLE || e.reason === Reason.GATEWAY_SHUTTING_DOWN || e.metadata["upstreamStatus"] === "503" ? 503 : 502;
     default:
       return 500;
   }

@@ -2,7 +2,18 @@
  * Writing whole JSON responses (everything but event streams).
  */
 import type { ServerResponse } from "node:http";
+import type { CallContext } from "../core/provider.js";
 import type { HttpFailure } from "./errors.js";
+
+/**
+ * The headers the call added for its caller (CallContext.responseHeaders: rate-limit
+ * standing), set on the response before its head is written: replies and failures alike.
+ */
+export function setCallHeaders(res: ServerResponse, ctx: Pick<CallContext, "responseHeaders">): void {
+  const extra = ctx.responseHeaders;
+  if (extra === undefined || res.headersSent) return;
+  for (const name in extra) res.setHeader(name, extra[name]!);
+}
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   if (res.destroyed || res.headersSent) return; // the client left, or a stream already answered

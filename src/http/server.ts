@@ -26,7 +26,7 @@ import { readJsonBody } from "./body.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
-import { sendFailure } from "./respond.js";
+import { sendFailure, setCallHeaders } from "./respond.js";
 import type { DashboardSource } from "../dashboard/source.js";
 import { matchRoute, type Readiness, type RouteDeps } from "./routes.js";
 
@@ -161,6 +161,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       const failure = failureFrom(err);
       if (!res.headersSent) {
         if (!req.complete) req.resume(); // refused before (or while) reading the body: drop the rest
+        setCallHeaders(res, scope);
         sendFailure(res, failure);
       } else if (!res.writableEnded) {
         res.destroy(); // a stream that could not say why it ended; cannot happen via streamChunks

@@ -6,9 +6,11 @@
  * that mirror state (calls in flight) are read at scrape time.
  */
 import { Registry } from "prom-client";
+import type { AdmissionObserver } from "../admission/events.js";
 import type { CallReporter } from "../core/call-log.js";
 import type { ChatProvider } from "../core/provider.js";
 import type { Logger } from "../log.js";
+import { createAdmissionMetrics } from "./admission-metrics.js";
 import type { MetricsSource } from "./exposition.js";
 import { createInstruments, type Instruments } from "./instruments.js";
 import { ModelLabels } from "./labels.js";
@@ -59,6 +61,15 @@ export class GatewayMetrics implements MetricsSource {
         this.logger.error({ err, requestId: record.requestId }, "recording a call's metrics failed");
       }
     });
+  }
+
+  /**
+   * The admission's hooks: quota admissions and refusals, reserved vs charged tokens, the
+   * limit store (admission-metrics.ts). Registered on the served registry: Registry.merge
+   * copied the metrics `own` had when it was made, not later ones.
+   */
+  admissionObserver(): AdmissionObserver {
+    return createAdmissionMetrics(this.registry);
   }
 
   /** `provider` with its streams counted (gateway_in_flight_streams); chunks pass untouched. */

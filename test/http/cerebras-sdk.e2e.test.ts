@@ -80,7 +80,7 @@ describe("Cerebras SDK error classes", () => {
     const e = err as RateLimitError;
     expect(e.status).toBe(429);
     expect(e.headers["retry-after"]).toBe("3");
-    expect(e.headers["x-ratelimit-reset-tokens-minute"]).toBe("2.50");
+    expect(e.headers["x-cerebras-ratelimit-reset-tokens-minute"]).toBe("2.50");
   });
 
   it.each([

@@ -64,11 +64,11 @@ describe("GatewayError → HTTP", () => {
   it("passes the upstream's rate-limit headers on and adds retry-after (seconds, rounded up) and retry-after-ms", () => {
     const e = err(Code.RESOURCE_EXHAUSTED, Reason.UPSTREAM_QUOTA_EXCEEDED, {
       retryDelayMs: 11_380,
-      headers: { "x-ratelimit-reset-tokens-minute": "11.38", "x-ratelimit-remaining-tokens-minute": "0" },
+      headers: { "x-cerebras-ratelimit-reset-tokens-minute": "11.38", "x-cerebras-ratelimit-remaining-tokens-minute": "0" },
     });
     expect(failureFrom(e).headers).toEqual({
-      "x-ratelimit-reset-tokens-minute": "11.38",
-      "x-ratelimit-remaining-tokens-minute": "0",
+      "x-cerebras-ratelimit-reset-tokens-minute": "11.38",
+      "x-cerebras-ratelimit-remaining-tokens-minute": "0",
       "retry-after": "12",
       "retry-after-ms": "11380",
     });

@@ -202,7 +202,7 @@ describe("errors arrive as the SDK's own classes", () => {
     expect((err as NotFoundError).code).toBe("model_not_found");
   });
 
-  it("upstream token quota → RateLimitError 429 with retry-after and the upstream's rate-limit headers", async () => {
+  it("upstream token quota → RateLimitError 429 with retry-after and the upstream's rate-limit headers as x-cerebras-ratelimit-*", async () => {
     h.fake.failNext(cerebrasErrors.tokenQuotaPerMinute(11.38));
     const err = await rejection(h.openai.chat.completions.create(ask("x")));
     expect(err).toBeInstanceOf(RateLimitError);
@@ -211,8 +211,10 @@ describe("errors arrive as the SDK's own classes", () => {
     expect(e.code).toBe("token_quota_exceeded");
     expect(e.headers.get("retry-after")).toBe("12");
     expect(e.headers.get("retry-after-ms")).toBe("11380");
-    expect(e.headers.get("x-ratelimit-reset-tokens-minute")).toBe("11.38");
-    expect(e.headers.get("x-ratelimit-remaining-tokens-minute")).toBe("0");
+    // Cerebras' own headers, renamed so they cannot be taken for the caller's own limits (x-ratelimit-*).
+    expect(e.headers.get("x-cerebras-ratelimit-reset-tokens-minute")).toBe("11.38");
+    expect(e.headers.get("x-cerebras-ratelimit-remaining-tokens-minute")).toBe("0");
+    expect(e.headers.get("x-ratelimit-reset-tokens-minute")).toBeNull();
   });
 
   it("a refusal before the first chunk keeps its status on a streaming call too (RateLimitError)", async () => {

@@ -50,12 +50,13 @@ describe("errorFromResponse", () => {
     expect(daily.metadata["quotaWindow"]).toBe("day");
   });
 
-  it("keys 429s on code: queue_exceeded is UNAVAILABLE, quotas are RESOURCE_EXHAUSTED with the rate-limit headers kept", () => {
+  it("keys 429s on code: queue_exceeded is UNAVAILABLE, quotas are RESOURCE_EXHAUSTED with the rate-limit headers kept as x-cerebras-ratelimit-*", () => {
     const queue = errorFromResponse(429, {}, flat("busy", "too_many_requests_error", "queue", "queue_exceeded"));
     expect([queue.code, queue.reason]).toEqual([Code.UNAVAILABLE, Reason.UPSTREAM_OVERLOADED]);
     const quota = errorFromResponse(429, { "x-ratelimit-reset-tokens-minute": "11.38", "x-ratelimit-remaining-tokens-minute": "0", server: "cf" }, flat("Tokens per minute limit exceeded", "too_many_tokens_error", "quota", "token_quota_exceeded"));
     expect([quota.code, quota.retryDelayMs]).toEqual([Code.RESOURCE_EXHAUSTED, 11380]);
-    expect(quota.headers).toEqual({ "x-ratelimit-reset-tokens-minute": "11.38", "x-ratelimit-remaining-tokens-minute": "0" });
+    // Renamed for callers: the gateway's own x-ratelimit-* headers describe the caller's limits.
+    expect(quota.headers).toEqual({ "x-cerebras-ratelimit-reset-tokens-minute": "11.38", "x-cerebras-ratelimit-remaining-tokens-minute": "0" });
   });
 
   it("cuts very long upstream messages", () => {

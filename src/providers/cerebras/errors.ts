@@ -4,6 +4,7 @@
  */
 import { Code, GatewayError, ProviderError, Reason, type FieldViolation } from "../../core/errors.js";
 import type { Headers } from "./exchange.js";
+import { callerHeaderName, isRateLimitHeader } from "./rate-limits.js";
 
 /** Longest upstream message text passed on to callers. */
 const MAX_MESSAGE = 500;
@@ -14,8 +15,6 @@ const NOT_A_FIELD = new Set(["validation_error", "quota", "queue", "api_key"]);
 /** "Requests per day limit exceeded" → "day". */
 const QUOTA_WINDOW = /\bper (second|minute|hour|day)\b/i;
 
-/** Rate-limit headers worth passing on to HTTP callers. */
-const PASS_ON_HEADER = /^(x-ratelimit-|retry-after)/;
 
 /** An upstream HTTP response that was not 200. */
 export function errorFromResponse(status: number, headers: Headers, bodyText: string): GatewayError {
@@ -167,11 +166,17 @@ export function retryDelayFromHeaders(headers: Headers, code?: string, message =
   return undefined;
 }
 
+/**
+ * Headers worth passing on to HTTP callers with a 429: Cerebras' rate-limit headers under
+ * their `x-cerebras-ratelimit-*` names (rate-limits.ts), and its retry-after.
+ */
 function rateLimitHeaders(headers: Headers): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) {
     const v = header(headers, name);
-    if (v !== undefined && PASS_ON_HEADER.test(name)) out[name] = v;
+    if (v === undefined) continue;
+    if (isRateLimitHeader(name)) out[callerHeaderName(name)] = v;
+    else if (name === "retry-after") out[name] = v;
   }
   return out;
 }

@@ -49,11 +49,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Abortable {
    * @param sink where a 200 body goes
    * @param call the call it serves: its abort aborts the exchange, with its reason
    * @param maxErrorBody bytes of a non-200 body kept for errorText()
+   * @param onResponse told about the response's status and headers as soon as they arrive (before any body)
    */
   constructor(
     private readonly sink: BodySink,
     private readonly call: Pick<CallContext, "onAbort" | "offAbort">,
     private readonly maxErrorBody: number,
+    private readonly onResponse?: (status: number, headers: Headers) => void,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
@@ -91,6 +93,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Abortable {
     this.status = status;
     this.headers = headers;
     if (status !== 200) this.errorParts = [];
+    this.onResponse?.(status, headers);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -22,7 +22,8 @@ import { isJsonObject } from "../../wire/json.js";
 import { chatRequestToJson } from "../../wire/request.js";
 import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse, isNetworkError } from "./errors.js";
-import { Exchange, type BodySink } from "./exchange.js";
+import { Exchange, type BodySink, type Headers } from "./exchange.js";
+import { noteRateLimits } from "./rate-limits.js";
 import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from "./retry.js";
 import { StreamReader } from "./stream-reader.js";
 import { Watchdog } from "./watchdog.js";
@@ -119,7 +120,7 @@ export class CerebrasProvider implements ChatProvider {
       let exchange: Exchange | undefined;
       const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
       const reader = new StreamReader(sink, watchdog, ctx.stats);
-      const open = new Exchange(reader, ctx, MAX_ERROR_BODY);
+      const open = new Exchange(reader, ctx, MAX_ERROR_BODY, (_status, headers) => noteRateLimits(ctx, headers));
       exchange = open;
       const attempt = ctx.trace.startAttempt(request, retries + 1, true, this.upstream);
       const sending = this.exchange(open, "POST", CHAT_PATH, body, ctx, "text/event-stream", attempt.headers);
@@ -200,11 +201,15 @@ export class CerebrasProvider implements ChatProvider {
     }
   }
 
-  /** A request whose 200 body is wanted whole, as text; rejects with a GatewayError otherwise. */
+  /**
+   * A request whose 200 body is wanted whole, as text; rejects with a GatewayError otherwise.
+   * Chat completions note the upstream's rate-limit headers on the call (rate-limits.ts).
+   */
   private async fetchText(method: "GET" | "POST", path: string, body: string | undefined, ctx: CallContext, traceHeaders?: readonly string[]): Promise<string> {
     const text = new TextSink(this.maxResponseBytes);
+    const onResponse = path === CHAT_PATH ? (_status: number, headers: Headers) => noteRateLimits(ctx, headers) : undefined;
     try {
-      await this.exchange(new Exchange(text, ctx, MAX_ERROR_BODY), method, path, body, ctx, "application/json", traceHeaders);
+      await this.exchange(new Exchange(text, ctx, MAX_ERROR_BODY, onResponse), method, path, body, ctx, "application/json", traceHeaders);
     } catch (err) {
       throw this.failure(err, ctx, false);
     }

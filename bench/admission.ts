@@ -1,0 +1,277 @@
+/**
+ * What admission costs (issue 14): `npm run bench:admission [-- --quick] [-- --rounds N]`
+ * (or `node dist/bench/admission.js` after `npm run build`).
+ *
+ * Three gateways on the same fake Cerebras, the same keys file and the same caller key,
+ * measured in turns in the same run:
+ *   off     the key has no limits: the no-op admission (the baseline)
+ *   redis   the key has limits (generous, so nothing is refused) and REDIS_URL points at a
+ *           redis-server on loopback: one script per call to admit, one to settle
+ *   memory  the same limits, no REDIS_URL: the in-memory store
+ * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
+ * fourth column runs that build as `off` runs this one: what this branch costs on the
+ * path with nothing configured.
+ * Unary gRPC through h2load: p50 latency at c=1, requests/s at c=64 (one connection, 64
+ * streams). Targets: redis adds at most 0.15 ms to the p50 and keeps at least 90% of the
+ * throughput. Also the estimator's cost next to a real o200k tokenizer's.
+ *
+ * Every figure is a median over rounds; the order of the three alternates between
+ * rounds. Processes are pinned with taskset where the machine allows; all traffic is on
+ * 127.0.0.1. The VM these run on is shared and noisy: compare figures of one run only.
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:http2";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ChatCompletionRequest, Role } from "../gen/aigateway/v1/chat.js";
+import { estimatePromptTokens } from "../src/admission/estimator.js";
+import { runH2load, type H2loadResult } from "./lib/h2load.js";
+import { startRedis } from "./lib/redis.js";
+import { freePort, hasCommand, hasTaskset, start, stopAll, waitQuiet, type Proc } from "./lib/proc.js";
+import { fmt, median, signed } from "./lib/stats.js";
+import { GRPC_UNARY_PATH, grpcRequestBody } from "./lib/wire.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const UPSTREAM_KEY = "csk-bench-0123456789abcdef";
+const CALLER_KEY = "bench-caller-key-0123456789";
+/** Far above what a run can use: admission does all its work, nothing is refused. */
+const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_minute: 1e12, tokens_per_day: 1e14 };
+
+type Variant = "off" | "redis" | "memory" | "baseline";
+
+interface Settings {
+  readonly rounds: number;
+  readonly warmS: number;
+  readonly measureS: number;
+}
+
+interface Gw {
+  readonly variant: Variant;
+  readonly proc: Proc;
+  readonly port: number;
+  readonly logFile: string;
+}
+
+function log(text: string): void {
+  process.stderr.write(`bench:admission: ${text}\n`);
+}
+
+function env(): Record<string, string> {
+  return { PATH: process.env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin" };
+}
+
+function layout(): { fake: string | undefined; gateway: string | undefined; loadgen: string | undefined; redis: string | undefined; description: string } {
+  const n = availableParallelism();
+  if (!hasTaskset() || n < 2) return { fake: undefined, gateway: undefined, loadgen: undefined, redis: undefined, description: "not pinned" };
+  if (n >= 4) return { fake: "0", gateway: "1", loadgen: "2", redis: "3", description: "fake on CPU 0, gateway on CPU 1, h2load on CPU 2, redis-server on CPU 3" };
+  return { fake: "0", gateway: "1", loadgen: "0", redis: "0", description: "gateway alone on CPU 1; fake, h2load and redis-server share CPU 0 (2 cores)" };
+}
+
+function keysFile(dir: string, limited: boolean): string {
+  const path = join(dir, limited ? "keys-limited.json" : "keys-open.json");
+  const entry = { name: "bench", sha256: createHash("sha256").update(CALLER_KEY).digest("hex"), ...(limited ? { limits: LIMITS } : {}) };
+  writeFileSync(path, JSON.stringify({ keys: [entry] }));
+  return path;
+}
+
+async function startFake(cpus: string | undefined): Promise<{ proc: Proc; url: string }> {
+  const proc = start("fake", process.execPath, [join(ROOT, "dist/src/fake-upstream/main.js"), "--port", "0", "--token-delay-ms", "0", "--fixed-tokens", "1", "--api-key", UPSTREAM_KEY], { cpus, env: env() });
+  const line = await proc.waitForLine((l) => l.startsWith("{"), 10_000);
+  return { proc, url: (JSON.parse(line) as { url: string }).url };
+}
+
+async function startGateway(variant: Variant, dir: string, fakeUrl: string, redisUrl: string, cpus: string | undefined, baseline: string | undefined): Promise<Gw> {
+  const port = await freePort();
+  const logFile = join(dir, `gateway-${variant}.log`);
+  const proc = start(
+    `gateway-${variant}`,
+    process.execPath,
+    [join(variant === "baseline" ? baseline! : ROOT, "dist/src/main.js")],
+    {
+      cpus,
+      env: {
+        ...env(),
+        CEREBRAS_API_KEY: UPSTREAM_KEY,
+        CEREBRAS_BASE_URL: fakeUrl,
+        GRPC_HOST: "127.0.0.1",
+        GRPC_PORT: String(port),
+        HTTP_ENABLED: "false",
+        METRICS_PORT: "0",
+        LOG_LEVEL: "warn",
+        GATEWAY_KEYS_FILE: keysFile(dir, variant === "redis" || variant === "memory"),
+        ...(variant === "redis" ? { REDIS_URL: redisUrl } : {}),
+      },
+      stdoutFile: logFile,
+    },
+  );
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const r = await unaryOnce(port);
+    if (r.ok) {
+      const limited = r.headers["x-ratelimit-limit-requests-minute"] !== undefined;
+      if (limited !== (variant === "redis" || variant === "memory")) throw new Error(`${variant}: the reply ${limited ? "has" : "lacks"} the caller's x-ratelimit headers`);
+      return { variant, proc, port, logFile };
+    }
+    if (!proc.running || Date.now() > deadline) throw new Error(`${variant} gateway not ready: ${r.detail}; ${proc.stderr().slice(-1000)}`);
+    await sleep(100);
+  }
+}
+
+/** One authenticated unary call over node:http2; ok when grpc-status is 0. */
+function unaryOnce(port: number): Promise<{ ok: boolean; detail: string; headers: Record<string, unknown> }> {
+  return new Promise((done) => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    let headers: Record<string, unknown> = {};
+    const finish = (ok: boolean, detail: string): void => {
+      clearTimeout(timer);
+      session.destroy();
+      done({ ok, detail, headers });
+    };
+    const timer = setTimeout(() => finish(false, "timeout"), 2000);
+    session.on("error", (err) => finish(false, err.message));
+    const req = session.request({ ":method": "POST", ":path": GRPC_UNARY_PATH, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${CALLER_KEY}` });
+    let status: string | undefined;
+    req.on("response", (h) => {
+      headers = h;
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+    });
+    req.on("trailers", (h) => {
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+    });
+    req.on("data", () => {});
+    req.on("error", (err) => finish(false, err.message));
+    req.on("close", () => finish(status === "0", `grpc-status ${status}`));
+    req.end(grpcRequestBody());
+  });
+}
+
+function failedCalls(gw: Gw): number {
+  try {
+    return readFileSync(gw.logFile, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"msg":"call failed"') && !l.includes('"code":"CANCELLED"')).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function load(gw: Gw, peers: readonly Proc[], concurrency: number, s: Settings, work: string, cpus: string | undefined): Promise<H2loadResult & { errors: number }> {
+  const busy = await waitQuiet(10_000);
+  if (busy >= 15) log(`the machine was busy (${busy.toFixed(0)}% of a core) before ${gw.variant} c=${concurrency}`);
+  const before = failedCalls(gw);
+  const bodyFile = join(work, "body.bin");
+  const r = await runH2load({
+    cpus,
+    url: `http://127.0.0.1:${gw.port}${GRPC_UNARY_PATH}`,
+    bodyFile,
+    headers: ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${CALLER_KEY}`],
+    h1: false,
+    connections: 1,
+    streamsPerConnection: concurrency,
+    warmupS: s.warmS,
+    durationS: s.measureS,
+    logFile: join(work, "h2load.log"),
+    peers: [gw.proc, ...peers],
+  });
+  return { ...r, errors: r.failures + failedCalls(gw) - before };
+}
+
+/** The estimator's cost per call on a few prompt sizes, next to gpt-tokenizer's o200k (the exact count it approximates). */
+async function estimatorCost(): Promise<string[]> {
+  const { countTokens } = (await import("gpt-tokenizer/encoding/o200k_base")) as { countTokens: (t: string) => number };
+  const text = readFileSync(join(ROOT, "README.md"), "utf8");
+  const rows = ["| prompt | estimator µs | o200k tokenizer µs | tokens (o200k) | estimate |", "|---|---|---|---|---|"];
+  for (const chars of [6, 2000, 32_000]) {
+    const prompt = text.slice(0, chars);
+    const request = ChatCompletionRequest.fromPartial({ messages: [{ role: Role.ROLE_USER, contentKind: { $case: "content", value: prompt } }] });
+    const time = (f: () => number, n: number): number => {
+      for (let i = 0; i < Math.min(n, 100); i++) f();
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) f();
+      return ((performance.now() - t0) / n) * 1000;
+    };
+    const n = chars < 100 ? 200_000 : chars < 5000 ? 5000 : 200;
+    rows.push(`| ${chars} chars | ${fmt(time(() => estimatePromptTokens(request), n))} | ${fmt(time(() => countTokens(prompt), Math.max(20, n / 20)))} | ${countTokens(prompt)} | ${estimatePromptTokens(request)} |`);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" }, "redis-cpu": { type: "string" } }, strict: true });
+  const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
+  const variants: Variant[] = ["off", "redis", "memory", ...(baseline === undefined ? [] : (["baseline"] as const))];
+  const quick = values.quick === true;
+  const s: Settings = quick ? { rounds: Number(values.rounds ?? 1), warmS: 1, measureS: 2 } : { rounds: Number(values.rounds ?? 3), warmS: 2, measureS: 5 };
+  for (const cmd of [["h2load", "--version"], ["redis-server", "--version"]]) {
+    if (!hasCommand(cmd[0]!, cmd.slice(1))) throw new Error(`${cmd[0]} is not installed (Debian: nghttp2-client, redis-server)`);
+  }
+  const pin = layout();
+  const work = mkdtempSync(join(tmpdir(), "aigw-bench-admission-"));
+  writeFileSync(join(work, "body.bin"), grpcRequestBody());
+  log(`work dir ${work}; ${pin.description}${values["redis-cpu"] !== undefined ? `; redis-server moved to CPU ${values["redis-cpu"]}` : ""}`);
+
+  const fake = await startFake(pin.fake);
+  const redisCpu = values["redis-cpu"] ?? pin.redis;
+  const redis = await startRedis(redisCpu);
+  const gateways: Gw[] = [];
+  for (const v of variants) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway, baseline));
+  const results = new Map<string, (H2loadResult & { errors: number })[]>();
+  const add = (key: string, r: H2loadResult & { errors: number }): void => void results.set(key, [...(results.get(key) ?? []), r]);
+  try {
+    // JIT warm-up for each, unmeasured.
+    for (const gw of gateways) await load(gw, [fake.proc, redis.proc], 16, { ...s, warmS: 0.5, measureS: quick ? 1 : 3 }, work, pin.loadgen);
+    for (let round = 0; round < s.rounds; round++) {
+      const order = round % 2 === 0 ? gateways : [...gateways].reverse();
+      for (const c of [1, 64]) {
+        for (const gw of order) {
+          log(`round ${round + 1}/${s.rounds}: ${gw.variant} c=${c}`);
+          add(`${gw.variant}:${c}`, await load(gw, [fake.proc, redis.proc], c, s, work, pin.loadgen));
+        }
+      }
+    }
+  } finally {
+    for (const gw of gateways) await gw.proc.stop();
+    await redis.proc.stop();
+    await fake.proc.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  const m = (variant: Variant, c: number, f: (r: H2loadResult & { errors: number }) => number): number => median((results.get(`${variant}:${c}`) ?? []).map(f));
+  const p50 = (v: Variant): number => m(v, 1, (r) => r.latency.p50);
+  const rps = (v: Variant): number => m(v, 64, (r) => r.rps);
+  const cpu = (v: Variant, name: string): number => m(v, 64, (r) => r.cpu[name] ?? Number.NaN);
+  const errors = (v: Variant): number => [1, 64].reduce((n, c) => n + (results.get(`${v}:${c}`) ?? []).reduce((k, r) => k + r.errors, 0), 0);
+  const b = baseline !== undefined;
+  const col = (f: (v: Variant) => string): string => `| ${f("off")} | ${f("redis")} | ${f("memory")} |${b ? ` ${f("baseline")} |` : ""}`;
+  const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
+  const lines = [
+    `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians), ${cpus()[0]?.model ?? "?"} × ${availableParallelism()}; ${pin.description}${values["redis-cpu"] !== undefined ? `, but redis-server on CPU ${redisCpu}` : ""}.`,
+    "",
+    `| | off (no limits) | redis (REDIS_URL, loopback) | memory |${b ? " baseline build, no limits |" : ""}`,
+    `|---|---|---|---|${b ? "---|" : ""}`,
+    `| p50 ms, c=1 ${col((v) => fmt(p50(v), 3) + vsOff(v, p50, (a, o) => signed(a - o, 3)))}`,
+    `| p99 ms, c=1 ${col((v) => fmt(m(v, 1, (r) => r.latency.p99), 3))}`,
+    `| req/s, c=64 ${col((v) => fmt(rps(v)) + vsOff(v, rps, (a, o) => `${fmt((a / o) * 100, 1)}%`))}`,
+    `| gateway CPU %, c=64 ${col((v) => fmt(cpu(v, `gateway-${v}`)))}`,
+    `| redis-server CPU %, c=64 ${col((v) => fmt(cpu(v, "redis-server")))}`,
+    `| other processes CPU %, c=64 ${col((v) => fmt(cpu(v, "other")))}`,
+    `| failed calls ${col((v) => String(errors(v)))}`,
+    "",
+    `Targets (redis vs off): p50 +${fmt(p50("redis") - p50("off"), 3)} ms (≤ +0.15: ${p50("redis") - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps("redis") / rps("off")) * 100, 1)}% (≥ 90%: ${rps("redis") / rps("off") >= 0.9 ? "met" : "MISSED"}).`,
+    "",
+    "Estimator vs tokenizer, per call (this process):",
+    "",
+    ...(await estimatorCost()),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`bench:admission: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  await stopAll();
+  process.exit(1);
+});

@@ -1,0 +1,255 @@
+/**
+ * The Admission the core calls when anything is limited: the caller's own quota (its
+ * key's limits) and the organisation's limits of the model (org-limits.ts), checked and
+ * reserved together in one atomic store operation (one Redis round trip), so a call is
+ * either admitted against all of them or against none.
+ *
+ * Refused by the caller's quota: refused at once (the caller's own budget; waiting is
+ * its choice). Refused by the organisation's: the call waits in the model's fair queue
+ * (fair-queue.ts) while the wait fits ORG_QUEUE_MAX_WAIT_MS and the caller's deadline,
+ * else it is refused. Either way nothing was reserved and nothing is sent upstream.
+ */
+import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
+import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
+import { UNLIMITED, type Admission, type Reservation } from "../core/admission.js";
+import type { GatewayError } from "../core/errors.js";
+import type { CallContext } from "../core/provider.js";
+import type { BucketSpec, Clock } from "./bucket.js";
+import { setLimitHeaders } from "./caller-headers.js";
+import { reserveFor, type Amounts, type Reserve } from "./charges.js";
+import type { FailMode } from "./config.js";
+import type { AdmissionObserver } from "./events.js";
+import { FairQueue, REAL_TIMERS, type Timers, type Turn } from "./fair-queue.js";
+import { StoreDown, type GuardedStore } from "./fail-mode.js";
+import type { BucketOp, Refused, SyncOp } from "./limit-store.js";
+import { WINDOW_MS, type CallerLimitTable, type Limit } from "./limits.js";
+import type { OrgBucket, OrgLimitTracker } from "./org-limits.js";
+import { callerRefusal, orgRefusal, storeUnavailable } from "./refusals.js";
+import { QuotaReservation, type Held, type Settler } from "./reservation.js";
+import { SettlementBatch } from "./settlement-batch.js";
+
+/** The caller's name when auth is off. */
+export const ANONYMOUS = "anonymous";
+
+/** A wait must leave the call this much of its deadline to be worth it. */
+const DEADLINE_MARGIN_MS = 50;
+
+export interface QuotaAdmissionOptions {
+  readonly callers: CallerLimitTable;
+  /** Undefined: organisation limits are off (ORG_LIMITS unset). */
+  readonly org: OrgLimitTracker | undefined;
+  readonly store: GuardedStore;
+  readonly failMode: FailMode;
+  /** The catalog's prices for a model id (PRICING_OVERRIDES included). */
+  readonly pricing: (model: string) => ModelPricing | undefined;
+  readonly defaultCompletionTokens: number;
+  readonly orgQueueMaxWaitMs: number;
+  readonly observer: AdmissionObserver;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+}
+
+/** One bucket the call is admitted against, and what it takes from it. */
+interface Planned {
+  readonly op: BucketOp;
+  readonly counts: keyof Amounts;
+  readonly caller: Limit | undefined;
+  readonly org: OrgBucket | undefined;
+}
+
+export class QuotaAdmission implements Admission, Settler {
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly queues = new Map<string, FairQueue>();
+  private readonly pending = new Set<Promise<void>>();
+  /** Settlements of the current turn, sent together after it. */
+  private batch: SettlementBatch | undefined;
+  private readonly bucketsByKey = new Map<string, readonly BucketSpec[]>();
+
+  constructor(private readonly o: QuotaAdmissionOptions) {
+    this.clock = o.clock ?? Date.now;
+    this.timers = o.timers ?? { ...REAL_TIMERS, now: this.clock };
+  }
+
+  admit(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext): Reservation | Promise<Reservation> {
+    const key = ctx.stats.keyName ?? ANONYMOUS;
+    const callerLimits = this.o.callers.limitsFor(key);
+    const orgBuckets = this.o.org?.bucketsFor(request.model) ?? [];
+    const learns = this.o.org !== undefined;
+    if (callerLimits.length === 0 && orgBuckets.length === 0 && !learns) return UNLIMITED;
+
+    const pricing = this.o.pricing(request.model);
+    const reserve = reserveFor(request, model, pricing, this.o.defaultCompletionTokens);
+    const plan = this.plan(key, reserve, callerLimits, orgBuckets);
+    if (plan.length === 0) {
+      // Only a USD limit, and the model has no known price: nothing applies.
+      if (!learns) return UNLIMITED;
+      // No limits known for this model yet: admitted, and its response teaches us them.
+      this.o.observer.admitted(key);
+      return new QuotaReservation(this, ctx, key, request.model, reserve, [], pricing, learns);
+    }
+    // A request larger than a whole limit can never fit: say so without asking the store.
+    for (const p of plan) {
+      if (p.op.amount > p.op.bucket.capacity && p.caller !== undefined) throw this.refuse(key, request.model, reserve, plan, p, p.op.bucket.capacity, Infinity, ctx);
+    }
+    return this.reserve(key, request.model, reserve, plan, pricing, learns, ctx);
+  }
+
+  /** Calls waiting in the organisation queues now (not counting those trying). */
+  get queued(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.waiting;
+    return n;
+  }
+
+  idle(): Promise<void> {
+    return Promise.all([...this.pending]).then(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    await this.o.store.close();
+  }
+
+  // Settler: what reservations call back into.
+
+  reports(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[] {
+    const org = this.o.org;
+    if (org === undefined) return [];
+    return org.learn(model, headers).map((r) => ({ bucket: r.bucket.spec, remaining: r.remaining, seqAtAdmission: seqs.get(r.bucket.spec.id) }));
+  }
+
+  queue(model: string, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
+    let batch = this.batch;
+    if (batch === undefined) {
+      const b = (batch = this.batch = new SettlementBatch());
+      // After the current I/O: the reply is written first, and the turn's other settlements join.
+      const p = new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => this.flush(b))
+        .catch(() => undefined) // the guarded store never throws here; a bug must not leak a rejection
+        .finally(() => this.pending.delete(p));
+      this.pending.add(p);
+    }
+    batch.add(model, syncs, ops, done);
+  }
+
+  /** Sends a batch: its reports, then its adjustments (issued together: one connection keeps the order). */
+  private async flush(batch: SettlementBatch): Promise<void> {
+    if (this.batch === batch) this.batch = undefined;
+    const now = this.clock();
+    await Promise.all([this.o.store.sync(batch.syncOps(), now), this.o.store.adjust(batch.adjustOps(), now)]);
+    batch.finished();
+    // Capacity given back to (or reported for) the organisation's buckets: whoever waits may try now.
+    for (const model of batch.refunded) this.queues.get(model)?.wake();
+  }
+
+  settled(key: string, reservedTokens: number, chargedTokens: number): void {
+    this.o.observer.settled(key, reservedTokens, chargedTokens);
+  }
+
+  // Admission.
+
+  private plan(key: string, reserve: Reserve, callerLimits: readonly Limit[], orgBuckets: readonly OrgBucket[]): Planned[] {
+    const out: Planned[] = [];
+    const buckets = this.callerBuckets(key, callerLimits);
+    for (let i = 0; i < callerLimits.length; i++) {
+      const limit = callerLimits[i]!;
+      const amount = reserve[limit.resource];
+      if (amount === undefined) continue; // a USD limit, for a model without known prices
+      out.push({ op: { bucket: buckets[i]!, amount }, counts: limit.resource, caller: limit, org: undefined });
+    }
+    for (const b of orgBuckets) out.push({ op: { bucket: b.spec, amount: reserve[b.counts] }, counts: b.counts, caller: undefined, org: b });
+    return out;
+  }
+
+  /** A key's buckets, made once per key (keys are the configured ones and `anonymous`: bounded). */
+  private callerBuckets(key: string, limits: readonly Limit[]): readonly BucketSpec[] {
+    let buckets = this.bucketsByKey.get(key);
+    if (buckets === undefined) {
+      const id = encodeURIComponent(key);
+      buckets = limits.map((l) => ({ id: `c:${id}:${l.name}`, capacity: l.limit, ratePerMs: l.limit / WINDOW_MS[l.window], shared: false }));
+      this.bucketsByKey.set(key, buckets);
+    }
+    return buckets;
+  }
+
+  private async reserve(key: string, model: string, reserve: Reserve, plan: readonly Planned[], pricing: ModelPricing | undefined, learns: boolean, ctx: CallContext): Promise<Reservation> {
+    const ops = plan.map((p) => p.op);
+    const started = this.clock();
+    let turn: Turn | undefined;
+    try {
+      // Others are waiting for this model's capacity: take a turn rather than jump the queue.
+      if (this.queues.get(model)?.active === true && plan.some((p) => p.org !== undefined)) turn = await this.queueFor(model).enter(key, started, ctx);
+      for (;;) {
+        let result;
+        try {
+          result = await this.o.store.reserve(ops, this.clock());
+        } catch (err) {
+          if (!(err instanceof StoreDown)) throw err;
+          return this.storeDown(key);
+        }
+        if (ctx.abortReason !== undefined && !result.ok) throw ctx.abortReason;
+        if (result.ok) {
+          this.o.observer.admitted(key);
+          if (turn !== undefined) this.o.observer.queued(key, this.clock() - started, true);
+          plan.forEach((p, i) => {
+            if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
+          });
+          const held: Held[] = plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
+          return new QuotaReservation(this, ctx, key, model, reserve, held, pricing, learns);
+        }
+        const refused = plan[result.index]!;
+        const now = this.clock();
+        // The caller's own quota, or a request the organisation can never fit: refused now.
+        if (refused.caller !== undefined || result.waitMs === Infinity || !this.mayWait(started, now, result.waitMs, ctx)) {
+          if (turn !== undefined) this.o.observer.queued(key, now - started, false);
+          throw this.refuse(key, model, reserve, plan, refused, result.capacities[result.index]!, result.waitMs, ctx, result);
+        }
+        const dueAt = now + result.waitMs;
+        turn = turn === undefined ? await this.queueFor(model).enter(key, dueAt, ctx) : await turn.again(dueAt);
+      }
+    } finally {
+      turn?.done();
+      const queue = this.queues.get(model);
+      if (queue !== undefined && !queue.active) this.queues.delete(model);
+    }
+  }
+
+  /** Whether waiting `waitMs` more stays within ORG_QUEUE_MAX_WAIT_MS of the first try and before the deadline. */
+  private mayWait(started: number, now: number, waitMs: number, ctx: CallContext): boolean {
+    const until = now + waitMs;
+    return until - started <= this.o.orgQueueMaxWaitMs && until + DEADLINE_MARGIN_MS < ctx.deadline;
+  }
+
+  private queueFor(model: string): FairQueue {
+    let q = this.queues.get(model);
+    if (q === undefined) this.queues.set(model, (q = new FairQueue(this.timers)));
+    return q;
+  }
+
+  private storeDown(key: string): Reservation {
+    if (this.o.failMode === "open") {
+      this.o.observer.unchecked(key);
+      return UNLIMITED;
+    }
+    this.o.observer.refused(key, "store_unavailable");
+    throw storeUnavailable();
+  }
+
+  private refuse(key: string, model: string, reserve: Reserve, plan: readonly Planned[], p: Planned, capacity: number, waitMs: number, ctx: CallContext, result?: Refused): GatewayError {
+    const level = result?.levels[plan.indexOf(p)] ?? capacity;
+    // The caller learns where it stands on every limit, refused or not.
+    if (result !== undefined) {
+      plan.forEach((q, i) => {
+        if (q.caller !== undefined) setLimitHeaders(ctx, q.caller, result.levels[i]!, result.capacities[i]!, q.op.bucket.ratePerMs);
+      });
+    }
+    if (p.caller !== undefined) {
+      this.o.observer.refused(key, p.caller.name);
+      return callerRefusal(key, p.caller, p.op.amount, level, waitMs, reserve);
+    }
+    const org = p.org!;
+    this.o.observer.refused(key, `org:${org.name}`);
+    return orgRefusal({ upstream: this.o.org!.upstream, model, name: org.name, counts: org.counts, window: org.window, cost: p.op.amount, level, capacity, waitMs }, reserve);
+  }
+}
