@@ -13,7 +13,7 @@ import type { TlsFiles } from "../config.js";
 import type { CallReporter } from "../core/call-log.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
-import { withFastSerializers } from "./serializers.js";
+import { withFastModelSerializers, withFastSerializers } from "./serializers.js";
 
 export interface GrpcServerOptions {
   readonly host: string;
@@ -79,9 +79,9 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
-  // The same contract, with hand-written encoders for the two replies (serializers.ts).
+  // The same contract, with the generated fast encoders for the replies (serializers.ts).
   server.addService(withFastSerializers(ChatServiceService), chatImpl);
-  server.addService(ModelServiceService, modelImpl);
+  server.addService(withFastModelSerializers(ModelServiceService), modelImpl);
 
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });
   health.addToServer(server);
