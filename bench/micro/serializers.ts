@@ -37,7 +37,9 @@ import {
   type ChunkChoice,
   type Delta,
 } from "../../gen/aigateway/v1/chat.js";
-import { serializeChunk, serializeCompletion } from "../../src/grpc/serializers.js";
+import { encodeChatCompletion } from "../../gen/aigateway/v1/chat.encode.js";
+import { serializeChunk } from "../../src/grpc/serializers.js";
+import { serializeChunk as mainChunk, serializeCompletion as mainCompletion } from "./serializers-main.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" } } });
 const ROUNDS = Math.max(1, Math.min(51, Number(values.rounds ?? 9)));
@@ -184,9 +186,7 @@ function run<T>(c: Case<T>): void {
       if (!fn(input).equals(want)) throw new Error(`${c.name}: ${name} differs from ${c.impls[0]![0]}`);
     }
   }
-  const first = c.impls[0]!;
-  const last = c.impls[c.impls.length - 1]!;
-  const all = [...c.impls, [`${first[0]} + grpc-js frame`, framed(first[1])] as const, [`${last[0]} + grpc-js frame`, framed(last[1])] as const];
+  const all = [...c.impls, ...c.impls.map(([name, fn]) => [`${name} + grpc-js frame`, framed(fn)] as const)];
   const samples = new Map<string, number[]>(all.map(([name]) => [name, []]));
   for (const [, fn] of all) round(fn, c.inputs); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
@@ -203,10 +203,12 @@ function run<T>(c: Case<T>): void {
     const m = median(xs);
     const lo = Math.min(...xs);
     const hi = Math.max(...xs);
-    const baseName = i < c.impls.length ? first[0] : all[c.impls.length]![0];
-    const ratio = median(samples.get(baseName)!) / m;
-    const vs = name === baseName ? "" : `   ${ratio.toFixed(2)}× faster than ${baseName}`;
-    process.stdout.write(`  ${name.padEnd(26)} ${m.toFixed(0).padStart(6)} ns/msg  (${lo.toFixed(0)}-${hi.toFixed(0)})${vs}\n`);
+    // Each row against the first implementation (and the second), framed rows against framed ones.
+    const group = i < c.impls.length ? 0 : c.impls.length;
+    const vs = [all[group]![0], all[group + 1]![0]]
+      .filter((other) => other !== name && all.findIndex(([n]) => n === other) < i)
+      .map((other) => `${(median(samples.get(other)!) / m).toFixed(2)}× as fast as ${other}`);
+    process.stdout.write(`  ${name.padEnd(40)} ${m.toFixed(0).padStart(6)} ns/msg  (${lo.toFixed(0)}-${hi.toFixed(0)})${vs.length > 0 ? `   ${vs.join(", ")}` : ""}\n`);
   });
 }
 
@@ -221,12 +223,14 @@ function chunks(n: number, streams: number, kind: "first" | "content" | "last"):
 const completions = Array.from({ length: VARIANTS }, (_, i) => completion(i));
 
 const chunkImpls: (readonly [string, Serialize<ChatCompletionChunk>])[] = [
-  ["generated", generatedChunk],
-  ["fast", serializeChunk],
+  ["ts-proto", generatedChunk],
+  ["hand-written (main)", mainChunk],
+  ["generated fast", serializeChunk],
 ];
 const completionImpls: (readonly [string, Serialize<ChatCompletion>])[] = [
-  ["generated", generatedCompletion],
-  ["fast", serializeCompletion],
+  ["ts-proto", generatedCompletion],
+  ["hand-written (main)", mainCompletion],
+  ["generated fast", encodeChatCompletion],
 ];
 
 process.stdout.write(`node ${process.version}: ns of CPU per message, median (range) of ${ROUNDS} rounds of ${ROUND_MS} ms\n`);
