@@ -197,10 +197,20 @@ class FileWriter {
     this.outputs = outputs;
     this.services = services;
     this.outName = `${file.name}.encode.ts`;
-    /** ts-proto modules → names imported from them */
-    this.tsImports = new Map();
-    /** other generated encode modules → names */
-    this.encImports = new Map();
+    /** module → (exported name → local name) of everything imported, but the runtime */
+    this.imports = new Map();
+    /** local name → "module#name" it stands for ("" for this file's own definitions) */
+    this.taken = new Map();
+    // Runtime helpers, and globals the generated code uses (a message named Buffer must not shadow it).
+    for (const h of [...HELPERS, "Buffer", "Object", "Array", "Uint8Array", "Record"]) this.taken.set(h, "");
+    this.taken.set("SLOW_FIELDS", "");
+    for (const m of this.messages) {
+      const n = m.typeName === STRUCT ? "Struct" : tsName(m);
+      const own = [`size${n}`, `write${n}`, `encode${n}`, `size${n}Range`, `write${n}Range`, `${n}Members`];
+      if (m.typeName === STRUCT) own.push("sizeValue", "writeValue", "sizeListValue", "writeListValue");
+      for (const name of own) this.taken.set(name, "");
+    }
+    for (const s of services) this.taken.set(`${s.name}ResponseEncoders`, "");
     /** fields with no fast path: "pkg.Message.field: why" */
     this.slowFields = [];
     this.body = [];
@@ -220,8 +230,10 @@ class FileWriter {
       "// Size and write passes into one exact-sized Buffer; bytes identical to ts-proto's encoder (see gen/encode-runtime.ts).",
       `import { ${used.join(", ")} } from "${relativeImport(this.outName, RUNTIME_FILE.replace(/\.ts$/, ".js"))}";`,
     ];
-    for (const [mod, names] of [...this.tsImports].sort()) head.push(`import { ${[...names].sort().join(", ")} } from "${mod}";`);
-    for (const [mod, names] of [...this.encImports].sort()) head.push(`import { ${[...names].sort().join(", ")} } from "${mod}";`);
+    for (const [mod, names] of [...this.imports].sort(([a], [b]) => a.localeCompare(b))) {
+      const list = [...names].sort(([a], [b]) => a.localeCompare(b)).map(([name, alias]) => (alias === name ? name : `${name} as ${alias}`));
+      head.push(`import { ${list.join(", ")} } from "${mod}";`);
+    }
     const slow = [
       "",
       "/** Fields of this file's messages that have no fast path: a message that sets one is encoded by ts-proto. */",
@@ -230,24 +242,29 @@ class FileWriter {
     return `${[...head, ...slow, "", text].join("\n").trimEnd()}\n`;
   }
 
-  /** The TS type of a message, imported from its ts-proto module. */
+  /** The TS type (and ts-proto's message object) of a message, imported from its ts-proto module. */
   typeRef(m) {
-    const name = tsName(m);
-    this.importFrom(this.tsImports, relativeImport(this.outName, `${m.file.name}.js`), name);
-    return name;
+    return this.importName(relativeImport(this.outName, `${m.file.name}.js`), tsName(m));
   }
 
-  /** The size/write functions of a message, imported when it lives in another file. */
+  /** A generated function of a message, imported when it lives in another file. */
   fnRef(m, prefix) {
     const name = `${prefix}${m.typeName === STRUCT ? "Struct" : tsName(m)}`;
-    if (m.file !== this.file) this.importFrom(this.encImports, relativeImport(this.outName, `${m.file.name}.encode.js`), name);
-    return name;
+    return m.file === this.file ? name : this.importName(relativeImport(this.outName, `${m.file.name}.encode.js`), name);
   }
 
-  importFrom(map, mod, name) {
-    let set = map.get(mod);
-    if (set === undefined) map.set(mod, (set = new Set()));
-    set.add(name);
+  /** The local name of an import: its own, or `name_N` where that is taken (messages of the same name in other packages). */
+  importName(mod, name) {
+    let names = this.imports.get(mod);
+    if (names === undefined) this.imports.set(mod, (names = new Map()));
+    const known = names.get(name);
+    if (known !== undefined) return known;
+    const key = `${mod}#${name}`;
+    let alias = name;
+    for (let i = 1; this.taken.has(alias); i++) alias = `${name}_${i}`;
+    this.taken.set(alias, key);
+    names.set(name, alias);
+    return alias;
   }
 
   local(base) {
@@ -379,8 +396,7 @@ class FileWriter {
   structFn(msg, prefix) {
     const name = `${prefix}${msg.typeName === STRUCT ? "Struct" : msg.typeName === VALUE ? "Value" : "ListValue"}`;
     const struct = this.registry.getMessage(STRUCT);
-    if (struct.file !== this.file) this.importFrom(this.encImports, relativeImport(this.outName, `${struct.file.name}.encode.js`), name);
-    return name;
+    return struct.file === this.file ? name : this.importName(relativeImport(this.outName, `${struct.file.name}.encode.js`), name);
   }
 
   /** Size of a value of message type `msg` (tag `tag` bytes), present (for Struct & co: as ts-proto wraps it), added to `acc`. */
@@ -544,9 +560,11 @@ class FileWriter {
   writeMessageValue(msg, number, v) {
     const out = [...this.writeTag(number, WIRE.delimited), "pos = writeLength(buf, pos);"];
     if (WRAPPERS.has(msg.typeName)) {
+      // ts-proto types a wrapper as `T | undefined`; the size pass fell back on undefined.
       const inner = msg.fields[0];
       const sc = SCALARS[inner.scalar];
-      out.push(`if (${sc.zero(v)}) {`, ...this.writeTag(inner.number, sc.wire).map((l) => `  ${l}`), `  pos = ${sc.write(v)};`, "}");
+      const w = this.local("w");
+      out.push(`const ${w} = ${v}!;`, `if (${sc.zero(w)}) {`, ...this.writeTag(inner.number, sc.wire).map((l) => `  ${l}`), `  pos = ${sc.write(w)};`, "}");
       return out;
     }
     if ([STRUCT, VALUE, LIST_VALUE].includes(msg.typeName)) {
@@ -782,8 +800,7 @@ export function writeListValue(buf: Buffer, pos: number, v: unknown, depth: numb
     for (const method of s.methods) {
       const out = method.output;
       if (out.proto.options?.mapEntry || WRAPPERS.has(out.typeName) || NO_FAST_PATH.has(out.typeName) || [STRUCT, VALUE, LIST_VALUE].includes(out.typeName)) continue;
-      const fn = `encode${tsName(out)}`;
-      if (out.file !== this.file) this.importFrom(this.encImports, relativeImport(this.outName, `${out.file.name}.encode.js`), fn);
+      const fn = this.fnRef(out, "encode");
       entries.push(`  ${JSON.stringify(`/${s.typeName}/${method.name}`)}: ${fn},`);
     }
     this.body.push(

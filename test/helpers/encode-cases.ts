@@ -10,7 +10,8 @@
  * unions, Struct as plain objects) independently of the plugin; a name this file got wrong
  * would show as a field that never changes ts-proto's bytes (`changesBytes` in the tests).
  */
-import { ScalarType, type DescField, type DescMessage, type DescOneof } from "@bufbuild/protobuf";
+import { ScalarType, type DescField, type DescFile, type DescMessage, type DescOneof } from "@bufbuild/protobuf";
+import { expect, vi } from "vitest";
 
 /** A ts-proto message module's message object (`X.encode`, `X.fromPartial`). */
 export interface MessageFns {
@@ -103,6 +104,9 @@ function structSample(): Record<string, unknown> {
   };
 }
 
+const TIMESTAMP = "google.protobuf.Timestamp";
+const FIELD_MASK = "google.protobuf.FieldMask";
+
 function valueSamples(typeName: string): (readonly [string, unknown])[] {
   if (typeName === STRUCT) return [["empty Struct", {}], ["every Value kind", structSample()], ["an array as a Struct", [1, 2]], ["a Date (no own keys)", new Date(0)]];
   if (typeName === LIST_VALUE) return [["empty list", []], ["mixed list", [1, "a", null, false, {}, [2]]], ["holes and undefined", [undefined, , 3]]];
@@ -179,12 +183,13 @@ export class CaseMaker {
       if (f.message.typeName === STRUCT) return { k: "v", n: [1, null] };
       if (f.message.typeName === VALUE) return { v: [true] };
       if (f.message.typeName === LIST_VALUE) return ["x", 2];
-      if (WRAPPER.test(f.message.typeName)) return scalarSamples(f.message.fields[0]!.scalar!)[2]![1];
+      if (f.message.typeName === TIMESTAMP) return new Date(1761231233730);
+      if (f.message.typeName === FIELD_MASK) return ["a.b", "c"];
+      if (WRAPPER.test(f.message.typeName)) return representative(scalarSamples(f.message.fields[0]!.scalar!));
       return depth >= 3 ? this.base(f.message) : this.full(f.message, depth + 1);
     }
     if (f.enum !== undefined) return f.enum.values[1]?.number ?? 1;
-    const samples = scalarSamples(f.scalar!);
-    return samples[Math.min(2, samples.length - 1)]![1];
+    return representative(scalarSamples(f.scalar!));
   }
 
   /** The values of one element of a field (a list's element, a map's value, the field itself). */
@@ -192,6 +197,9 @@ export class CaseMaker {
     if (f.message !== undefined) {
       const t = f.message.typeName;
       if (t === STRUCT || t === VALUE || t === LIST_VALUE) return valueSamples(t);
+      // ts-proto's representations of these two (useDate; FieldMask.wrap).
+      if (t === TIMESTAMP) return [["the epoch", new Date(0)], ["a date", new Date(1761231233730)]];
+      if (t === FIELD_MASK) return [["no paths", []], ["two paths", ["a.b", "c"]]];
       if (WRAPPER.test(t)) return scalarSamples(f.message.fields[0]!.scalar!);
       return [["all defaults", this.base(f.message)], ["every field set", this.full(f.message, 1)]];
     }
@@ -243,6 +251,11 @@ export class CaseMaker {
   }
 }
 
+/** A sample that is not the type's default (the third, or the last of a short list). */
+function representative(samples: readonly (readonly [string, unknown])[]): unknown {
+  return samples[Math.min(2, samples.length - 1)]![1];
+}
+
 function nest(depth: number): unknown {
   let v: unknown = "bottom";
   for (let i = 0; i < depth; i++) v = { v };
@@ -260,4 +273,90 @@ function describe(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Comparing a generated encoder with ts-proto's
+
+/** ts-proto's module and the generated encoders' module of one .proto file. */
+export interface FileModules {
+  readonly ts: Record<string, unknown>;
+  readonly enc: Record<string, unknown>;
+}
+
+type Outcome = { bytes: Buffer; path: "fast" | "fallback" } | { error: string };
+
+/**
+ * The generated encoders of a set of files against ts-proto's: `expectSame` encodes a case
+ * with both and expects the same bytes (or the same error) and, when asked, the fast path.
+ */
+export class EncoderCheck {
+  readonly maker: CaseMaker;
+
+  constructor(private readonly modules: ReadonlyMap<DescFile, FileModules>) {
+    this.maker = new CaseMaker((m) => this.fns(m));
+  }
+
+  fns(m: DescMessage): MessageFns {
+    const fns = this.modules.get(m.file)?.ts[tsName(m)] as MessageFns | undefined;
+    if (fns === undefined) throw new Error(`no ts-proto module for ${m.typeName}`);
+    return fns;
+  }
+
+  encoder(m: DescMessage): (value: unknown) => Buffer {
+    const encode = this.modules.get(m.file)?.enc[`encode${tsName(m)}`];
+    if (typeof encode !== "function") throw new Error(`${m.file.name}.encode.ts has no encode${tsName(m)}`);
+    return encode as (value: unknown) => Buffer;
+  }
+
+  /** ts-proto's bytes of a value. */
+  reference(m: DescMessage, value: unknown): Buffer {
+    return Buffer.from(this.fns(m).encode(value).finish());
+  }
+
+  /** Expects ts-proto's result from the generated encoder; returns ts-proto's bytes (undefined when it throws). */
+  expectSame(m: DescMessage, c: FieldCase, path: "fast" | "any"): Buffer | undefined {
+    let want: { bytes: Buffer } | { error: string };
+    try {
+      want = { bytes: this.reference(m, c.value) };
+    } catch (err) {
+      want = { error: String(err) };
+    }
+    const got = this.run(m, c.value);
+    const where = `${m.typeName} with ${c.label}`;
+    if ("error" in want) {
+      expect(got, `${where}: ts-proto throws ${want.error}`).toEqual({ error: want.error });
+      return undefined;
+    }
+    if (!("bytes" in got)) throw new Error(`${where}: threw ${got.error}`);
+    expect(Buffer.isBuffer(got.bytes), where).toBe(true);
+    // Not toEqual on long Buffers: the diff would be unreadable.
+    expect(got.bytes.equals(want.bytes), `${where}: got ${got.bytes.subarray(0, 48).toString("hex")}…, want ${want.bytes.subarray(0, 48).toString("hex")}…`).toBe(true);
+    if (path === "fast") expect(got.path, `${where} took ts-proto's encoder`).toBe("fast");
+    return want.bytes;
+  }
+
+  /** The generated encoder's result, and whether it used ts-proto's (spied on). */
+  private run(m: DescMessage, value: unknown): Outcome {
+    const spy = vi.spyOn(this.fns(m), "encode");
+    try {
+      const bytes = this.encoder(m)(value);
+      return { bytes, path: spy.mock.calls.length === 0 ? "fast" : "fallback" };
+    } catch (err) {
+      return { error: String(err) };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+}
+
+/** The messages of a file, nested ones included (map entries are not messages of their own in ts-proto). */
+export function messagesOf(file: DescFile): DescMessage[] {
+  const out: DescMessage[] = [];
+  const walk = (m: DescMessage): void => {
+    if (!m.proto.options?.mapEntry) out.push(m);
+    m.nestedMessages.forEach(walk);
+  };
+  file.messages.forEach(walk);
+  return out;
 }
