@@ -174,7 +174,7 @@ const ENUM = { name: "enum", wire: WIRE.varint, bad: SCALARS[ScalarType.INT32].b
 
 /** Runtime helpers a code fragment uses (the generated file imports only those). */
 const HELPERS = [
-  "FALLBACK", "L", "MAX_DEPTH", "grew", "slow", "varint32Size", "int32Size", "sint32Size", "int64Size", "sint64Size", "stringSize", "delimitedSize",
+  "FALLBACK", "beginSize", "beginWrite", "reserve", "record", "MAX_DEPTH", "grew", "slow", "varint32Size", "int32Size", "sint32Size", "int64Size", "sint64Size", "stringSize", "delimitedSize",
   "isInt64", "isUint64", "isFloat32", "writeVarint32", "writeInt32", "writeSint32", "writeInt64", "writeSint64", "writeFixed64", "writeFixed32",
   "writeSfixed32", "writeDouble", "writeFloat", "writeString", "writeLength", "writeBytes",
 ];
@@ -324,13 +324,13 @@ class FileWriter {
     b.push(`export function encode${type}(m: ${type}): Buffer {`);
     b.push("  let size = FALLBACK;");
     b.push("  for (let attempt = 0; attempt < 2; attempt++) {");
-    b.push("    L.top = 0;");
+    b.push("    beginSize();");
     b.push(`    size = size${type}(m);`);
     b.push("    if (size < 0 || !grew()) break;");
     b.push("  }");
     b.push(`  if (size < 0) return slow(${type}.encode(m).finish());`);
     b.push("  const buf = Buffer.allocUnsafe(size);");
-    b.push("  L.read = 0;");
+    b.push("  beginWrite();");
     b.push("  // The two passes disagreeing would be a bug; never send bytes allocUnsafe left unwritten.");
     b.push(`  return write${type}(buf, 0, m) === size ? buf : slow(${type}.encode(m).finish());`);
     b.push("}", "");
@@ -408,10 +408,10 @@ class FileWriter {
       const inner = msg.fields[0];
       const sc = SCALARS[inner.scalar];
       const innerTag = tagBytes(inner.number, sc.wire).length;
-      return [`const ${s} = L.top++;`, `let ${l} = 0;`, ...this.sizeImplicit(sc, v, innerTag, l), `L.slots[${s}] = ${l};`, `${acc} += ${tag} + delimitedSize(${l});`];
+      return [`const ${s} = reserve();`, `let ${l} = 0;`, ...this.sizeImplicit(sc, v, innerTag, l), `record(${s}, ${l});`, `${acc} += ${tag} + delimitedSize(${l});`];
     }
     const call = [STRUCT, VALUE, LIST_VALUE].includes(msg.typeName) ? `${this.structFn(msg, "size")}(${v}, 0)` : `${this.fnRef(msg, "size")}(${v})`;
-    return [`const ${s} = L.top++;`, `const ${l} = ${call};`, `if (${l} < 0) return FALLBACK;`, `L.slots[${s}] = ${l};`, `${acc} += ${tag} + delimitedSize(${l});`];
+    return [`const ${s} = reserve();`, `const ${l} = ${call};`, `if (${l} < 0) return FALLBACK;`, `record(${s}, ${l});`, `${acc} += ${tag} + delimitedSize(${l});`];
   }
 
   /** Why a field of message type `msg` has no fast path (and record it), or undefined. */
@@ -440,10 +440,10 @@ class FileWriter {
       return [
         ...out,
         `if (${v}.length !== 0) {`,
-        `  const ${slot} = L.top++;`,
+        `  const ${slot} = reserve();`,
         `  let ${b} = 0;`,
         ...loop([`if (${s.bad(e)}) return FALLBACK;`, `${b} += ${s.size(e)};`]).map((l) => `  ${l}`),
-        `  L.slots[${slot}] = ${b};`,
+        `  record(${slot}, ${b});`,
         `  n += ${tagBytes(f.number, WIRE.delimited).length} + delimitedSize(${b});`,
         "}",
       ];
@@ -487,11 +487,11 @@ class FileWriter {
       `for (let ${i} = 0; ${i} < ${keys}.length; ${i}++) {`,
       `  const ${k} = ${keys}[${i}]!;`,
       `  const ${x} = ${v}[${k}];`,
-      `  const ${s} = L.top++;`,
+      `  const ${s} = reserve();`,
       `  let ${e} = 0;`,
       `  if (${k} !== "") ${e} += 1 + stringSize(${k});`,
       ...valueLines.map((l) => `  ${l}`),
-      `  L.slots[${s}] = ${e};`,
+      `  record(${s}, ${e});`,
       `  n += ${tagBytes(f.number, WIRE.delimited).length} + delimitedSize(${e});`,
       "}",
     ];
@@ -671,15 +671,15 @@ export function sizeStruct(v: unknown, depth: number): number {
     const k = keys[i]!;
     const x = o[k];
     if (x === undefined || k === "__proto__") continue;
-    const s = L.top++;
+    const s = reserve();
     let e = 0;
     if (k !== "") e += 1 + stringSize(k);
-    const s2 = L.top++;
+    const s2 = reserve();
     const l = sizeValue(x, depth + 1);
     if (l < 0) return FALLBACK;
-    L.slots[s2] = l;
+    record(s2, l);
     e += 1 + delimitedSize(l);
-    L.slots[s] = e;
+    record(s, e);
     n += ${len(fieldsTag)} + delimitedSize(e);
   }
   return n;
@@ -698,11 +698,11 @@ export function sizeValue(v: unknown, depth: number): number {
     case "undefined":
       return 0;
     case "object": {
-      const s = L.top++;
+      const s = reserve();
       const array = Array.isArray(v);
       const l = array ? sizeListValue(v, depth + 1) : sizeStruct(v, depth + 1);
       if (l < 0) return FALLBACK;
-      L.slots[s] = l;
+      record(s, l);
       return ${len(tag(arr, WIRE.delimited)) === len(tag(obj, WIRE.delimited)) ? len(tag(arr, WIRE.delimited)) : `(array ? ${len(tag(arr, WIRE.delimited))} : ${len(tag(obj, WIRE.delimited))})`} + delimitedSize(l);
     }
     default:
@@ -716,10 +716,10 @@ export function sizeListValue(v: unknown, depth: number): number {
   if (!Array.isArray(v) || depth > MAX_DEPTH) return FALLBACK;
   let n = 0;
   for (let i = 0; i < v.length; i++) {
-    const s = L.top++;
+    const s = reserve();
     const l = sizeValue(v[i], depth + 1);
     if (l < 0) return FALLBACK;
-    L.slots[s] = l;
+    record(s, l);
     n += ${len(tag(values, WIRE.delimited))} + delimitedSize(l);
   }
   return n;

@@ -31,7 +31,7 @@ import {
 } from "../../gen/aigateway/v1/chat.encode.js";
 import { ModelServiceService } from "../../gen/aigateway/v1/models.js";
 import { ModelServiceResponseEncoders } from "../../gen/aigateway/v1/models.encode.js";
-import { FALLBACK, L, grew } from "../../gen/encode-runtime.js";
+import { beginSize, beginWrite, FALLBACK, grew } from "../../gen/encode-runtime.js";
 
 /** The members of a chunk that are the same on every chunk of a stream (what the cache keys on). */
 const STREAM_CONSTANT = ["id", "object", "created", "model", "systemFingerprint"] as const satisfies readonly (keyof ChatCompletionChunk)[];
@@ -64,7 +64,7 @@ export function serializeChunk(chunk: ChatCompletionChunk): Buffer {
   let headerSize = 0;
   let bodySize = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
-    L.top = 0;
+    beginSize();
     headerSize = cached !== undefined ? cached.length : sizeChatCompletionChunkRange(chunk, 0, HEADER_END);
     bodySize = headerSize < 0 ? FALLBACK : sizeChatCompletionChunkRange(chunk, HEADER_END, MEMBER_COUNT);
     if (bodySize < 0 || !grew()) break;
@@ -72,7 +72,7 @@ export function serializeChunk(chunk: ChatCompletionChunk): Buffer {
   // A value the fast path does not take: the generated entry point hands it to ts-proto.
   if (bodySize < 0) return encodeChatCompletionChunk(chunk);
   const buf = Buffer.allocUnsafe(headerSize + bodySize);
-  L.read = 0;
+  beginWrite();
   let end: number;
   if (cached !== undefined) {
     buf.set(cached, 0); // TypedArray#set: a builtin, no C++ call
