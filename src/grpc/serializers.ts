@@ -53,46 +53,43 @@ function leadingRun(members: readonly string[], constant: readonly string[]): nu
 /** Encodes a chunk; bytes identical to ts-proto's `ChatCompletionChunk.encode`. The Buffer is the caller's. */
 export function serializeChunk(chunk: ChatCompletionChunk): Buffer {
   if (HEADER_END === 0) return encodeChatCompletionChunk(chunk);
-  // The header's bytes come from the cache once a stream's second chunk has put them there.
-  // (Not on the first chunk: when more streams than entries take turns, every chunk misses,
-  // and a miss should cost no more than a key update.)
   const id = chunk.id;
   const key = headerKeys[typeof id === "string" ? headerSlot(id) : 0]!;
-  const sameKey =
-    key.id === id && key.created === chunk.created && key.model === chunk.model && key.systemFingerprint === chunk.systemFingerprint && key.object === chunk.object;
-  const cached = sameKey ? key.bytes : undefined;
+  if (key.id !== id || key.created !== chunk.created || key.model !== chunk.model || key.systemFingerprint !== chunk.systemFingerprint || key.object !== chunk.object) {
+    // A new stream (or another one in this entry): encoded whole, its key remembered. Its
+    // header is cached from its second chunk on, not from this one: when more streams than
+    // entries take turns, every chunk misses, and a miss should cost no more than a key update.
+    key.id = id;
+    key.object = chunk.object;
+    key.created = chunk.created;
+    key.model = chunk.model;
+    key.systemFingerprint = chunk.systemFingerprint;
+    key.bytes = undefined;
+    return encodeChatCompletionChunk(chunk);
+  }
+  const cached = key.bytes;
   let headerSize = 0;
   let bodySize = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
     beginSize();
     headerSize = cached !== undefined ? cached.length : sizeChatCompletionChunkRange(chunk, 0, HEADER_END);
-    bodySize = headerSize < 0 ? FALLBACK : sizeChatCompletionChunkRange(chunk, HEADER_END, MEMBER_COUNT);
+    bodySize = headerSize < 0 || headerSize > HEADER_MAX ? FALLBACK : sizeChatCompletionChunkRange(chunk, HEADER_END, MEMBER_COUNT);
     if (bodySize < 0 || !grew()) break;
   }
-  // A value the fast path does not take: the generated entry point hands it to ts-proto.
+  // A value the fast path does not take, or a header too long to cache: encoded whole
+  // (the generated entry point hands what it does not take to ts-proto).
   if (bodySize < 0) return encodeChatCompletionChunk(chunk);
   const buf = Buffer.allocUnsafe(headerSize + bodySize);
   beginWrite();
-  let end: number;
+  let end = headerSize;
   if (cached !== undefined) {
     buf.set(cached, 0); // TypedArray#set: a builtin, no C++ call
-    end = headerSize;
-  } else if (sameKey && headerSize <= HEADER_MAX) {
+  } else {
     // The stream's second chunk: encode the header into its cache entry, then copy it.
     const bytes = headerCache.subarray(key.offset, key.offset + headerSize);
     end = writeChatCompletionChunkRange(bytes, 0, chunk, 0, HEADER_END);
     buf.set(bytes, 0);
     if (end === headerSize) key.bytes = bytes;
-  } else {
-    end = writeChatCompletionChunkRange(buf, 0, chunk, 0, HEADER_END);
-    if (!sameKey) {
-      key.id = chunk.id;
-      key.object = chunk.object;
-      key.created = chunk.created;
-      key.model = chunk.model;
-      key.systemFingerprint = chunk.systemFingerprint;
-      key.bytes = undefined;
-    }
   }
   // The two passes disagreeing would be a bug here; never send bytes allocUnsafe left unwritten.
   if (end !== headerSize || writeChatCompletionChunkRange(buf, headerSize, chunk, HEADER_END, MEMBER_COUNT) !== buf.length) return encodeChatCompletionChunk(chunk);
