@@ -1,13 +1,16 @@
 /**
- * Micro-benchmark of the gRPC response serializers (src/grpc/serializers.ts) against the
- * generated ones, in one process, interleaved:
+ * Micro-benchmark of the gRPC reply serializers: ts-proto's encoder against the generated
+ * fast encoders (gen/**\/*.encode.ts, through src/grpc/serializers.ts for chunks), in one
+ * process, interleaved:
  *
- *   npm run build && node dist/bench/micro/serializers.js [--rounds N] [--ms M]
+ *   npm run build && node dist/bench/micro/serializers.js [--rounds N] [--ms M] [--case TEXT] [--impl NAME,…]
  *
  * Rows, in ns of CPU per message:
- *   generated   `Buffer.from(X.encode(v).finish())`, what gen/'s ChatServiceService does
- *               (and what the fast path falls back to, for logprobs)
- *   fast        serializeChunk / serializeCompletion
+ *   ts-proto         `Buffer.from(X.encode(v).finish())`, what gen/'s ChatServiceService does
+ *                    (and what the generated encoders fall back to for a value of an
+ *                    unexpected JS type)
+ *   generated fast   serializeChunk (the generated encoder behind the stream's header cache)
+ *                    / encodeChatCompletion
  * then both followed by what grpc-js does with the bytes
  * (serializeMessage in server-interceptors.js: `Buffer.allocUnsafe(n + 5)`, a 5-byte
  * header, `copy`): the whole serialization cost of a message on the server.
@@ -23,9 +26,15 @@
  * Figures are process CPU time (user + system) per message rather than wall time, so a
  * busy machine slows the run down without inflating the figures much: the median and the
  * range of --rounds rounds of about --ms ms each, implementations taking turns. (No forced
- * GC between rounds: tried, it nearly doubled the generated encoder's figures — V8
- * presumably resizing its young generation after a full GC — and overstated the gain.) Bounded
- * (about 5 s per case with the defaults), single-threaded, nothing listens.
+ * GC between rounds: tried, it nearly doubled ts-proto's figures — V8 presumably resizing
+ * its young generation after a full GC — and overstated the gain.) Bounded (about 3 s per
+ * case with the defaults), single-threaded, nothing listens.
+ *
+ * --count N encodes N messages per case and implementation, untimed: for instruction
+ * counts, which a shared machine does not disturb, e.g. the difference between
+ * `valgrind --tool=callgrind node --single-threaded dist/bench/micro/serializers.js --count
+ * 100000 --case "64 streams" --impl "generated fast"` and the same with `--count 10000`,
+ * divided by 90,000 (bench/README.md, "Generated reply encoders").
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -39,10 +48,14 @@ import {
 } from "../../gen/aigateway/v1/chat.js";
 import { encodeChatCompletion } from "../../gen/aigateway/v1/chat.encode.js";
 import { serializeChunk } from "../../src/grpc/serializers.js";
-import { serializeChunk as mainChunk, serializeCompletion as mainCompletion } from "./serializers-main.js";
 
-const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" } } });
+const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" }, case: { type: "string" }, impl: { type: "string" }, count: { type: "string" } } });
 const ROUNDS = Math.max(1, Math.min(51, Number(values.rounds ?? 9)));
+/** Only the cases whose name contains this, and only these implementations (comma-separated names). */
+const CASE_FILTER = values.case;
+const IMPL_FILTER = values.impl?.split(",").map((s) => s.trim());
+/** Encode this many messages per case and implementation, untimed (for instruction counts under callgrind). */
+const COUNT = values.count === undefined ? undefined : Math.max(0, Math.min(10_000_000, Number(values.count)));
 const ROUND_MS = Math.max(5, Math.min(2000, Number(values.ms ?? 100)));
 const VARIANTS = 512;
 
@@ -178,6 +191,7 @@ function median(xs: number[]): number {
 }
 
 function run<T>(c: Case<T>): void {
+  if (CASE_FILTER !== undefined && !c.name.includes(CASE_FILTER)) return;
   // Same bytes from every implementation, before timing anything.
   const reference = c.impls[0]![1];
   for (const input of c.inputs) {
@@ -186,7 +200,17 @@ function run<T>(c: Case<T>): void {
       if (!fn(input).equals(want)) throw new Error(`${c.name}: ${name} differs from ${c.impls[0]![0]}`);
     }
   }
-  const all = [...c.impls, ...c.impls.map(([name, fn]) => [`${name} + grpc-js frame`, framed(fn)] as const)];
+  const impls = c.impls.filter(([name]) => IMPL_FILTER === undefined || IMPL_FILTER.includes(name));
+  if (COUNT !== undefined) {
+    for (const [name, fn] of impls) {
+      let acc = 0;
+      for (let i = 0; i < COUNT; i++) acc += fn(c.inputs[i % c.inputs.length]!).byteLength;
+      sink += acc;
+      process.stdout.write(`${c.name}: ${name}: ${COUNT} messages encoded\n`);
+    }
+    return;
+  }
+  const all = [...impls, ...impls.map(([name, fn]) => [`${name} + grpc-js frame`, framed(fn)] as const)];
   const samples = new Map<string, number[]>(all.map(([name]) => [name, []]));
   for (const [, fn] of all) round(fn, c.inputs); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
@@ -204,8 +228,8 @@ function run<T>(c: Case<T>): void {
     const lo = Math.min(...xs);
     const hi = Math.max(...xs);
     // Each row against the first implementation (and the second), framed rows against framed ones.
-    const group = i < c.impls.length ? 0 : c.impls.length;
-    const vs = [all[group]![0], all[group + 1]![0]]
+    const group = i < impls.length ? 0 : impls.length;
+    const vs = all.slice(group, group + 2).map(([n]) => n)
       .filter((other) => other !== name && all.findIndex(([n]) => n === other) < i)
       .map((other) => `${(median(samples.get(other)!) / m).toFixed(2)}× as fast as ${other}`);
     process.stdout.write(`  ${name.padEnd(40)} ${m.toFixed(0).padStart(6)} ns/msg  (${lo.toFixed(0)}-${hi.toFixed(0)})${vs.length > 0 ? `   ${vs.join(", ")}` : ""}\n`);
@@ -224,16 +248,14 @@ const completions = Array.from({ length: VARIANTS }, (_, i) => completion(i));
 
 const chunkImpls: (readonly [string, Serialize<ChatCompletionChunk>])[] = [
   ["ts-proto", generatedChunk],
-  ["hand-written (main)", mainChunk],
   ["generated fast", serializeChunk],
 ];
 const completionImpls: (readonly [string, Serialize<ChatCompletion>])[] = [
   ["ts-proto", generatedCompletion],
-  ["hand-written (main)", mainCompletion],
   ["generated fast", encodeChatCompletion],
 ];
 
-process.stdout.write(`node ${process.version}: ns of CPU per message, median (range) of ${ROUNDS} rounds of ${ROUND_MS} ms\n`);
+if (COUNT === undefined) process.stdout.write(`node ${process.version}: ns of CPU per message, median (range) of ${ROUNDS} rounds of ${ROUND_MS} ms\n`);
 run({ name: "content chunk, 16 streams taking turns", inputs: chunks(VARIANTS, 16, "content"), impls: chunkImpls });
 run({ name: "content chunk, 64 streams taking turns", inputs: chunks(VARIANTS, 64, "content"), impls: chunkImpls });
 // 8,192 ids cycling through the 1,024-entry header cache: it never hits (the worst case).
