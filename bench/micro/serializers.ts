@@ -16,7 +16,7 @@
  * header, `copy`): the whole serialization cost of a message on the server.
  *
  * Messages are built as the gateway builds them (JSON.parse of the upstream's SSE data,
- * then a proto object), one object per message, so no strings are shared between
+ * then src/wire/response.ts's mapping to the proto object), one object per message, so no strings are shared between
  * iterations: content chunks (Cerebras' shape: id, object, created, model, fingerprint and
  * one choice whose delta has a few bytes of content) of 16 and of 64 streams taking turns,
  * content and first (role) chunks that each open a new stream (the header cache never
@@ -38,16 +38,10 @@
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import {
-  ChatCompletion,
-  ChatCompletionChunk,
-  FinishReason,
-  Role,
-  type ChunkChoice,
-  type Delta,
-} from "../../gen/aigateway/v1/chat.js";
+import { ChatCompletion, ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import { encodeChatCompletion } from "../../gen/aigateway/v1/chat.encode.js";
 import { serializeChunk } from "../../src/grpc/serializers.js";
+import { chatCompletionChunkFromJson, chatCompletionFromJson } from "../../src/wire/response.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" }, case: { type: "string" }, impl: { type: "string" }, count: { type: "string" } } });
 const ROUNDS = Math.max(1, Math.min(51, Number(values.rounds ?? 9)));
@@ -86,53 +80,26 @@ function chunkJson(i: number, stream: number, kind: "first" | "content" | "last"
   });
 }
 
-/** The proto object the gateway builds from an upstream chunk (field order as src/wire/response.ts). */
+/** The proto object the gateway builds from an upstream chunk (its own mapping, src/wire/response.ts). */
 function chunkFromJson(text: string): ChatCompletionChunk {
-  const o = JSON.parse(text) as Record<string, any>;
-  const out: ChatCompletionChunk = {
-    id: o["id"],
-    object: "chat.completion.chunk",
-    created: o["created"],
-    model: o["model"],
-    systemFingerprint: o["system_fingerprint"],
-    choices: (o["choices"] as Record<string, any>[]).map((c): ChunkChoice => {
-      const d = c["delta"] as Record<string, any>;
-      const delta: Delta = { role: Role.ROLE_UNSPECIFIED, toolCalls: [] };
-      if (typeof d["role"] === "string") delta.role = Role.ROLE_ASSISTANT;
-      if (typeof d["content"] === "string") delta.content = d["content"];
-      return { index: c["index"], delta, finishReason: c["finish_reason"] === "stop" ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_UNSPECIFIED };
-    }),
-  };
-  const u = o["usage"];
-  if (u !== undefined) {
-    out.usage = {
-      promptTokens: u.prompt_tokens,
-      completionTokens: u.completion_tokens,
-      totalTokens: u.total_tokens,
-      promptTokensDetails: { cachedTokens: u.prompt_tokens_details.cached_tokens },
-    };
-  }
-  const t = o["time_info"];
-  if (t !== undefined) {
-    out.timeInfo = { queueTime: t.queue_time, promptTime: t.prompt_time, completionTime: t.completion_time, totalTime: t.total_time, created: t.created };
-  }
-  return out;
+  return chatCompletionChunkFromJson(JSON.parse(text));
 }
 
+/** A unary completion with ≈ 1 KB of ASCII text, mapped by the gateway's own code from the upstream's JSON. */
 function completion(i: number): ChatCompletion {
   let text = "";
   for (let k = 0; text.length < 1000; k++) text += WORDS[(i + k) % 15]; // ASCII words only
-  const o = JSON.parse(JSON.stringify({ id: `chatcmpl-${i}-5a8f1c9e3b7d`, model: "llama-3.3-70b", fp: "fp_5a8f1c9e3b7d2a6c4e0f", text, reasoning: `thinking ${i}` })) as Record<string, string>;
-  return {
-    id: o["id"]!,
+  const upstream = {
+    id: `chatcmpl-${i}-5a8f1c9e3b7d`,
     object: "chat.completion",
     created: 1761231233 + i,
-    model: o["model"]!,
-    systemFingerprint: o["fp"]!,
-    choices: [{ index: 0, message: { role: Role.ROLE_ASSISTANT, toolCalls: [], content: o["text"]!, reasoning: o["reasoning"]! }, finishReason: FinishReason.FINISH_REASON_STOP }],
-    usage: { promptTokens: 120, completionTokens: 250, totalTokens: 370, promptTokensDetails: { cachedTokens: 0 } },
-    timeInfo: { queueTime: 0.0001, promptTime: 0.002, completionTime: 0.12, totalTime: 0.125, created: 1761231233.73 },
+    model: "llama-3.3-70b",
+    system_fingerprint: "fp_5a8f1c9e3b7d2a6c4e0f",
+    choices: [{ index: 0, message: { role: "assistant", content: text, reasoning: `thinking ${i}` }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 120, completion_tokens: 250, total_tokens: 370, prompt_tokens_details: { cached_tokens: 0 } },
+    time_info: { queue_time: 0.0001, prompt_time: 0.002, completion_time: 0.12, total_time: 0.125, created: 1761231233.73 },
   };
+  return chatCompletionFromJson(JSON.parse(JSON.stringify(upstream)));
 }
 
 type Serialize<T> = (v: T) => Buffer;

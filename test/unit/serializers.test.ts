@@ -20,10 +20,14 @@ import {
   ChatServiceService,
   FinishReason,
   Role,
+  ChunkChoice,
+  Delta,
+  Logprobs,
+  TimeInfo,
+  ToolCallDelta,
+  Usage,
   type ChatServiceServer,
-  type ChunkChoice,
-  type Delta,
-  type Logprobs,
+  type DeepPartial,
 } from "../../gen/aigateway/v1/chat.js";
 import * as chatEncoders from "../../gen/aigateway/v1/chat.encode.js";
 import { ModelServiceService } from "../../gen/aigateway/v1/models.js";
@@ -39,32 +43,34 @@ const ID = "chatcmpl-8b1c1d6e-1f7b-4c6a-9d44-2b3c4d5e6f70";
 const FP = "fp_5a8f1c9e3b7d2a6c4e0f";
 
 /** A chunk as src/wire/response.ts builds it (delta keys in its order). */
+// On ts-proto's base objects, so that a field added to the proto (a list or a map, which its
+// types require) does not need an edit here.
 function chunk(choices: ChunkChoice[], extra: Partial<ChatCompletionChunk> = {}): ChatCompletionChunk {
-  return { id: ID, object: "chat.completion.chunk", created: 1761231233, model: "gpt-oss-120b", systemFingerprint: FP, choices, ...extra };
+  return { ...ChatCompletionChunk.fromPartial({}), id: ID, object: "chat.completion.chunk", created: 1761231233, model: "gpt-oss-120b", systemFingerprint: FP, choices, ...extra };
 }
 
 function delta(fields: Partial<Delta>): Delta {
-  return { role: Role.ROLE_UNSPECIFIED, toolCalls: [], ...fields };
+  return { ...Delta.fromPartial({}), role: Role.ROLE_UNSPECIFIED, ...fields, toolCalls: (fields.toolCalls ?? []).map((t) => ToolCallDelta.fromPartial(t)) };
 }
 
 function choice(d: Delta | undefined, extra: Partial<ChunkChoice> = {}): ChunkChoice {
-  const c: ChunkChoice = { index: 0, finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, ...extra };
+  const c: ChunkChoice = { ...ChunkChoice.fromPartial({}), index: 0, finishReason: FinishReason.FINISH_REASON_UNSPECIFIED, ...extra };
   if (d !== undefined) c.delta = d;
   return c;
 }
 
 const content = (text: string): ChatCompletionChunk => chunk([choice(delta({ content: text }))]);
 
-const LOGPROBS: Logprobs = {
+const LOGPROBS: Logprobs = Logprobs.fromPartial({
   content: [
     { token: " Hi", logprob: -0.25, bytes: [32, 72, 105], topLogprobs: [{ token: " Hello", logprob: -1.5, bytes: [32, 72, 101, 108, 108, 111] }] },
     { token: "é", logprob: -3e-7, bytes: [195, 169], topLogprobs: [] },
   ],
   refusal: [],
-};
+});
 
-const USAGE = { promptTokens: 1234, completionTokens: 2002, totalTokens: 3236, promptTokensDetails: { cachedTokens: 1024 } };
-const TIME_INFO = { queueTime: 0.000123, promptTime: 0.0042, completionTime: 0.95, totalTime: 0.9601, created: 1761231233.7300596 };
+const USAGE = Usage.fromPartial({ promptTokens: 1234, completionTokens: 2002, totalTokens: 3236, promptTokensDetails: { cachedTokens: 1024 } });
+const TIME_INFO = TimeInfo.fromPartial({ queueTime: 0.000123, promptTime: 0.0042, completionTime: 0.95, totalTime: 0.9601, created: 1761231233.7300596 });
 
 /** Chunks the fast path encodes itself. */
 const FAST_CHUNKS: Record<string, ChatCompletionChunk> = {
@@ -106,14 +112,14 @@ const FAST_CHUNKS: Record<string, ChatCompletionChunk> = {
   "finish chunk with usage and time_info": chunk([choice(delta({}), { finishReason: FinishReason.FINISH_REASON_STOP })], { usage: USAGE, timeInfo: TIME_INFO }),
   "finish chunk, no delta": chunk([choice(undefined, { finishReason: FinishReason.FINISH_REASON_LENGTH })], { usage: USAGE }),
   "usage with every field": chunk([], {
-    usage: { ...USAGE, completionTokensDetails: { reasoningTokens: 7, acceptedPredictionTokens: 2, rejectedPredictionTokens: 1 }, costUsd: 0.0012345 },
+    usage: Usage.fromPartial({ ...USAGE, completionTokensDetails: { reasoningTokens: 7, acceptedPredictionTokens: 2, rejectedPredictionTokens: 1 }, costUsd: 0.0012345 }),
   }),
   "usage all zero, empty details, cost 0": chunk([], {
-    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, promptTokensDetails: { cachedTokens: 0 }, completionTokensDetails: { reasoningTokens: 0, acceptedPredictionTokens: 0, rejectedPredictionTokens: 0 }, costUsd: 0 },
+    usage: Usage.fromPartial({ promptTokens: 0, completionTokens: 0, totalTokens: 0, promptTokensDetails: { cachedTokens: 0 }, completionTokensDetails: { reasoningTokens: 0, acceptedPredictionTokens: 0, rejectedPredictionTokens: 0 }, costUsd: 0 }),
   }),
-  "usage negative and extreme int32": chunk([], { usage: { promptTokens: -1, completionTokens: 2147483647, totalTokens: -2147483648 } }),
-  "time_info partly absent, zeros, -0, NaN, Infinity": chunk([], { timeInfo: { queueTime: 0, completionTime: -0, totalTime: Number.NaN, created: Number.POSITIVE_INFINITY } }),
-  "empty time_info": chunk([], { timeInfo: {} }),
+  "usage negative and extreme int32": chunk([], { usage: Usage.fromPartial({ promptTokens: -1, completionTokens: 2147483647, totalTokens: -2147483648 }) }),
+  "time_info partly absent, zeros, -0, NaN, Infinity": chunk([], { timeInfo: TimeInfo.fromPartial({ queueTime: 0, completionTime: -0, totalTime: Number.NaN, created: Number.POSITIVE_INFINITY }) }),
+  "empty time_info": chunk([], { timeInfo: TimeInfo.fromPartial({}) }),
   "service tiers": chunk([choice(delta({ content: "x" }))], { serviceTier: "auto", serviceTierUsed: "flex" }),
   "empty service tiers": chunk([], { serviceTier: "", serviceTierUsed: "" }),
   "tool call, first piece": chunk([
@@ -148,8 +154,8 @@ const FAST_CHUNKS: Record<string, ChatCompletionChunk> = {
   "created -2^31": chunk([], { created: -2147483648 }),
   "created -2^32 - 1": chunk([], { created: -4294967297 }),
   "created -(2^53 - 1)": chunk([], { created: Number.MIN_SAFE_INTEGER }),
-  "all defaults (empty message)": { id: "", object: "", created: 0, model: "", systemFingerprint: "", choices: [] },
-  "empty header, some choices": { id: "", object: "", created: 0, model: "", systemFingerprint: "", choices: [choice(delta({ content: "x" }))] },
+  "all defaults (empty message)": ChatCompletionChunk.fromPartial({}),
+  "empty header, some choices": { ...ChatCompletionChunk.fromPartial({}), choices: [choice(delta({ content: "x" }))] },
   "non-ASCII id and model": chunk([choice(delta({ content: "x" }))], { id: "chatcmpl-é東🙂", model: "modèle" }),
   "short id": chunk([choice(delta({ content: "x" }))], { id: "c1" }),
   "header longer than a cache entry": chunk([choice(delta({ content: "x" }))], { id: `chatcmpl-${"a".repeat(300)}`, model: "m".repeat(200) }),
@@ -165,7 +171,7 @@ const LOGPROB_CHUNKS: Record<string, ChatCompletionChunk> = {
   "logprobs in the second choice": chunk([choice(delta({ content: "a" })), choice(delta({ content: "b" }), { index: 1, logprobs: { content: [], refusal: [] } })]),
 };
 
-const COMPLETION: ChatCompletion = {
+const COMPLETION: ChatCompletion = ChatCompletion.fromPartial({
   id: ID,
   object: "chat.completion",
   created: 1761231233,
@@ -180,9 +186,10 @@ const COMPLETION: ChatCompletion = {
   ],
   usage: { promptTokens: 120, completionTokens: 250, totalTokens: 370, promptTokensDetails: { cachedTokens: 0 } },
   timeInfo: { queueTime: 0.0001, promptTime: 0.002, completionTime: 0.12, totalTime: 0.125, created: 1761231233.73 },
-};
+});
 
-const FAST_COMPLETIONS: Record<string, ChatCompletion> = {
+/** Completions (made whole by ts-proto's fromPartial, so that a field added to the proto needs no edit here). */
+const FAST_COMPLETIONS: Record<string, ChatCompletion> = fromPartials({
   "text answer": COMPLETION,
   "tool calls, no content": {
     ...COMPLETION,
@@ -209,11 +216,15 @@ const FAST_COMPLETIONS: Record<string, ChatCompletion> = {
       { index: -3, message: { role: Role.ROLE_UNSPECIFIED, toolCalls: [] }, finishReason: FinishReason.FINISH_REASON_UNSPECIFIED },
     ],
   },
-  "no usage or time_info, service tiers": { ...COMPLETION, usage: undefined, timeInfo: undefined, serviceTier: "auto", serviceTierUsed: "priority" } as ChatCompletion,
+  "no usage or time_info, service tiers": { ...COMPLETION, usage: undefined, timeInfo: undefined, serviceTier: "auto", serviceTierUsed: "priority" },
   "100 KB answer": { ...COMPLETION, choices: [{ index: 0, message: { role: Role.ROLE_ASSISTANT, toolCalls: [], content: "x".repeat(100_000) }, finishReason: FinishReason.FINISH_REASON_STOP }] },
-  "all defaults": { id: "", object: "", created: 0, model: "", systemFingerprint: "", choices: [] },
+  "all defaults": ChatCompletion.fromPartial({}),
   "created -7": { ...COMPLETION, created: -7 },
-};
+});
+
+function fromPartials(cases: Record<string, DeepPartial<ChatCompletion>>): Record<string, ChatCompletion> {
+  return Object.fromEntries(Object.entries(cases).map(([name, c]) => [name, ChatCompletion.fromPartial(c)]));
+}
 
 type Path = "fast" | "fallback";
 
