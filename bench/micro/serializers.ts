@@ -1,19 +1,22 @@
 /**
- * Micro-benchmark of the gRPC response serializers (src/grpc/serializers.ts) against the
- * generated ones, in one process, interleaved:
+ * Micro-benchmark of the gRPC reply serializers: ts-proto's encoder against the generated
+ * fast encoders (gen/**\/*.encode.ts, through src/grpc/serializers.ts for chunks), in one
+ * process, interleaved:
  *
- *   npm run build && node dist/bench/micro/serializers.js [--rounds N] [--ms M]
+ *   npm run build && node dist/bench/micro/serializers.js [--rounds N] [--ms M] [--case TEXT] [--impl NAME,…]
  *
  * Rows, in ns of CPU per message:
- *   generated   `Buffer.from(X.encode(v).finish())`, what gen/'s ChatServiceService does
- *               (and what the fast path falls back to, for logprobs)
- *   fast        serializeChunk / serializeCompletion
+ *   ts-proto         `Buffer.from(X.encode(v).finish())`, what gen/'s ChatServiceService does
+ *                    (and what the generated encoders fall back to for a value of an
+ *                    unexpected JS type)
+ *   generated fast   serializeChunk (the generated encoder behind the stream's header cache)
+ *                    / encodeChatCompletion
  * then both followed by what grpc-js does with the bytes
  * (serializeMessage in server-interceptors.js: `Buffer.allocUnsafe(n + 5)`, a 5-byte
  * header, `copy`): the whole serialization cost of a message on the server.
  *
  * Messages are built as the gateway builds them (JSON.parse of the upstream's SSE data,
- * then a proto object), one object per message, so no strings are shared between
+ * then src/wire/response.ts's mapping to the proto object), one object per message, so no strings are shared between
  * iterations: content chunks (Cerebras' shape: id, object, created, model, fingerprint and
  * one choice whose delta has a few bytes of content) of 16 and of 64 streams taking turns,
  * content and first (role) chunks that each open a new stream (the header cache never
@@ -23,24 +26,30 @@
  * Figures are process CPU time (user + system) per message rather than wall time, so a
  * busy machine slows the run down without inflating the figures much: the median and the
  * range of --rounds rounds of about --ms ms each, implementations taking turns. (No forced
- * GC between rounds: tried, it nearly doubled the generated encoder's figures — V8
- * presumably resizing its young generation after a full GC — and overstated the gain.) Bounded
- * (about 5 s per case with the defaults), single-threaded, nothing listens.
+ * GC between rounds: tried, it nearly doubled ts-proto's figures — V8 presumably resizing
+ * its young generation after a full GC — and overstated the gain.) Bounded (about 3 s per
+ * case with the defaults), single-threaded, nothing listens.
+ *
+ * --count N encodes N messages per case and implementation, untimed: for instruction
+ * counts, which a shared machine does not disturb, e.g. the difference between
+ * `valgrind --tool=callgrind node --single-threaded dist/bench/micro/serializers.js --count
+ * 100000 --case "64 streams" --impl "generated fast"` and the same with `--count 10000`,
+ * divided by 90,000 (bench/README.md, "Generated reply encoders").
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import {
-  ChatCompletion,
-  ChatCompletionChunk,
-  FinishReason,
-  Role,
-  type ChunkChoice,
-  type Delta,
-} from "../../gen/aigateway/v1/chat.js";
-import { serializeChunk, serializeCompletion } from "../../src/grpc/serializers.js";
+import { ChatCompletion, ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
+import { encodeChatCompletion } from "../../gen/aigateway/v1/chat.encode.js";
+import { serializeChunk } from "../../src/grpc/serializers.js";
+import { chatCompletionChunkFromJson, chatCompletionFromJson } from "../../src/wire/response.js";
 
-const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" } } });
+const { values } = parseArgs({ options: { rounds: { type: "string" }, ms: { type: "string" }, case: { type: "string" }, impl: { type: "string" }, count: { type: "string" } } });
 const ROUNDS = Math.max(1, Math.min(51, Number(values.rounds ?? 9)));
+/** Only the cases whose name contains this, and only these implementations (comma-separated names). */
+const CASE_FILTER = values.case;
+const IMPL_FILTER = values.impl?.split(",").map((s) => s.trim());
+/** Encode this many messages per case and implementation, untimed (for instruction counts under callgrind). */
+const COUNT = values.count === undefined ? undefined : Math.max(0, Math.min(10_000_000, Number(values.count)));
 const ROUND_MS = Math.max(5, Math.min(2000, Number(values.ms ?? 100)));
 const VARIANTS = 512;
 
@@ -71,53 +80,26 @@ function chunkJson(i: number, stream: number, kind: "first" | "content" | "last"
   });
 }
 
-/** The proto object the gateway builds from an upstream chunk (field order as src/wire/response.ts). */
+/** The proto object the gateway builds from an upstream chunk (its own mapping, src/wire/response.ts). */
 function chunkFromJson(text: string): ChatCompletionChunk {
-  const o = JSON.parse(text) as Record<string, any>;
-  const out: ChatCompletionChunk = {
-    id: o["id"],
-    object: "chat.completion.chunk",
-    created: o["created"],
-    model: o["model"],
-    systemFingerprint: o["system_fingerprint"],
-    choices: (o["choices"] as Record<string, any>[]).map((c): ChunkChoice => {
-      const d = c["delta"] as Record<string, any>;
-      const delta: Delta = { role: Role.ROLE_UNSPECIFIED, toolCalls: [] };
-      if (typeof d["role"] === "string") delta.role = Role.ROLE_ASSISTANT;
-      if (typeof d["content"] === "string") delta.content = d["content"];
-      return { index: c["index"], delta, finishReason: c["finish_reason"] === "stop" ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_UNSPECIFIED };
-    }),
-  };
-  const u = o["usage"];
-  if (u !== undefined) {
-    out.usage = {
-      promptTokens: u.prompt_tokens,
-      completionTokens: u.completion_tokens,
-      totalTokens: u.total_tokens,
-      promptTokensDetails: { cachedTokens: u.prompt_tokens_details.cached_tokens },
-    };
-  }
-  const t = o["time_info"];
-  if (t !== undefined) {
-    out.timeInfo = { queueTime: t.queue_time, promptTime: t.prompt_time, completionTime: t.completion_time, totalTime: t.total_time, created: t.created };
-  }
-  return out;
+  return chatCompletionChunkFromJson(JSON.parse(text));
 }
 
+/** A unary completion with ≈ 1 KB of ASCII text, mapped by the gateway's own code from the upstream's JSON. */
 function completion(i: number): ChatCompletion {
   let text = "";
   for (let k = 0; text.length < 1000; k++) text += WORDS[(i + k) % 15]; // ASCII words only
-  const o = JSON.parse(JSON.stringify({ id: `chatcmpl-${i}-5a8f1c9e3b7d`, model: "llama-3.3-70b", fp: "fp_5a8f1c9e3b7d2a6c4e0f", text, reasoning: `thinking ${i}` })) as Record<string, string>;
-  return {
-    id: o["id"]!,
+  const upstream = {
+    id: `chatcmpl-${i}-5a8f1c9e3b7d`,
     object: "chat.completion",
     created: 1761231233 + i,
-    model: o["model"]!,
-    systemFingerprint: o["fp"]!,
-    choices: [{ index: 0, message: { role: Role.ROLE_ASSISTANT, toolCalls: [], content: o["text"]!, reasoning: o["reasoning"]! }, finishReason: FinishReason.FINISH_REASON_STOP }],
-    usage: { promptTokens: 120, completionTokens: 250, totalTokens: 370, promptTokensDetails: { cachedTokens: 0 } },
-    timeInfo: { queueTime: 0.0001, promptTime: 0.002, completionTime: 0.12, totalTime: 0.125, created: 1761231233.73 },
+    model: "llama-3.3-70b",
+    system_fingerprint: "fp_5a8f1c9e3b7d2a6c4e0f",
+    choices: [{ index: 0, message: { role: "assistant", content: text, reasoning: `thinking ${i}` }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 120, completion_tokens: 250, total_tokens: 370, prompt_tokens_details: { cached_tokens: 0 } },
+    time_info: { queue_time: 0.0001, prompt_time: 0.002, completion_time: 0.12, total_time: 0.125, created: 1761231233.73 },
   };
+  return chatCompletionFromJson(JSON.parse(JSON.stringify(upstream)));
 }
 
 type Serialize<T> = (v: T) => Buffer;
@@ -176,6 +158,7 @@ function median(xs: number[]): number {
 }
 
 function run<T>(c: Case<T>): void {
+  if (CASE_FILTER !== undefined && !c.name.includes(CASE_FILTER)) return;
   // Same bytes from every implementation, before timing anything.
   const reference = c.impls[0]![1];
   for (const input of c.inputs) {
@@ -184,9 +167,17 @@ function run<T>(c: Case<T>): void {
       if (!fn(input).equals(want)) throw new Error(`${c.name}: ${name} differs from ${c.impls[0]![0]}`);
     }
   }
-  const first = c.impls[0]!;
-  const last = c.impls[c.impls.length - 1]!;
-  const all = [...c.impls, [`${first[0]} + grpc-js frame`, framed(first[1])] as const, [`${last[0]} + grpc-js frame`, framed(last[1])] as const];
+  const impls = c.impls.filter(([name]) => IMPL_FILTER === undefined || IMPL_FILTER.includes(name));
+  if (COUNT !== undefined) {
+    for (const [name, fn] of impls) {
+      let acc = 0;
+      for (let i = 0; i < COUNT; i++) acc += fn(c.inputs[i % c.inputs.length]!).byteLength;
+      sink += acc;
+      process.stdout.write(`${c.name}: ${name}: ${COUNT} messages encoded\n`);
+    }
+    return;
+  }
+  const all = [...impls, ...impls.map(([name, fn]) => [`${name} + grpc-js frame`, framed(fn)] as const)];
   const samples = new Map<string, number[]>(all.map(([name]) => [name, []]));
   for (const [, fn] of all) round(fn, c.inputs); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
@@ -203,10 +194,12 @@ function run<T>(c: Case<T>): void {
     const m = median(xs);
     const lo = Math.min(...xs);
     const hi = Math.max(...xs);
-    const baseName = i < c.impls.length ? first[0] : all[c.impls.length]![0];
-    const ratio = median(samples.get(baseName)!) / m;
-    const vs = name === baseName ? "" : `   ${ratio.toFixed(2)}× faster than ${baseName}`;
-    process.stdout.write(`  ${name.padEnd(26)} ${m.toFixed(0).padStart(6)} ns/msg  (${lo.toFixed(0)}-${hi.toFixed(0)})${vs}\n`);
+    // Each row against the first implementation (and the second), framed rows against framed ones.
+    const group = i < impls.length ? 0 : impls.length;
+    const vs = all.slice(group, group + 2).map(([n]) => n)
+      .filter((other) => other !== name && all.findIndex(([n]) => n === other) < i)
+      .map((other) => `${(median(samples.get(other)!) / m).toFixed(2)}× as fast as ${other}`);
+    process.stdout.write(`  ${name.padEnd(40)} ${m.toFixed(0).padStart(6)} ns/msg  (${lo.toFixed(0)}-${hi.toFixed(0)})${vs.length > 0 ? `   ${vs.join(", ")}` : ""}\n`);
   });
 }
 
@@ -221,15 +214,15 @@ function chunks(n: number, streams: number, kind: "first" | "content" | "last"):
 const completions = Array.from({ length: VARIANTS }, (_, i) => completion(i));
 
 const chunkImpls: (readonly [string, Serialize<ChatCompletionChunk>])[] = [
-  ["generated", generatedChunk],
-  ["fast", serializeChunk],
+  ["ts-proto", generatedChunk],
+  ["generated fast", serializeChunk],
 ];
 const completionImpls: (readonly [string, Serialize<ChatCompletion>])[] = [
-  ["generated", generatedCompletion],
-  ["fast", serializeCompletion],
+  ["ts-proto", generatedCompletion],
+  ["generated fast", encodeChatCompletion],
 ];
 
-process.stdout.write(`node ${process.version}: ns of CPU per message, median (range) of ${ROUNDS} rounds of ${ROUND_MS} ms\n`);
+if (COUNT === undefined) process.stdout.write(`node ${process.version}: ns of CPU per message, median (range) of ${ROUNDS} rounds of ${ROUND_MS} ms\n`);
 run({ name: "content chunk, 16 streams taking turns", inputs: chunks(VARIANTS, 16, "content"), impls: chunkImpls });
 run({ name: "content chunk, 64 streams taking turns", inputs: chunks(VARIANTS, 64, "content"), impls: chunkImpls });
 // 8,192 ids cycling through the 1,024-entry header cache: it never hits (the worst case).

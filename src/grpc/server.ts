@@ -18,7 +18,7 @@ import { authInterceptor } from "./auth-interceptor.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withRequestChecks } from "./request-decoder.js";
-import { withFastSerializers } from "./serializers.js";
+import { withFastModelSerializers, withFastSerializers } from "./serializers.js";
 
 export interface GrpcServerOptions {
   readonly host: string;
@@ -105,10 +105,10 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
     listModels: unaryHandler("ListModels", h, (_req, ctx) => chat.listModels(ctx)),
     getModel: unaryHandler("GetModel", h, (req, ctx) => chat.getModel(req.id, ctx)),
   };
-  // The same contract, with hand-written encoders for the two replies (serializers.ts) and
+  // The same contract, with the generated fast encoders for the replies (serializers.ts) and
   // request decoders that refuse too-deep or malformed requests as INVALID_ARGUMENT (request-decoder.ts).
   server.addService(withRequestChecks(withFastSerializers(ChatServiceService)), chatImpl);
-  server.addService(ModelServiceService, modelImpl);
+  server.addService(withFastModelSerializers(ModelServiceService), modelImpl);
 
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(SERVICES.map((s) => [s, "SERVING" as const])) });
   health.addToServer(server);
