@@ -57,8 +57,9 @@ describe("GATEWAY_API_KEYS items containing =", () => {
       const res = await create(client, userRequest("padded"), {}, withKey(PADDED_KEY));
       client.close();
       expect(res.choices[0]!.message!.content).toBe("Echo: padded");
-      const call = p.lines().find((l) => l["msg"] === "call");
-      expect(call!["key"]).toBe("key-1");
+      // The log line may leave the process after the reply does: wait for it, do not race it.
+      const call = await p.line("call");
+      expect(call["key"]).toBe("key-1");
       const scraped = await raw(Number(at.http!.split(":")[1]), { method: "GET", path: "/metrics" });
       const metrics = parseExposition(scraped.text);
       expect(metrics.value("gateway_requests_total", { transport: "grpc", method: "CreateChatCompletion", code: "OK", model: "gpt-oss-120b", key: "key-1" })).toBe(1);
