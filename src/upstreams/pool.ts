@@ -310,7 +310,8 @@ export class KeyPool implements UpstreamRouter {
     }
     if (pick === undefined) return [...tied, ...rest];
     pick.v.current -= total;
-    const others = views.filter((x) => x !== pick).sort((a, b) => (b.v?.current ?? 0) - (a.v?.current ?? 0));
+    const chosen = pick.r;
+    const others = views.filter((x) => x.r !== chosen).sort((a, b) => (b.v?.current ?? 0) - (a.v?.current ?? 0));
     return [pick.r, ...others.map((x) => x.r), ...rest];
   }
 
