@@ -374,12 +374,17 @@ function waitingSince(state: KeyState, standing: Standing, model: string): numbe
   return state.revoked?.at ?? 0;
 }
 
-/** A response's rate-limit headers into the key's buckets for the model. */
+/**
+ * A response's rate-limit headers into the key's buckets for the model. The refill runs
+ * so the bucket is full at the reset the upstream gave (continuous, as Cerebras says its
+ * buckets refill); without a reset, at the window's rate.
+ */
 function learn(v: ModelView, headers: Readonly<Record<string, string>>, now: number): void {
   for (const r of parseRateLimitHeaders(headers)) {
     if (r.limit === undefined || r.limit <= 0 || r.remaining === undefined) continue;
     const b = v.buckets.get(r.name);
-    const ratePerMs = r.limit / WINDOW_MS[r.window];
+    const missing = Math.max(0, r.limit - r.remaining);
+    const ratePerMs = r.resetSeconds !== undefined && r.resetSeconds > 0 && missing > 0 ? missing / (r.resetSeconds * 1000) : r.limit / WINDOW_MS[r.window];
     if (b === undefined) v.buckets.set(r.name, { level: r.remaining, at: now, capacity: r.limit, ratePerMs, counts: r.counts });
     else {
       b.level = r.remaining;
