@@ -9,6 +9,7 @@ import { CallerLimitTable, parseOrgLimits, type CallerLimitsInput } from "./admi
 import { KeyRing, keysFromFile, keysFromList, sha256, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
+import { parseFallbacks, upstreamKeysFrom, type UpstreamsConfig } from "./upstreams/config.js";
 
 /** Empty strings count as unset, so `FOO=` in an .env file means "use the default". */
 const unsetIfEmpty = (v: unknown): unknown => (v === "" ? undefined : v);
@@ -93,6 +94,15 @@ const EnvSchema = z.object({
   QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
   ORG_LIMITS: z.string().optional(),
   ORG_QUEUE_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
+  // Upstream keys and model fallbacks (issue 15): several Cerebras keys, failover, fallback chains.
+  /** `name=csk-…,name2=csk-…` (GATEWAY_API_KEYS' rule), on CEREBRAS_BASE_URL. */
+  CEREBRAS_API_KEYS: z.string().optional(),
+  /** JSON or YAML: per key name, api_key | api_key_env | api_key_file, base_url, weight, models. */
+  CEREBRAS_KEYS_FILE: z.string().optional(),
+  /** `a>b>c` chains (comma-separated) or JSON {"a": ["b", "c"]}. */
+  MODEL_FALLBACKS: z.string().optional(),
+  UPSTREAM_QUOTA_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
+  UPSTREAM_KEY_PROBE_S: z.coerce.number("must be a number").min(0.05, "must be at least 0.05").max(3600, "must be at most 3600").default(60),
 });
 
 const Env = z.preprocess(
@@ -167,6 +177,8 @@ export interface Config {
   readonly requestBodyTimeoutMs: number;
   /** Caller quotas and organisation limits, and where their counters live. */
   readonly quotas: QuotaConfig;
+  /** Upstream keys (CEREBRAS_API_KEY, CEREBRAS_API_KEYS, CEREBRAS_KEYS_FILE), fallbacks and the 429-wait policy. */
+  readonly upstreams: UpstreamsConfig;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -206,11 +218,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const production = e.NODE_ENV === "production";
   const problems: string[] = [];
-  if (production && e.CEREBRAS_API_KEY === undefined) {
-    problems.push("CEREBRAS_API_KEY: is required when NODE_ENV=production (without it the gateway would answer from its fake upstream)");
+  const upstreams = loadUpstreams(e, env, problems);
+  if (production && upstreams.keys.length === 0) {
+    problems.push("CEREBRAS_API_KEY: is required when NODE_ENV=production (or CEREBRAS_API_KEYS / CEREBRAS_KEYS_FILE; without a key the gateway would answer from its fake upstream)");
   }
   const limits: KeyLimits = { defaults: undefined, perKey: new Map() };
-  const keys = loadKeys(e, production, problems, limits);
+  const keys = loadKeys(e, production, problems, limits, upstreams);
   const tls = loadTls(e, problems);
   const quotas = loadQuotas(e, limits, problems);
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
@@ -221,6 +234,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsHost: e.METRICS_HOST,
     requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
     quotas,
+    upstreams,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,
@@ -280,7 +294,7 @@ function tracingFrom(e: Env): TracingConfig | undefined {
  * Caller authentication: keys from GATEWAY_API_KEYS and GATEWAY_KEYS_FILE. None: open
  * outside production; in production only with an explicit GATEWAY_AUTH=none.
  */
-function loadKeys(e: Env, production: boolean, problems: string[], limits: KeyLimits): KeyRing | undefined {
+function loadKeys(e: Env, production: boolean, problems: string[], limits: KeyLimits, upstreams: UpstreamsConfig): KeyRing | undefined {
   const entries: KeyEntry[] = [];
   const add = (what: string, r: { entries: KeyEntry[]; problems: string[] }): void => {
     entries.push(...r.entries);
@@ -304,10 +318,29 @@ function loadKeys(e: Env, production: boolean, problems: string[], limits: KeyLi
     }
     return undefined;
   }
-  if (e.CEREBRAS_API_KEY !== undefined && ring.contains(e.CEREBRAS_API_KEY)) {
-    problems.push("GATEWAY_API_KEYS: must not contain the upstream CEREBRAS_API_KEY (callers never get the upstream key)");
+  for (const k of upstreams.keys) {
+    if (!ring.contains(k.apiKey)) continue;
+    problems.push(
+      k.name === "default" && e.CEREBRAS_API_KEY !== undefined
+        ? "GATEWAY_API_KEYS: must not contain the upstream CEREBRAS_API_KEY (callers never get the upstream key)"
+        : `GATEWAY_API_KEYS / GATEWAY_KEYS_FILE: must not contain the upstream key "${k.name}" (callers never get an upstream key)`,
+    );
   }
   return ring;
+}
+
+/** Upstream keys and fallbacks (issue 15). `env` is the raw environment: api_key_env names are looked up in it. */
+function loadUpstreams(e: Env, env: Record<string, string | undefined>, problems: string[]): UpstreamsConfig {
+  const keys = upstreamKeysFrom(e, env);
+  problems.push(...keys.problems);
+  const fallbacks = parseFallbacks(e.MODEL_FALLBACKS);
+  problems.push(...fallbacks.problems.map((p) => `MODEL_FALLBACKS: ${p}`));
+  return {
+    keys: keys.keys,
+    fallbacks: fallbacks.table,
+    quotaMaxWaitMs: e.UPSTREAM_QUOTA_MAX_WAIT_MS,
+    probeIntervalMs: e.UPSTREAM_KEY_PROBE_S * 1000,
+  };
 }
 
 /** Caller limits from the keys file, by key name (quotas). */

@@ -20,9 +20,14 @@ import { redactUrl, type Logger } from "./log.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/server.js";
 import { CerebrasProvider } from "./providers/cerebras/provider.js";
-import { DEFAULT_RETRY_POLICY } from "./providers/cerebras/retry.js";
+import { DEFAULT_RETRY_POLICY } from "./core/failover.js";
 import { MetricsDashboard } from "./dashboard/source.js";
 import type { Tracer } from "./core/tracing.js";
+import { DEFAULT_KEY_NAME, type UpstreamKey } from "./upstreams/config.js";
+import type { KeyStateStore } from "./upstreams/key-state.js";
+import { MemoryKeyStateStore } from "./upstreams/memory-key-state.js";
+import { KeyPool } from "./upstreams/pool.js";
+import { RedisKeyStateStore } from "./upstreams/redis-key-state.js";
 
 export interface Gateway {
   readonly grpcPort: number;
@@ -36,6 +41,8 @@ export interface Gateway {
   readonly catalogSettled: Promise<void>;
   /** Caller quotas and organisation limits (idle(): every settlement so far has reached the store). */
   readonly admission: Admission;
+  /** The upstream keys: their standing, cooldowns and headroom (tests; metrics read it too). */
+  readonly upstreams: KeyPool;
   /** Graceful stop: refuse new calls, give in-flight ones `graceMs`, then cancel them. */
   close(graceMs?: number): Promise<void>;
 }
@@ -59,14 +66,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
 
 async function assemble(config: Config, logger: Logger, undo: Array<() => unknown>): Promise<Gateway> {
   let fakeUpstream: FakeUpstream | undefined;
-  let baseUrl = config.cerebrasBaseUrl;
-  let apiKey = config.cerebrasApiKey;
-  if (apiKey === undefined) {
+  let keys: readonly UpstreamKey[] = config.upstreams.keys;
+  if (keys.length === 0) {
     const fake = await startFakeUpstream({ apiKey: FAKE_KEY, tokenDelayMs: config.fakeTokenDelayMs });
     undo.push(() => fake.close());
     fakeUpstream = fake;
-    baseUrl = fake.url;
-    apiKey = FAKE_KEY;
+    keys = [{ name: DEFAULT_KEY_NAME, apiKey: FAKE_KEY, baseUrl: fake.url, weight: 1, models: undefined }];
     logger.warn(
       { fakeUpstream: fake.url },
       "fake-upstream mode: CEREBRAS_API_KEY is not set, so answers come from the embedded deterministic fake Cerebras, not the real API",
@@ -83,18 +88,37 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     tracer = started;
   }
   const provider = new CerebrasProvider({
-    baseUrl,
-    apiKey,
+    keys: keys.map((k) => ({ name: k.name, apiKey: k.apiKey, baseUrl: k.baseUrl })),
     connections: config.upstreamConnections,
-    retry: { ...DEFAULT_RETRY_POLICY, maxRetries: config.upstreamMaxRetries },
     firstTokenTimeoutMs: config.firstTokenTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
-    onRetry: (e) => {
-      metrics?.upstreamRetried(e.error.reason);
-      logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream");
-    },
   });
   undo.push(() => provider.close());
+  // The upstream keys' standing (cooldowns, revocations, backoff): shared through Redis when the limits are.
+  let keyStore: KeyStateStore;
+  if (config.quotas.redisUrl !== undefined) {
+    const redis = new RedisKeyStateStore({ url: config.quotas.redisUrl, prefix: config.quotas.redisPrefix, commandTimeoutMs: config.quotas.redisTimeoutMs, logger });
+    await redis.ready(2000);
+    keyStore = redis;
+  } else {
+    keyStore = new MemoryKeyStateStore();
+  }
+  // Fallback chains name models as callers do: aliases resolve as for requests.
+  const resolve = (id: string): string => config.modelAliases.get(id) ?? id;
+  const fallbacks = new Map([...config.upstreams.fallbacks].map(([m, chain]) => [resolve(m), chain.map(resolve)] as const));
+  let pool: KeyPool | undefined;
+  const upstreams = new KeyPool({
+    keys,
+    fallbacks,
+    store: keyStore,
+    logger,
+    observer: metrics?.upstreamObserver(() => pool?.report() ?? []),
+    defaultCompletionTokens: config.quotas.defaultCompletionTokens,
+    probe: (key, ctx) => provider.probe(key, ctx),
+    probeIntervalMs: config.upstreams.probeIntervalMs,
+  });
+  pool = upstreams;
+  undo.push(() => upstreams.close());
   const catalog = new ModelCatalog((ctx) => provider.listModels(ctx), {
     ttlMs: config.catalogTtlMs,
     aliases: config.modelAliases,
@@ -118,8 +142,26 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       defaultModel: config.defaultModel,
       maxMessages: config.maxMessages,
       allowUnlistedModels: config.allowUnlistedModels,
+      retry: { ...DEFAULT_RETRY_POLICY, maxRetries: config.upstreamMaxRetries, quotaMaxWaitMs: config.upstreams.quotaMaxWaitMs },
+      onRetry: (e) => {
+        metrics?.upstreamRetried(e.error.reason);
+        logger.warn(
+          {
+            requestId: e.requestId,
+            attempt: e.attempt,
+            delayMs: e.delayMs,
+            reason: e.error.reason,
+            error: e.error.message,
+            upstreamKey: e.upstreamKey,
+            model: e.model,
+            ...(e.next === undefined ? {} : { nextUpstreamKey: e.next.key, nextModel: e.next.model }),
+          },
+          "retrying upstream",
+        );
+      },
     },
     admission,
+    upstreams,
   );
   const limit = new InFlightLimit(config.maxInFlight);
   const reporter = new CallReporter(logger);
@@ -194,7 +236,9 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       tls: config.tls ? (config.tls.clientCa ? "mTLS" : "TLS") : "off",
       tracing: config.tracing === undefined ? "off" : `OTLP ${config.tracing.protocol}`,
       limits: limitStore,
-      upstream: fakeUpstream ? "fake" : redactUrl(baseUrl),
+      upstream: fakeUpstream ? "fake" : redactUrl(keys[0]!.baseUrl),
+      upstreamKeys: keys.map((k) => k.name),
+      ...(fallbacks.size > 0 ? { fallbacks: Object.fromEntries(fallbacks) } : {}),
       defaultModel: config.defaultModel,
     },
     "listening",
@@ -207,6 +251,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     fakeUpstream,
     catalogSettled,
     admission,
+    upstreams,
     close: (graceMs = config.shutdownGraceMs) => {
       closing ??= (async () => {
         // First tell probes (gRPC health, /readyz) while still serving, so load balancers
@@ -217,6 +262,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
         await metricsServer?.close(); // last, so the drain can be scraped
         catalog.stop();
         await admission.close(); // after the calls: their settlements reach the store first
+        await upstreams.close();
         await provider.close();
         await fakeUpstream?.close();
         await tracer?.shutdown(); // last: exports the spans of the calls that just ended

@@ -4,18 +4,22 @@
  * (ORG_LIMITS) for buckets the headers do not report. Headers win over configuration
  * for a bucket they report.
  *
- * State is keyed by upstream + model: one upstream ("default") today; each upstream key a
- * later branch adds is an organisation of its own. The levels live in the LimitStore
+ * State is keyed by upstream + model: each upstream key (CEREBRAS_API_KEY's is `default`)
+ * is an organisation of its own, with its own tracker (forUpstream). The levels live in the LimitStore
  * (shared buckets, so every replica admits against the same figures); this tracker only
  * knows which buckets exist and their capacity, and a replica learns them from its own
  * first response for a model (or from the configuration).
  */
+import { DEFAULT_UPSTREAM_KEY } from "../core/upstreams.js";
 import type { BucketSpec } from "./bucket.js";
 import { WINDOW_MS, type Limit, type OrgLimitConfig, type Window } from "./limits.js";
 import { parseRateLimitHeaders } from "./rate-limit-headers.js";
 
-/** The upstream the gateway has today (CEREBRAS_API_KEY's organisation). */
-export const DEFAULT_UPSTREAM = "default";
+/** CEREBRAS_API_KEY's organisation. */
+export const DEFAULT_UPSTREAM = DEFAULT_UPSTREAM_KEY;
+
+/** Upstream keys tracked at most (the pool's own bound). */
+const MAX_UPSTREAMS = 64;
 
 export interface OrgBucket {
   /** `tokens_per_minute`… */
@@ -38,11 +42,23 @@ export class OrgLimitTracker {
   /** model → bucket name → learned bucket. */
   private readonly learned = new Map<string, Map<string, OrgBucket>>();
   private readonly cache = new Map<string, readonly OrgBucket[]>();
+  /** The other upstream keys' trackers, made on first use (shared by every sibling). */
+  private readonly siblings: Map<string, OrgLimitTracker>;
 
   constructor(
     private readonly config: OrgLimitConfig,
     readonly upstream: string = DEFAULT_UPSTREAM,
-  ) {}
+    siblings?: Map<string, OrgLimitTracker>,
+  ) {
+    this.siblings = siblings ?? new Map([[upstream, this]]);
+  }
+
+  /** The tracker of another upstream key's organisation: the same configuration, its own learned buckets. */
+  forUpstream(upstream: string): OrgLimitTracker | undefined {
+    let t = this.siblings.get(upstream);
+    if (t === undefined && this.siblings.size < MAX_UPSTREAMS) this.siblings.set(upstream, (t = new OrgLimitTracker(this.config, upstream, this.siblings)));
+    return t;
+  }
 
   /** The buckets a call to `model` is admitted against (empty until learned or configured). */
   bucketsFor(model: string): readonly OrgBucket[] {

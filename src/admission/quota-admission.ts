@@ -5,15 +5,18 @@
  * either admitted against all of them or against none.
  *
  * Refused by the caller's quota: refused at once (the caller's own budget; waiting is
- * its choice). Refused by the organisation's: the call waits in the model's fair queue
- * (fair-queue.ts) while the wait fits ORG_QUEUE_MAX_WAIT_MS and the caller's deadline,
- * else it is refused. Either way nothing was reserved and nothing is sent upstream.
+ * its choice). Refused by the organisation's: the next candidate (another upstream key,
+ * each an organisation of its own, or a fallback model) is tried; when none has room,
+ * the call waits in the first candidate's fair queue (fair-queue.ts) while the wait fits
+ * ORG_QUEUE_MAX_WAIT_MS and the caller's deadline, else it is refused. Either way nothing
+ * was reserved and nothing is sent upstream.
  */
 import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
-import { UNLIMITED, type Admission, type Reservation } from "../core/admission.js";
+import { UNLIMITED, type Admission, type Reservation, type Skipped } from "../core/admission.js";
 import type { GatewayError } from "../core/errors.js";
 import type { CallContext } from "../core/provider.js";
+import { DEFAULT_UPSTREAM_KEY, type UpstreamCandidate } from "../core/upstreams.js";
 import type { BucketSpec, Clock } from "./bucket.js";
 import { setLimitHeaders } from "./caller-headers.js";
 import { reserveFor, type Amounts, type Reserve } from "./charges.js";
@@ -36,7 +39,7 @@ const DEADLINE_MARGIN_MS = 50;
 
 export interface QuotaAdmissionOptions {
   readonly callers: CallerLimitTable;
-  /** Undefined: organisation limits are off (ORG_LIMITS unset). */
+  /** Undefined: organisation limits are off (ORG_LIMITS unset). Its siblings (forUpstream) track the other keys. */
   readonly org: OrgLimitTracker | undefined;
   readonly store: GuardedStore;
   readonly failMode: FailMode;
@@ -71,28 +74,29 @@ export class QuotaAdmission implements Admission, Settler {
     this.timers = o.timers ?? { ...REAL_TIMERS, now: this.clock };
   }
 
-  admit(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext): Reservation | Promise<Reservation> {
+  admit(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext, candidates: readonly UpstreamCandidate[] = [defaultCandidate(request.model)]): Reservation | Promise<Reservation> {
     const key = ctx.stats.keyName ?? ANONYMOUS;
     const callerLimits = this.o.callers.limitsFor(key);
-    const orgBuckets = this.o.org?.bucketsFor(request.model) ?? [];
     const learns = this.o.org !== undefined;
-    if (callerLimits.length === 0 && orgBuckets.length === 0 && !learns) return UNLIMITED;
+    if (callerLimits.length === 0 && !learns) return UNLIMITED;
 
     const pricing = this.o.pricing(request.model);
     const reserve = reserveFor(request, model, pricing, this.o.defaultCompletionTokens);
-    const plan = this.plan(key, reserve, callerLimits, orgBuckets);
-    if (plan.length === 0) {
+    const callers = this.callerPlan(key, reserve, callerLimits);
+    const first = candidates[0];
+    const firstOrg = first === undefined ? [] : this.orgPlan(first, reserve);
+    if (callers.length === 0 && firstOrg.length === 0) {
       // Only a USD limit, and the model has no known price: nothing applies.
       if (!learns) return UNLIMITED;
       // No limits known for this model yet: admitted, and its response teaches us them.
       this.o.observer.admitted(key);
-      return new QuotaReservation(this, ctx, key, request.model, reserve, [], pricing, learns);
+      return new QuotaReservation(this, ctx, key, first, reserve, [], pricing, learns);
     }
-    // A request larger than a whole limit can never fit: say so without asking the store.
-    for (const p of plan) {
-      if (p.op.amount > p.op.bucket.capacity && p.caller !== undefined) throw this.refuse(key, request.model, reserve, plan, p, p.op.bucket.capacity, Infinity, ctx);
+    // A request larger than a whole caller limit can never fit: say so without asking the store.
+    for (const p of callers) {
+      if (p.op.amount > p.op.bucket.capacity) throw this.refuse(key, first, reserve, callers, p, p.op.bucket.capacity, Infinity, ctx);
     }
-    return this.reserve(key, request.model, reserve, plan, pricing, learns, ctx);
+    return this.reserve(key, reserve, callers, learns ? candidates : [], pricing, learns, ctx);
   }
 
   /** Calls waiting in the organisation queues now (not counting those trying). */
@@ -113,13 +117,13 @@ export class QuotaAdmission implements Admission, Settler {
 
   // Settler: what reservations call back into.
 
-  reports(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[] {
-    const org = this.o.org;
+  reports(target: UpstreamCandidate, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[] {
+    const org = this.tracker(target.key);
     if (org === undefined) return [];
-    return org.learn(model, headers).map((r) => ({ bucket: r.bucket.spec, remaining: r.remaining, seqAtAdmission: seqs.get(r.bucket.spec.id) }));
+    return org.learn(target.model, headers).map((r) => ({ bucket: r.bucket.spec, remaining: r.remaining, seqAtAdmission: seqs.get(r.bucket.spec.id) }));
   }
 
-  queue(model: string, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
+  queue(target: UpstreamCandidate | undefined, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
     let batch = this.batch;
     if (batch === undefined) {
       const b = (batch = this.batch = new SettlementBatch());
@@ -130,7 +134,23 @@ export class QuotaAdmission implements Admission, Settler {
         .finally(() => this.pending.delete(p));
       this.pending.add(p);
     }
-    batch.add(model, syncs, ops, done);
+    batch.add(target === undefined ? "" : queueId(target), syncs, ops, done);
+  }
+
+  async reserveOrg(key: string, target: UpstreamCandidate, reserve: Reserve, ctx: CallContext): Promise<readonly Held[] | GatewayError> {
+    const plan = this.orgPlan(target, reserve);
+    if (plan.length === 0) return [];
+    let result;
+    try {
+      result = await this.o.store.reserve(plan.map((p) => p.op), this.clock());
+    } catch (err) {
+      if (!(err instanceof StoreDown)) throw err;
+      // The call was admitted already: it goes on unchecked for this key rather than fail now.
+      return [];
+    }
+    if (result.ok) return plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: result.seqs[i], org: p.org }));
+    const p = plan[result.index]!;
+    return this.refuse(key, target, reserve, plan, p, result.capacities[result.index]!, result.waitMs, ctx, result);
   }
 
   /** Sends a batch: its reports, then its adjustments (issued together: one connection keeps the order). */
@@ -140,7 +160,7 @@ export class QuotaAdmission implements Admission, Settler {
     await Promise.all([this.o.store.sync(batch.syncOps(), now), this.o.store.adjust(batch.adjustOps(), now)]);
     batch.finished();
     // Capacity given back to (or reported for) the organisation's buckets: whoever waits may try now.
-    for (const model of batch.refunded) this.queues.get(model)?.wake();
+    for (const id of batch.refunded) this.queues.get(id)?.wake();
   }
 
   settled(key: string, reservedTokens: number, chargedTokens: number): void {
@@ -149,7 +169,8 @@ export class QuotaAdmission implements Admission, Settler {
 
   // Admission.
 
-  private plan(key: string, reserve: Reserve, callerLimits: readonly Limit[], orgBuckets: readonly OrgBucket[]): Planned[] {
+  /** The caller's own buckets, and what the call takes from each. */
+  private callerPlan(key: string, reserve: Reserve, callerLimits: readonly Limit[]): Planned[] {
     const out: Planned[] = [];
     const buckets = this.callerBuckets(key, callerLimits);
     for (let i = 0; i < callerLimits.length; i++) {
@@ -158,8 +179,19 @@ export class QuotaAdmission implements Admission, Settler {
       if (amount === undefined) continue; // a USD limit, for a model without known prices
       out.push({ op: { bucket: buckets[i]!, amount }, counts: limit.resource, caller: limit, org: undefined });
     }
-    for (const b of orgBuckets) out.push({ op: { bucket: b.spec, amount: reserve[b.counts] }, counts: b.counts, caller: undefined, org: b });
     return out;
+  }
+
+  /** `target`'s key's organisation buckets of its model (none known yet: empty). */
+  private orgPlan(target: UpstreamCandidate, reserve: Reserve): Planned[] {
+    const buckets = this.tracker(target.key)?.bucketsFor(target.model) ?? [];
+    return buckets.map((b) => ({ op: { bucket: b.spec, amount: reserve[b.counts] }, counts: b.counts, caller: undefined, org: b }));
+  }
+
+  /** The organisation tracker of an upstream key (each key is an organisation of its own). */
+  private tracker(upstream: string): OrgLimitTracker | undefined {
+    const org = this.o.org;
+    return org === undefined || org.upstream === upstream ? org : org.forUpstream(upstream);
   }
 
   /** A key's buckets, made once per key (keys are the configured ones and `anonymous`: bounded). */
@@ -173,45 +205,76 @@ export class QuotaAdmission implements Admission, Settler {
     return buckets;
   }
 
-  private async reserve(key: string, model: string, reserve: Reserve, plan: readonly Planned[], pricing: ModelPricing | undefined, learns: boolean, ctx: CallContext): Promise<Reservation> {
-    const ops = plan.map((p) => p.op);
+  /**
+   * Reserves the caller's buckets with the first candidate's organisation buckets that
+   * have room (one store round trip when the first has); candidates passed over are
+   * the reservation's `skipped`. When none has room, the call takes turns in the first
+   * candidate's fair queue, or is refused with the refusal that frees up first.
+   */
+  private async reserve(key: string, reserve: Reserve, callers: readonly Planned[], candidates: readonly UpstreamCandidate[], pricing: ModelPricing | undefined, learns: boolean, ctx: CallContext): Promise<Reservation> {
     const started = this.clock();
+    const head = candidates[0];
+    const queueKey = head === undefined ? undefined : queueId(head);
     let turn: Turn | undefined;
     try {
-      // Others are waiting for this model's capacity: take a turn rather than jump the queue.
-      if (this.queues.get(model)?.active === true && plan.some((p) => p.org !== undefined)) turn = await this.queueFor(model).enter(key, started, ctx);
+      // Others are waiting for this capacity: take a turn rather than jump the queue.
+      if (queueKey !== undefined && this.queues.get(queueKey)?.active === true && this.orgPlan(head!, reserve).length > 0) turn = await this.queueFor(queueKey).enter(key, started, ctx);
       for (;;) {
-        let result;
-        try {
-          result = await this.o.store.reserve(ops, this.clock());
-        } catch (err) {
-          if (!(err instanceof StoreDown)) throw err;
-          return this.storeDown(key);
+        const skipped: Skipped[] = [];
+        let soonest: { waitMs: number; error: GatewayError } | undefined;
+        // Without organisation limits there is one plan: the caller's buckets alone.
+        const targets: readonly (UpstreamCandidate | undefined)[] = candidates.length === 0 ? [undefined] : candidates;
+        for (const target of targets) {
+          const org = target === undefined ? [] : this.orgPlan(target, reserve);
+          const plan = org.length === 0 ? callers : [...callers, ...org];
+          if (plan.length === 0) {
+            this.o.observer.admitted(key);
+            return new QuotaReservation(this, ctx, key, target, reserve, [], pricing, learns, skipped);
+          }
+          let result;
+          try {
+            result = await this.o.store.reserve(plan.map((p) => p.op), this.clock());
+          } catch (err) {
+            if (!(err instanceof StoreDown)) throw err;
+            return this.storeDown(key);
+          }
+          if (ctx.abortReason !== undefined && !result.ok) throw ctx.abortReason;
+          if (result.ok) {
+            this.o.observer.admitted(key);
+            if (turn !== undefined) this.o.observer.queued(key, this.clock() - started, true);
+            plan.forEach((p, i) => {
+              if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
+            });
+            const held: Held[] = plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
+            return new QuotaReservation(this, ctx, key, target, reserve, held, pricing, learns, skipped);
+          }
+          const refused = plan[result.index]!;
+          // The caller's own quota (whatever the key): refused now.
+          if (refused.caller !== undefined) {
+            if (turn !== undefined) this.o.observer.queued(key, this.clock() - started, false);
+            throw this.refuse(key, target, reserve, plan, refused, result.capacities[result.index]!, result.waitMs, ctx, result);
+          }
+          const error = this.refuse(key, target, reserve, plan, refused, result.capacities[result.index]!, result.waitMs, ctx, result, false);
+          skipped.push({ candidate: target!, error });
+          if (soonest === undefined || result.waitMs < soonest.waitMs) soonest = { waitMs: result.waitMs, error };
         }
-        if (ctx.abortReason !== undefined && !result.ok) throw ctx.abortReason;
-        if (result.ok) {
-          this.o.observer.admitted(key);
-          if (turn !== undefined) this.o.observer.queued(key, this.clock() - started, true);
-          plan.forEach((p, i) => {
-            if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
-          });
-          const held: Held[] = plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
-          return new QuotaReservation(this, ctx, key, model, reserve, held, pricing, learns);
-        }
-        const refused = plan[result.index]!;
+        // No candidate's organisation has room: wait for the first one's, or refuse.
         const now = this.clock();
-        // The caller's own quota, or a request the organisation can never fit: refused now.
-        if (refused.caller !== undefined || result.waitMs === Infinity || !this.mayWait(started, now, result.waitMs, ctx)) {
+        const wait = soonest!.waitMs;
+        if (wait === Infinity || !this.mayWait(started, now, wait, ctx)) {
           if (turn !== undefined) this.o.observer.queued(key, now - started, false);
-          throw this.refuse(key, model, reserve, plan, refused, result.capacities[result.index]!, result.waitMs, ctx, result);
+          this.o.observer.refused(key, `org:${soonest!.error.metadata["limit"] ?? "unknown"}`);
+          throw soonest!.error;
         }
-        const dueAt = now + result.waitMs;
-        turn = turn === undefined ? await this.queueFor(model).enter(key, dueAt, ctx) : await turn.again(dueAt);
+        const dueAt = now + wait;
+        turn = turn === undefined ? await this.queueFor(queueKey!).enter(key, dueAt, ctx) : await turn.again(dueAt);
       }
     } finally {
       turn?.done();
-      const queue = this.queues.get(model);
-      if (queue !== undefined && !queue.active) this.queues.delete(model);
+      if (queueKey !== undefined) {
+        const queue = this.queues.get(queueKey);
+        if (queue !== undefined && !queue.active) this.queues.delete(queueKey);
+      }
     }
   }
 
@@ -236,7 +299,12 @@ export class QuotaAdmission implements Admission, Settler {
     throw storeUnavailable();
   }
 
-  private refuse(key: string, model: string, reserve: Reserve, plan: readonly Planned[], p: Planned, capacity: number, waitMs: number, ctx: CallContext, result?: Refused): GatewayError {
+  /**
+   * The refusal for `p` (a caller limit, or `target`'s organisation bucket). `counted`:
+   * whether it counts as the call's refusal now (an organisation refusal may be followed
+   * by another candidate that has room, so it is counted only when the call is refused).
+   */
+  private refuse(key: string, target: UpstreamCandidate | undefined, reserve: Reserve, plan: readonly Planned[], p: Planned, capacity: number, waitMs: number, ctx: CallContext, result?: Refused, counted = true): GatewayError {
     const level = result?.levels[plan.indexOf(p)] ?? capacity;
     // The caller learns where it stands on every limit, refused or not.
     if (result !== undefined) {
@@ -249,7 +317,17 @@ export class QuotaAdmission implements Admission, Settler {
       return callerRefusal(key, p.caller, p.op.amount, level, waitMs, reserve);
     }
     const org = p.org!;
-    this.o.observer.refused(key, `org:${org.name}`);
-    return orgRefusal({ upstream: this.o.org!.upstream, model, name: org.name, counts: org.counts, window: org.window, cost: p.op.amount, level, capacity, waitMs }, reserve);
+    if (counted) this.o.observer.refused(key, `org:${org.name}`);
+    return orgRefusal({ upstream: target?.key ?? DEFAULT_UPSTREAM_KEY, model: target?.model ?? "", name: org.name, counts: org.counts, window: org.window, cost: p.op.amount, level, capacity, waitMs }, reserve);
   }
+}
+
+/** The candidate a call without a route goes to: the key `default`, the requested model. */
+function defaultCandidate(model: string): UpstreamCandidate {
+  return { key: DEFAULT_UPSTREAM_KEY, model, fallback: 0, requested: model, standing: "ready" };
+}
+
+/** A fair queue per upstream key and model: each key's organisation has its own capacity. */
+function queueId(target: UpstreamCandidate): string {
+  return `${target.key}\u0000${target.model}`;
 }

@@ -8,8 +8,10 @@
  */
 import type { ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import type { ModelPricing } from "../../gen/aigateway/v1/models.js";
-import type { CallOutcome, Reservation } from "../core/admission.js";
+import type { CallOutcome, Reservation, Skipped } from "../core/admission.js";
+import { GatewayError } from "../core/errors.js";
 import type { CallContext } from "../core/provider.js";
+import type { UpstreamCandidate } from "../core/upstreams.js";
 import { chargeFor, type Amounts, type Reserve } from "./charges.js";
 import { CompletionTally } from "./estimator.js";
 import type { BucketOp, SyncOp } from "./limit-store.js";
@@ -26,13 +28,16 @@ export interface Held {
 
 /** What the reservation needs from the admission that made it. */
 export interface Settler {
-  /** The upstream's headers as reports on the organisation's buckets of `model` (seqs: this call's, by bucket id). */
-  reports(model: string, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[];
+  /** The upstream's headers as reports on the organisation's buckets of `target`'s key and model (seqs: this call's, by bucket id). */
+  reports(target: UpstreamCandidate, headers: Readonly<Record<string, string>>, seqs: ReadonlyMap<string, number>): SyncOp[];
   /**
    * Queues reports, then adjustments (the difference between reservation and charge), for
-   * the next batch to the store; `done` once they are there.
+   * the next batch to the store; `done` once they are there. `target`: whose organisation
+   * queue may try again once they are in.
    */
-  queue(model: string, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void;
+  queue(target: UpstreamCandidate | undefined, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void;
+  /** Reserves `target`'s organisation buckets for the call (a move): what it now holds, or the refusal. */
+  reserveOrg(key: string, target: UpstreamCandidate, reserve: Reserve, ctx: CallContext): Promise<readonly Held[] | GatewayError>;
   settled(key: string, reservedTokens: number, chargedTokens: number): void;
 }
 
@@ -46,20 +51,49 @@ export class QuotaReservation implements Reservation {
     private readonly settler: Settler,
     private readonly ctx: CallContext,
     private readonly key: string,
-    private readonly model: string,
+    /** The candidate whose organisation buckets `held` includes (organisation limits on); undefined when none. */
+    public upstream: UpstreamCandidate | undefined,
     private readonly reserve: Reserve,
-    private readonly held: readonly Held[],
+    private held: readonly Held[],
     private readonly pricing: ModelPricing | undefined,
-    /** Learn the organisation's buckets from this call's response (ORG_LIMITS on). */
+    /** Learn the organisation's buckets from this call's response (ORG_LIMITS on); then moves go through move(). */
     private readonly learns: boolean,
+    readonly skipped: readonly Skipped[] = [],
   ) {}
+
+  get tracksUpstream(): boolean {
+    return this.learns;
+  }
+
+  /**
+   * The current candidate's attempt failed: its organisation holds go back whole (the
+   * upstream refused the request, so it used nothing; its headers, e.g. a 429's
+   * `remaining: 0`, are reported first), and `next`'s are taken.
+   */
+  async move(next: UpstreamCandidate): Promise<GatewayError | undefined> {
+    const from = this.upstream;
+    const orgHeld = this.held.filter((h) => h.org !== undefined);
+    const headers = this.ctx.stats.upstreamRateLimits;
+    const syncs = from !== undefined && headers !== undefined ? this.settler.reports(from, headers, this.seqs()) : [];
+    const releases = orgHeld.map((h) => ({ bucket: h.op.bucket, amount: h.op.amount }));
+    if (syncs.length > 0 || releases.length > 0) this.settler.queue(from, syncs, releases);
+    const callers = this.held.filter((h) => h.org === undefined);
+    this.held = callers;
+    this.upstream = undefined;
+    const taken = await this.settler.reserveOrg(this.key, next, this.reserve, this.ctx);
+    if (taken instanceof GatewayError) return taken;
+    this.held = [...callers, ...taken];
+    this.upstream = next;
+    return undefined;
+  }
 
   delivered(chunk: ChatCompletionChunk): void {
     (this.tally ??= new CompletionTally()).add(chunk);
     // The headers came with the response's start: learn from them now, not at the stream's end.
-    if (this.learns && !this.learned && this.ctx.stats.upstreamRateLimits !== undefined) {
+    const target = this.upstream;
+    if (this.learns && !this.learned && target !== undefined && this.ctx.stats.upstreamRateLimits !== undefined) {
       this.learned = true;
-      this.settler.queue(this.model, this.settler.reports(this.model, this.ctx.stats.upstreamRateLimits, this.seqs()), []);
+      this.settler.queue(target, this.settler.reports(target, this.ctx.stats.upstreamRateLimits, this.seqs()), []);
     }
   }
 
@@ -73,12 +107,13 @@ export class QuotaReservation implements Reservation {
       const delta = reserved - (charge[h.counts] ?? 0);
       if (delta !== 0) ops.push({ bucket: h.op.bucket, amount: delta });
     }
-    const headers = this.learns && !this.learned ? outcome.upstreamRateLimits : undefined;
+    const target = this.upstream;
+    const headers = this.learns && !this.learned && target !== undefined ? outcome.upstreamRateLimits : undefined;
     this.learned = true;
     // The upstream's report first: it predates this call's release, which then applies on top.
-    const syncs = headers === undefined ? [] : this.settler.reports(this.model, headers, this.seqs());
+    const syncs = headers === undefined ? [] : this.settler.reports(target!, headers, this.seqs());
     // Counted once the store has it (gateway_quota_settlements_total: what tests wait for).
-    this.settler.queue(this.model, syncs, ops, () => this.settler.settled(this.key, this.reserve.tokens, charge.tokens));
+    this.settler.queue(target, syncs, ops, () => this.settler.settled(this.key, this.reserve.tokens, charge.tokens));
   }
 
   private seqs(): Map<string, number> {

@@ -65,9 +65,9 @@ export function sha256(text: string): Buffer {
 }
 
 /** Shortest key accepted. */
-const MIN_KEY_LENGTH = 16;
+export const MIN_KEY_LENGTH = 16;
 /** What a key's name looks like in `name=key` (it becomes a log field and a metrics label). */
-const KEY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export const KEY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * GATEWAY_API_KEYS: comma-separated `name=key` pairs, or bare keys (named key-1, key-2…).
@@ -104,8 +104,8 @@ export function keysFromList(value: string): { entries: KeyEntry[]; problems: st
   return { entries, problems };
 }
 
-/** One item by the rule above; undefined when it is ambiguous. */
-function parseItem(item: string): { name: string | undefined; key: string } | undefined {
+/** One item by the rule above; undefined when it is ambiguous. (Also the rule of CEREBRAS_API_KEYS, src/upstreams/config.ts.) */
+export function parseItem(item: string): { name: string | undefined; key: string } | undefined {
   const eq = item.indexOf("=");
   if (eq === -1 || /^=*$/.test(item.slice(eq))) return { name: undefined, key: item };
   const name = item.slice(0, eq).trim();

@@ -13,6 +13,7 @@ import type { ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../ge
 import type { Model } from "../../gen/aigateway/v1/models.js";
 import type { GatewayError } from "./errors.js";
 import type { CallContext } from "./provider.js";
+import type { UpstreamCandidate } from "./upstreams.js";
 
 /** How an admitted call ended, as the core saw it: what settlement charges from. */
 export interface CallOutcome {
@@ -31,6 +32,13 @@ export interface CallOutcome {
   readonly upstreamRateLimits: Readonly<Record<string, string>> | undefined;
 }
 
+/** A candidate the admission passed over: its key's organisation buckets had no room (nothing was sent). */
+export interface Skipped {
+  readonly candidate: UpstreamCandidate;
+  /** RESOURCE_EXHAUSTED UPSTREAM_QUOTA_EXCEEDED, `detectedBy: gateway`. */
+  readonly error: GatewayError;
+}
+
 /** Capacity held for one admitted call until it is settled. */
 export interface Reservation {
   /**
@@ -38,6 +46,21 @@ export interface Reservation {
    * nor settle(). Every limited reservation is settled exactly once.
    */
   readonly limited: boolean;
+  /**
+   * True when the reservation holds the organisation's capacity of one candidate's key
+   * (organisation limits on): an attempt on another candidate goes through move() first.
+   */
+  readonly tracksUpstream: boolean;
+  /** The candidate whose key's organisation capacity is held; undefined when none is (a move was refused). */
+  readonly upstream: UpstreamCandidate | undefined;
+  /** Candidates admit() passed over, in order, before the one it holds. */
+  readonly skipped: readonly Skipped[];
+  /**
+   * Gives back the organisation capacity held for the current candidate (its attempt
+   * failed) and reserves `candidate`'s instead; resolves to the refusal when its buckets
+   * have no room (then none is held, and the call may move on again). Never waits in a queue.
+   */
+  move(candidate: UpstreamCandidate): Promise<GatewayError | undefined>;
   /** One chunk of a stream reached the caller (limited reservations only): the tally for a call that ends without usage. */
   delivered(chunk: ChatCompletionChunk): void;
   /**
@@ -55,10 +78,15 @@ export interface Admission {
    * (RESOURCE_EXHAUSTED when a limit has no room; UNAVAILABLE when the limit store is down
    * and QUOTA_FAIL_MODE=closed). May set ctx.responseHeaders (the caller's standing).
    *
+   * With organisation limits, the candidates are tried in order: the first whose key has
+   * room for the call is held (the others before it are Reservation.skipped); when none
+   * has, the call queues or is refused as for one key.
+   *
    * @param request validated, with its model resolved (request.model is the model id)
    * @param model the catalog's entry for it, when the catalog lists it
+   * @param candidates the call's route (upstreams.ts); default: the key `default` for request.model
    */
-  admit(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext): Reservation | Promise<Reservation>;
+  admit(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext, candidates?: readonly UpstreamCandidate[]): Reservation | Promise<Reservation>;
   /** Resolves once every settlement issued so far has reached the store (tests; shutdown). */
   idle(): Promise<void>;
   /** Waits for pending settlements, then releases the store (Redis connection). */
@@ -66,8 +94,15 @@ export interface Admission {
 }
 
 /** The reservation of a call nothing limits. */
+const NOTHING_SKIPPED: readonly Skipped[] = Object.freeze([]);
+const MOVED: Promise<undefined> = Promise.resolve(undefined);
+
 export const UNLIMITED: Reservation = Object.freeze({
   limited: false,
+  tracksUpstream: false,
+  upstream: undefined,
+  skipped: NOTHING_SKIPPED,
+  move: (): Promise<undefined> => MOVED,
   delivered(): void {},
   settle(): void {},
 });

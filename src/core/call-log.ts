@@ -1,7 +1,7 @@
 /**
  * The end of every call, the same for both transports: one log line (what was called,
- * how it ended, and the call's figures: model, key, attempts, upstream status, time to
- * first token, tokens, cost), then the call's span (tracing), then the observers
+ * how it ended, and the call's figures: model, key, attempts, the upstream key and (a
+ * fallback) model of the last attempt, upstream status, time to first token, tokens, cost), then the call's span (tracing), then the observers
  * (metrics). Bugs (INTERNAL) log their cause; the caller only ever saw the request id.
  */
 import type { Logger } from "../log.js";
@@ -101,6 +101,9 @@ export class CallReporter {
     const line: Record<string, unknown> = { transport: r.transport, method: r.method, requestId: r.requestId, ...extra, model: s.model, code: r.code, durationMs: r.durationMs };
     if (s.keyName !== undefined) line["key"] = s.keyName;
     if (s.attempts !== undefined) line["attempts"] = s.attempts;
+    if (s.upstreamKey !== undefined) line["upstreamKey"] = s.upstreamKey;
+    // Only when a fallback answered (or was tried last): the model the caller asked for is `model`.
+    if (s.upstreamModel !== undefined && s.upstreamModel !== s.model) line["upstreamModel"] = s.upstreamModel;
     if (s.upstreamStatus !== undefined) line["upstreamStatus"] = s.upstreamStatus;
     if (s.upstreamRequestId !== undefined) line["upstreamRequestId"] = s.upstreamRequestId;
     if (s.firstChunkAt !== undefined) line["ttftMs"] = round(s.firstChunkAt - started);

@@ -21,6 +21,8 @@ export class CallScope implements CallContext {
   /** Set by the transport when the call starts (its span, or the caller's forwarded context). */
   trace: CallTrace = NO_TRACE;
   responseHeaders: Record<string, string> | undefined = undefined;
+  /** The caller's `x-aigw-fallbacks` (set by the transport): false refuses model fallbacks for this call. */
+  fallbacks = true;
   abortReason: GatewayError | undefined;
   private controller: AbortController | undefined;
   /** Usually none or one (the upstream request in progress). */

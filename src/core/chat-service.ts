@@ -2,17 +2,22 @@
  * The transport-free core. gRPC handlers and the HTTP shim both call this with the
  * generated message types. It resolves the model (default, aliases), runs every check
  * that can fail before the upstream is asked (so no quota is spent on a doomed request),
- * admits the call against the caller's and the organisation's limits (admission.ts),
- * delegates to the provider, prices the usage, and settles the admission.
+ * asks the router for the call's candidates (upstream keys and fallback models,
+ * upstreams.ts), admits the call against the caller's and the organisation's limits
+ * (admission.ts), walks the candidates with the provider (upstream-walk.ts), prices the
+ * usage, and settles the admission.
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
 import { NO_ADMISSION, type Admission, type Reservation } from "./admission.js";
 import type { ModelCatalog } from "./catalog.js";
 import { costUsd } from "./cost.js";
-import { Code, GatewayError } from "./errors.js";
+import { clip, Code, GatewayError, Reason } from "./errors.js";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./failover.js";
 import { checkAgainstModel, unknownModel } from "./preflight.js";
 import type { CallContext, CallStats, ChatProvider, ChunkSink } from "./provider.js";
+import { walkUpstreams, type RetryEvent, type WalkOptions } from "./upstream-walk.js";
+import { SINGLE_UPSTREAM, type UpstreamRoute, type UpstreamRouter } from "./upstreams.js";
 import { modelIdViolation, validateChatRequest } from "./validate.js";
 
 export interface ChatServiceOptions {
@@ -22,31 +27,52 @@ export interface ChatServiceOptions {
   readonly maxMessages: number;
   /** Let models the catalog does not list through (dedicated endpoint ids). */
   readonly allowUnlistedModels: boolean;
+  /** The attempt loop's rules (UPSTREAM_MAX_RETRIES, UPSTREAM_QUOTA_MAX_WAIT_MS); default DEFAULT_RETRY_POLICY. */
+  readonly retry?: RetryPolicy;
+  /** Told about each failed attempt another follows (a log line, a metric). */
+  readonly onRetry?: (event: RetryEvent) => void;
 }
 
+const NOT_DELIVERED = (): boolean => false;
+
 export class ChatService {
+  private readonly walk: WalkOptions;
+
   constructor(
     private readonly provider: ChatProvider,
     private readonly catalog: ModelCatalog,
     private readonly options: ChatServiceOptions,
     /** Caller quotas and organisation limits; NO_ADMISSION when nothing is limited. */
     private readonly admission: Admission = NO_ADMISSION,
-  ) {}
+    /** Which upstream key (and fallback model) to try, in order; SINGLE_UPSTREAM: the one key. */
+    private readonly upstreams: UpstreamRouter = SINGLE_UPSTREAM,
+  ) {
+    this.walk = { router: upstreams, policy: options.retry ?? DEFAULT_RETRY_POLICY, onRetry: options.onRetry };
+  }
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
     const model = this.prepare(request, false, ctx);
-    const admitted = this.admission.admit(request, model, ctx);
+    const route = this.route(request, model, ctx);
+    const admitted = this.admission.admit(request, model, ctx, route.candidates);
     // The no-op admission answers synchronously: no promise, no extra turn.
     const reservation = admitted instanceof Promise ? await admitted : admitted;
     let completion: ChatCompletion;
     try {
       leftDuringAdmission(ctx);
-      completion = await this.provider.createChatCompletion(request, ctx);
+      completion = await walkUpstreams(this.walk, {
+        request,
+        ctx,
+        reservation,
+        route,
+        reroute: () => this.route(request, model, ctx),
+        attempt: (req, c, n) => this.provider.createChatCompletion(req, ctx, { key: c.key, number: n }),
+        delivered: NOT_DELIVERED,
+      });
     } catch (err) {
       if (reservation.limited) settle(reservation, ctx, undefined, err);
       throw err;
     }
-    if (completion.usage !== undefined) this.account(completion.usage, request.model, ctx);
+    if (completion.usage !== undefined) this.account(completion.usage, ctx.stats.upstreamModel ?? request.model, ctx);
     if (completion.timeInfo !== undefined) ctx.stats.timeInfo = completion.timeInfo;
     noteResponse(ctx.stats, completion);
     if (reservation.limited) settle(reservation, ctx, completion.usage, undefined);
@@ -60,22 +86,38 @@ export class ChatService {
    */
   async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void> {
     const model = this.prepare(request, true, ctx);
-    const admitted = this.admission.admit(request, model, ctx);
+    const route = this.route(request, model, ctx);
+    const admitted = this.admission.admit(request, model, ctx, route.candidates);
     const reservation = admitted instanceof Promise ? await admitted : admitted;
-    const id = request.model;
     const limited = reservation.limited;
     let usage: Usage | undefined;
+    let delivered = false;
+    // The model that answers prices the usage: a fallback's prices are its own.
+    let answering = request.model;
+    const chunks: ChunkSink = (chunk) => {
+      delivered = true;
+      if (chunk.usage !== undefined) {
+        this.account(chunk.usage, answering, ctx);
+        usage = chunk.usage;
+        if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
+        noteResponse(ctx.stats, chunk);
+      }
+      if (limited) reservation.delivered(chunk);
+      return sink(chunk);
+    };
     try {
       leftDuringAdmission(ctx);
-      await this.provider.streamChatCompletion(request, ctx, (chunk) => {
-        if (chunk.usage !== undefined) {
-          this.account(chunk.usage, id, ctx);
-          usage = chunk.usage;
-          if (chunk.timeInfo !== undefined) ctx.stats.timeInfo = chunk.timeInfo;
-          noteResponse(ctx.stats, chunk);
-        }
-        if (limited) reservation.delivered(chunk);
-        return sink(chunk);
+      await walkUpstreams(this.walk, {
+        request,
+        ctx,
+        reservation,
+        route,
+        reroute: () => this.route(request, model, ctx),
+        attempt: (req, c, n) => {
+          answering = req.model;
+          return this.provider.streamChatCompletion(req, ctx, chunks, { key: c.key, number: n });
+        },
+        delivered: () => delivered,
       });
     } catch (err) {
       if (limited) settle(reservation, ctx, usage, err);
@@ -107,6 +149,38 @@ export class ChatService {
     await this.catalog.refresh();
     if (ctx.abortReason !== undefined) throw ctx.abortReason;
     if (!this.catalog.loaded) throw this.catalog.lastError ?? GatewayError.from(undefined);
+  }
+
+  /**
+   * The call's candidates: the router's, less the fallback models the catalog says
+   * cannot take this request (unknown while the catalog is fresh, or the request breaks
+   * one of their limits). NOT_FOUND when no upstream key serves the requested model.
+   */
+  private route(request: ChatCompletionRequest, model: Model | undefined, ctx: CallContext): UpstreamRoute {
+    const route = this.upstreams.route(request, model, ctx.fallbacks !== false);
+    let fallbacks = false;
+    let primary = false;
+    for (const c of route.candidates) {
+      if (c.fallback > 0) fallbacks = true;
+      else primary = true;
+    }
+    if (!primary) throw noUpstreamFor(request.model);
+    if (!fallbacks) return route;
+    const fits = new Map<string, boolean>();
+    const candidates = route.candidates.filter((c) => {
+      if (c.fallback === 0) return true;
+      let ok = fits.get(c.model);
+      if (ok === undefined) fits.set(c.model, (ok = this.fallbackFits(request, c.model)));
+      return ok;
+    });
+    return candidates.length === route.candidates.length ? route : { candidates, tokens: route.tokens };
+  }
+
+  /** Whether `id` could take `request` as far as the catalog knows (the checks prepare() runs for the requested model). */
+  private fallbackFits(request: ChatCompletionRequest, id: string): boolean {
+    const model = this.catalog.get(id);
+    if (model === undefined) return !this.catalog.fresh || this.options.allowUnlistedModels;
+    return checkAgainstModel(request, model).length === 0;
   }
 
   /** Validates and resolves the model in place (request.model is its id); returns the catalog's entry for it, if any. */
@@ -149,6 +223,18 @@ function noteResponse(stats: CallStats, answer: ChatCompletion | ChatCompletionC
   stats.responseId = answer.id;
   stats.responseModel = answer.model;
   stats.finishReasons = answer.choices.map((c) => c.finishReason);
+}
+
+/** No upstream key is configured to serve the model (the keys' `models` lists leave it out). */
+function noUpstreamFor(id: string): GatewayError {
+  const shown = clip(id);
+  return new GatewayError({
+    code: Code.NOT_FOUND,
+    reason: Reason.MODEL_NOT_FOUND,
+    message: `no upstream key serves model "${shown}" (see the keys' models in CEREBRAS_KEYS_FILE)`,
+    metadata: { model: shown },
+    fieldViolations: [{ field: "model", description: `no upstream key serves "${shown}"` }],
+  });
 }
 
 /** The caller left while the call waited for admission (a store round trip, the organisation's queue): nothing goes upstream. */

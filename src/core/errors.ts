@@ -168,6 +168,12 @@ export class GatewayError extends Error {
     return new Ctor({ ...this.init, metadata: { ...this.metadata, ...extra } });
   }
 
+  /** A copy (same class) with these details replaced: the attempt loop's summary of a call that failed on several upstreams. */
+  withDetails(patch: Pick<GatewayErrorInit, "metadata" | "retryDelayMs" | "quotaViolations">): GatewayError {
+    const Ctor = this.constructor as new (init: GatewayErrorInit) => GatewayError;
+    return new Ctor({ ...this.init, ...patch });
+  }
+
   /**
    * Normalises anything thrown into a GatewayError. Unknown errors become INTERNAL with
    * a generic message: their text may hold internals, so it is logged, never sent.

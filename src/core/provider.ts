@@ -35,6 +35,8 @@ export interface CallContext {
   readonly stats: CallStats;
   /** The call's span (tracing.ts): providers start one attempt span per upstream request. */
   readonly trace: CallTrace;
+  /** False when the caller refused model fallbacks for this call (`x-aigw-fallbacks: off`); undefined: allowed. */
+  readonly fallbacks?: boolean | undefined;
   /**
    * Headers for the caller, which both transports send with the reply: HTTP response
    * headers; gRPC initial metadata (with a stream's first message, with a unary reply, or
@@ -64,12 +66,16 @@ export interface CallStats {
   upstreamMs?: number;
   /** Cerebras' own timings of the completion. */
   timeInfo?: TimeInfo;
-  /** Upstream attempts made (1 unless retried). */
+  /** Upstream attempts made (1 unless retried or moved to another key or model). */
   attempts?: number;
+  /** The name of the upstream key of the last attempt (never the key). */
+  upstreamKey?: string;
+  /** The model the last attempt asked for: the requested one, or a fallback. */
+  upstreamModel?: string;
   /** HTTP status of the last upstream response. */
   upstreamStatus?: number;
   /** The upstream's own `x-ratelimit-*` headers of its last response (names as sent), for the organisation's limits. */
-  upstreamRateLimits?: Readonly<Record<string, string>>;
+  upstreamRateLimits?: Readonly<Record<string, string>> | undefined;
   /** performance.now() when the first chunk (or the whole answer) arrived. */
   firstChunkAt?: number;
   promptTokens?: number;
@@ -87,9 +93,21 @@ export interface CallStats {
 /** Where a stream's chunks go; see ChatProvider.streamChatCompletion. */
 export type ChunkSink = (chunk: ChatCompletionChunk) => void | Promise<void>;
 
+/** Which upstream one attempt goes to: the key (by name) and the attempt's number in its call. */
+export interface UpstreamAttempt {
+  readonly key: string;
+  /** 1 for the call's first attempt (its span's `gateway.attempt`). */
+  readonly number: number;
+}
+
+/**
+ * One upstream attempt per call of its chat methods: the core's attempt loop
+ * (upstream-walk.ts) decides what to try next. `upstream` undefined: the provider's first
+ * key, as attempt 1.
+ */
 export interface ChatProvider {
   /** One complete answer. Rejects with a GatewayError. */
-  createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion>;
+  createChatCompletion(request: ChatCompletionRequest, ctx: CallContext, upstream?: UpstreamAttempt): Promise<ChatCompletion>;
   /**
    * The answer as chunks, handed to `sink` in upstream order as they arrive. Resolves
    * after the last chunk (one with a finish_reason); rejects with a GatewayError when the
@@ -98,7 +116,7 @@ export interface ChatProvider {
    * settles. A sink that throws or rejects ends the stream (and the upstream request)
    * with that error.
    */
-  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void>;
+  streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink, upstream?: UpstreamAttempt): Promise<void>;
   /** The models the upstream offers, with whatever limits, prices and capabilities it publishes. */
   listModels(ctx: CallContext): Promise<Model[]>;
   /** Closes connections. In-flight calls are aborted. */

@@ -70,6 +70,8 @@ export interface FakeUpstream {
   failModelsNext(fault: Fault): void;
   /** Replaces the catalog (a model added or retired upstream). */
   setModels(models: readonly FakeModel[]): void;
+  /** Replaces the key requests must carry (a key revoked, or accepted again); undefined: any. */
+  setApiKey(apiKey: string | undefined): void;
   /** The next streamed chat request stops after `afterChunks` chunks until the gate is released. */
   holdNext(afterChunks: number): Gate;
   /** Requests not yet over. */
@@ -91,6 +93,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const maxRecorded = options.maxRecorded ?? 1000;
   let counter = 0;
   const limiter = new FakeLimiter(options.rateLimits ?? {});
+  let apiKey = options.apiKey;
 
   const server: Server = createServer((req, res) => {
     res.socket?.setNoDelay(true);
@@ -111,7 +114,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const record = track(req, res, path, body);
     res.setHeader("x-request-id", `fake-${++counter}`);
 
-    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+    if (apiKey !== undefined && req.headers.authorization !== `Bearer ${apiKey}`) {
       return sendError(res, 401, "Wrong API Key", "invalid_request_error", "api_key", "wrong_api_key");
     }
     if (req.method === "GET" && (path === "/v1/models" || path === "/public/v1/models")) {
@@ -312,6 +315,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     failModelsNext: (fault) => void modelFaults.push(fault),
     setModels: (next) => {
       models = next;
+    },
+    setApiKey: (next) => {
+      apiKey = next;
     },
     holdNext: (afterChunks) => {
       const gate = new Gate();

@@ -16,6 +16,7 @@ import type { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import type { CallContext } from "../core/provider.js";
 import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
+import { FALLBACKS_HEADER, fallbacksAllowed } from "../core/upstreams.js";
 import { keyNameOf } from "./auth-interceptor.js";
 import { decodeRefusal } from "./request-decoder.js";
 import { toGrpcError } from "./status.js";
@@ -106,6 +107,9 @@ async function run<T>(work: () => Promise<T>, call: SurfaceCall, scope: CallScop
   // A request the deserializer could not take (too deep, not protobuf): refused like any bad request.
   const refusal = decodeRefusal(call.request);
   if (refusal !== undefined) throw refusal;
+  // The caller may refuse model fallbacks for this call (x-aigw-fallbacks: off).
+  const fallbacks = call.metadata.get(FALLBACKS_HEADER);
+  if (fallbacks.length > 0) scope.fallbacks = fallbacksAllowed(headerValue(fallbacks[0]) ?? "");
   options.limit.acquire();
   try {
     return await work();

@@ -183,7 +183,8 @@ function errorType(status: number): string {
 /**
  * The upstream's rate-limit headers (x-ratelimit-*, kept by the provider), plus
  * `retry-after` (whole seconds, rounded up, RFC 9110) and `retry-after-ms` (which the
- * OpenAI and Cerebras SDKs read first) when the gateway knows when to come back.
+ * OpenAI and Cerebras SDKs read first) when the gateway knows when to come back, and
+ * `x-should-retry: false` when a retry by the client cannot help (shouldNotRetry).
  */
 function headersOf(e: GatewayError): Record<string, string> {
   const out: Record<string, string> = { ...e.headers };
@@ -192,5 +193,23 @@ function headersOf(e: GatewayError): Record<string, string> {
     out["retry-after"] = String(Math.ceil(ms / 1000));
     out["retry-after-ms"] = String(ms);
   }
+  if (shouldNotRetry(e)) out["x-should-retry"] = "false";
   return out;
+}
+
+/** A quota resetting later than this is not worth an SDK's retry: the openai and Cerebras SDKs sleep whatever retry-after says, uncapped. */
+const LONGEST_CLIENT_WAIT_MS = 60_000;
+
+/**
+ * When the openai and Cerebras SDKs (which honour `x-should-retry` over everything else,
+ * and by default retry 429 and 5xx twice) should not retry on top of the gateway: it
+ * already retried the upstream or moved between its keys (`attempts` in ErrorInfo), every
+ * upstream key was refused, or a 429 resets too late (a daily quota, unknown) for a retry
+ * to land in time. A 429 that resets within a minute is left to them: their retry waits
+ * for the reset (retry-after-ms), so it is one more attempt at the right time.
+ */
+export function shouldNotRetry(e: GatewayError): boolean {
+  if (e.reason === Reason.UPSTREAM_AUTH_FAILED) return true;
+  if (e.code === Code.RESOURCE_EXHAUSTED) return e.retryDelayMs === undefined || e.retryDelayMs > LONGEST_CLIENT_WAIT_MS;
+  return e.code === Code.UNAVAILABLE && e.reason.startsWith("UPSTREAM_") && e.metadata["attempts"] !== undefined;
 }

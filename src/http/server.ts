@@ -20,6 +20,7 @@ import type { InFlightLimit } from "../core/in-flight.js";
 import { LiveCalls } from "../core/live-calls.js";
 import { requestIdFrom } from "../core/request-id.js";
 import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
+import { FALLBACKS_HEADER, fallbacksAllowed } from "../core/upstreams.js";
 import type { Logger } from "../log.js";
 import type { MetricsSource } from "../metrics/exposition.js";
 import { readJsonBody } from "./body.js";
@@ -149,6 +150,9 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       // Public routes (probes, metrics) need no key; the rest need one when keys are configured.
       // Checked first: an unauthenticated body is never read.
       if (route.public !== true && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
+      // The caller may refuse model fallbacks for this call (x-aigw-fallbacks: off).
+      const fallbacks = req.headers[FALLBACKS_HEADER];
+      if (fallbacks !== undefined) scope.fallbacks = fallbacksAllowed(headerValue(fallbacks) ?? "");
       // The body arrives whole before the call takes a slot: a slow sender holds only its own connection.
       if (route.body === true) call.body = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs);
       if (limited) {

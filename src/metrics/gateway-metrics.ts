@@ -10,9 +10,12 @@ import type { AdmissionObserver } from "../admission/events.js";
 import type { CallReporter } from "../core/call-log.js";
 import type { ChatProvider } from "../core/provider.js";
 import type { Logger } from "../log.js";
+import type { UpstreamObserver } from "../upstreams/events.js";
+import type { KeyReport } from "../upstreams/pool.js";
 import { createAdmissionMetrics } from "./admission-metrics.js";
 import type { MetricsSource } from "./exposition.js";
 import { createInstruments, type Instruments } from "./instruments.js";
+import { createUpstreamMetrics } from "./upstream-metrics.js";
 import { ModelLabels } from "./labels.js";
 import { processMetrics } from "./process-metrics.js";
 import { CallRecorder } from "./record-call.js";
@@ -70,6 +73,15 @@ export class GatewayMetrics implements MetricsSource {
    */
   admissionObserver(): AdmissionObserver {
     return createAdmissionMetrics(this.registry);
+  }
+
+  /**
+   * The key pool's hooks and gauges: requests, errors, cooldowns and revocations per
+   * upstream key, fallbacks, and (read from `report` at scrape time) what each key has
+   * left. Registered on the served registry, like the admission's.
+   */
+  upstreamObserver(report: () => readonly KeyReport[]): UpstreamObserver {
+    return createUpstreamMetrics(this.registry, report);
   }
 
   /** `provider` with its streams counted (gateway_in_flight_streams); chunks pass untouched. */

@@ -46,7 +46,7 @@ export const A = {
   ATTEMPTS: "gateway.attempts",
   /** 1 for the first upstream attempt of a call. */
   ATTEMPT: "gateway.attempt",
-  /** The upstream key's name, once there is a key pool (never the key). */
+  /** The upstream key's name (never the key): on each attempt span, and on the call span for its last attempt. */
   UPSTREAM_KEY: "gateway.upstream_key",
   UPSTREAM_REQUEST_ID: "gateway.upstream_request_id",
   COST_USD: "gateway.cost_usd",

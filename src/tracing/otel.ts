@@ -175,6 +175,7 @@ class OtelCallTrace implements CallTrace {
     }
     if (s.keyName !== undefined) attributes[A.CALLER_KEY] = s.keyName;
     if (s.attempts !== undefined) attributes[A.ATTEMPTS] = s.attempts;
+    if (s.upstreamKey !== undefined) attributes[A.UPSTREAM_KEY] = s.upstreamKey;
     if (s.upstreamRequestId !== undefined) attributes[A.UPSTREAM_REQUEST_ID] = s.upstreamRequestId;
     if (s.responseId !== undefined) attributes[A.RESPONSE_ID] = s.responseId;
     if (s.responseModel !== undefined) attributes[A.RESPONSE_MODEL] = s.responseModel;

@@ -22,6 +22,7 @@ import { RedisStore } from "../../src/admission/redis-store.js";
 import type { CallOutcome, Reservation } from "../../src/core/admission.js";
 import { CallScope } from "../../src/core/call-scope.js";
 import { Code, GatewayError, Reason } from "../../src/core/errors.js";
+import type { UpstreamCandidate } from "../../src/core/upstreams.js";
 import { createLogger } from "../../src/log.js";
 import { userRequest } from "../helpers/harness.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
@@ -414,6 +415,66 @@ describe.each(Object.keys(stores))("admission on the %s store", (kind) => {
       s.scopes.push(ctx);
       const e = await refusal(() => s.admission.admit(ask(), undefined, ctx));
       expect(e.reason).toBe(Reason.UPSTREAM_QUOTA_EXCEEDED);
+    });
+  });
+
+  describe("the organisation's limits per upstream key (each key an organisation of its own)", () => {
+    const headers = (remaining: number, limit = 10): Record<string, string> => ({
+      "x-ratelimit-limit-requests-minute": String(limit),
+      "x-ratelimit-remaining-requests-minute": String(remaining),
+      "x-ratelimit-reset-requests-minute": "6.00",
+    });
+    const learnedFrom = (h: Record<string, string>): CallOutcome => ({ ...success({ prompt: 1, completion: 1 }), upstreamRateLimits: h });
+    const onePerMinute: OrgLimitConfig = { configured: new Map([["*", [{ name: "requests_per_minute", resource: "requests", window: "minute", limit: 1 }]]]) };
+    const on = (key: string, model = MODEL): UpstreamCandidate => ({ key, model, fallback: model === MODEL ? 0 : 1, requested: MODEL, standing: "ready" });
+    const route = [on("a"), on("b")];
+
+    it("reserves the chosen key's buckets; a key without room is passed over for the next, and when none has room the call is refused", async () => {
+      const s = await setup({ org: onePerMinute });
+      const first = await s.admission.admit(ask(), undefined, s.ctx(), route);
+      expect([first.tracksUpstream, first.upstream?.key, first.skipped]).toEqual([true, "a", []]);
+      const second = await s.admission.admit(ask(), undefined, s.ctx(), route);
+      expect(second.upstream?.key).toBe("b");
+      expect(second.skipped.map((x) => [x.candidate.key, x.error.reason, x.error.metadata["detectedBy"]])).toEqual([["a", Reason.UPSTREAM_QUOTA_EXCEEDED, "gateway"]]);
+      const e = await refusal(() => s.admission.admit(ask(), undefined, s.ctx(), route));
+      expect(e.metadata).toMatchObject({ detectedBy: "gateway", model: MODEL });
+      expect(["a", "b"]).toContain(e.metadata["upstream"]);
+      expect(e.quotaViolations[0]!.subject).toMatch(/^org:[ab]:gpt-oss-120b$/);
+    });
+
+    it("a move gives the failed key's hold back and takes the next key's; a move to a key without room holds nothing", async () => {
+      const s = await setup({ org: onePerMinute });
+      const r = await s.admission.admit(ask(), undefined, s.ctx(), route);
+      expect(await r.move(on("b"))).toBeUndefined();
+      expect(r.upstream?.key).toBe("b");
+      await s.admission.idle();
+      // a's request went back when the call moved: another call can have it.
+      const other = await s.admission.admit(ask(), undefined, s.ctx(), [on("a")]);
+      expect(other.upstream?.key).toBe("a");
+      // Both full now: a move back to a is refused, and the call holds no organisation capacity.
+      const refused = await r.move(on("a"));
+      expect([refused?.reason, refused?.metadata["upstream"], r.upstream]).toEqual([Reason.UPSTREAM_QUOTA_EXCEEDED, "a", undefined]);
+      await s.admission.idle();
+      // b got its request back on the way: it has room again.
+      expect((await s.admission.admit(ask(), undefined, s.ctx(), [on("b")])).upstream?.key).toBe("b");
+    });
+
+    it("a fallback model's buckets are its own: with the requested model full on every key, the call is held on the fallback", async () => {
+      const s = await setup({ org: onePerMinute });
+      const withFallback = [on("a"), on("a", "zai-glm-4.7")];
+      await s.admission.admit(ask(), undefined, s.ctx(), withFallback);
+      const r = await s.admission.admit(ask(), undefined, s.ctx(), withFallback);
+      expect([r.upstream?.key, r.upstream?.model]).toEqual(["a", "zai-glm-4.7"]);
+    });
+
+    it("learns from the headers of the key that answered, into that key's buckets only", async () => {
+      const s = await setup({ org: { configured: new Map() } });
+      const r = await s.admission.admit(ask(), undefined, s.ctx(), route);
+      expect(await r.move(on("b"))).toBeUndefined();
+      r.settle(learnedFrom(headers(0, 5)));
+      await s.admission.idle();
+      // b reported no requests left: b refuses; a never reported anything and admits.
+      expect((await s.admission.admit(ask(), undefined, s.ctx(), [on("b"), on("a")])).upstream?.key).toBe("a");
     });
   });
 });

@@ -125,7 +125,7 @@ describe("the Grafana dashboard", () => {
   let exported: Map<string, Set<string>>;
 
   beforeAll(async () => {
-    h = await startHarness({ env: { HTTP_PORT: "0", GATEWAY_API_KEYS: "team-a=grafana-test-key", FAKE_UPSTREAM_TOKEN_DELAY_MS: "0" } });
+    h = await startHarness({ env: { HTTP_PORT: "0", GATEWAY_API_KEYS: "team-a=grafana-test-key", FAKE_UPSTREAM_TOKEN_DELAY_MS: "0", MODEL_FALLBACKS: "gpt-oss-120b>zai-glm-4.7" } });
     const md = new Metadata();
     md.set("authorization", "Bearer grafana-test-key");
     // A little of everything the dashboard shows: unary and streamed calls, a retried
@@ -136,6 +136,11 @@ describe("the Grafana dashboard", () => {
     await create(h.chat, userRequest("retried"), {}, md);
     h.fake.failNext(cerebrasErrors.modelNotFound());
     await rejection(create(h.chat, userRequest("fails"), {}, md));
+    // The upstream key panels: a refused key (back at the next call), then a quota (a cooldown) served by the fallback.
+    h.fake.failNext(cerebrasErrors.wrongApiKey());
+    await rejection(create(h.chat, userRequest("refused"), {}, md));
+    h.fake.failNext(cerebrasErrors.tokenQuotaPerMinute(60));
+    await create(h.chat, userRequest("falls back"), {}, md);
     exported = exportedLabels((await scrape(h.gateway.httpPort!)).metrics);
   });
 

@@ -20,7 +20,7 @@ let scope: CallScope;
 
 beforeEach(async () => {
   fake = await startFakeUpstream({ apiKey: "k", fixedTokens: 50, tokenDelayMs: 2 });
-  provider = new CerebrasProvider({ baseUrl: fake.url, apiKey: "k", retry: { maxRetries: 2, baseDelayMs: 1, maxDelayMs: 1 } });
+  provider = new CerebrasProvider({ baseUrl: fake.url, apiKey: "k" });
   scope = new CallScope(Infinity, 10_000, "sink-test");
 });
 

@@ -3,9 +3,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { Code, GatewayError, ProviderError, Reason, type Reason as ReasonT } from "../../src/core/errors.js";
-import { retryDelay, type RetryPolicy } from "../../src/providers/cerebras/retry.js";
+import { quotaWait, retryDelay, type RetryPolicy } from "../../src/core/failover.js";
 
-const policy: RetryPolicy = { maxRetries: 2, baseDelayMs: 200, maxDelayMs: 2000 };
+const policy: RetryPolicy = { maxRetries: 2, baseDelayMs: 200, maxDelayMs: 2000, quotaMaxWaitMs: 1000 };
 const maxRandom = () => 0.999_999;
 const provider = (reason: ReasonT, extra: { retryDelayMs?: number; metadata?: Record<string, string> } = {}) => new ProviderError({ reason, message: "x", ...extra });
 const quota = (retryDelayMs: number | undefined, window: string) =>
@@ -32,11 +32,19 @@ describe("retryDelay", () => {
     expect(retryDelay(provider(Reason.UPSTREAM_SERVER_ERROR, { retryDelayMs: 1500 }), 0, 10_000, policy)).toBe(1500);
   });
 
-  it("retries a quota only when the upstream says when it refills, inside the budget, and never a daily one", () => {
-    expect(retryDelay(quota(500, "minute"), 0, 10_000, policy, () => 0)).toBe(500);
-    expect(retryDelay(quota(undefined, "minute"), 0, 10_000, policy)).toBeUndefined();
-    expect(retryDelay(quota(30_000, "minute"), 0, 10_000, policy)).toBeUndefined();
-    expect(retryDelay(quota(500, "day"), 0, 10_000, policy)).toBeUndefined();
+  it("backs off only for transient failures: a quota is the quota wait's business", () => {
+    expect(retryDelay(quota(500, "minute"), 0, 10_000, policy, () => 0)).toBeUndefined();
+  });
+
+  it("waits for a quota only when the upstream says when it resets, within UPSTREAM_QUOTA_MAX_WAIT_MS in all and the budget, and never a daily one", () => {
+    expect(quotaWait(500, false, 0, 0, 10_000, policy, () => 0)).toBe(500);
+    expect(quotaWait(500, false, 0, 600, 10_000, policy, () => 0)).toBeUndefined(); // 600 ms waited already: 1100 > 1000
+    expect(quotaWait(undefined, false, 0, 0, 10_000, policy)).toBeUndefined();
+    expect(quotaWait(30_000, false, 0, 0, 60_000, policy)).toBeUndefined();
+    expect(quotaWait(500, true, 0, 0, 10_000, policy)).toBeUndefined();
+    expect(quotaWait(500, false, 0, 0, 600, policy, () => 0)).toBeUndefined(); // no time left for the attempt after it
+    expect(quotaWait(500, false, 2, 0, 10_000, policy, () => 0)).toBeUndefined(); // retries used up
+    expect(quotaWait(500, false, 0, 0, 10_000, { ...policy, quotaMaxWaitMs: 0 }, () => 0)).toBeUndefined();
   });
 
   it("never retries what the caller or the gateway's key got wrong", () => {
