@@ -6,8 +6,11 @@
  * /metrics from a gateway that has served a little traffic (histograms through their
  * _bucket/_sum/_count samples).
  */
-import { readFileSync } from "node:fs";
-import { Metadata } from "@grpc/grpc-js";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { parser } from "@prometheus-io/lezer-promql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
@@ -125,7 +128,20 @@ describe("the Grafana dashboard", () => {
   let exported: Map<string, Set<string>>;
 
   beforeAll(async () => {
-    h = await startHarness({ env: { HTTP_PORT: "0", GATEWAY_API_KEYS: "team-a=grafana-test-key", FAKE_UPSTREAM_TOKEN_DELAY_MS: "0", MODEL_FALLBACKS: "gpt-oss-120b>zai-glm-4.7" } });
+    // Every caller gets a token limit and team-b one request a minute, so the quota panels
+    // have admissions, settlements and a refusal to show.
+    const keysFile = join(mkdtempSync(join(tmpdir(), "grafana-keys-")), "keys.json");
+    const teamB = { name: "team-b", sha256: createHash("sha256").update("grafana-test-key-b").digest("hex"), limits: { requests_per_minute: 1 } };
+    writeFileSync(keysFile, JSON.stringify({ defaults: { limits: { tokens_per_minute: 10_000_000 } }, keys: [teamB] }));
+    h = await startHarness({
+      env: {
+        HTTP_PORT: "0",
+        GATEWAY_API_KEYS: "team-a=grafana-test-key",
+        GATEWAY_KEYS_FILE: keysFile,
+        FAKE_UPSTREAM_TOKEN_DELAY_MS: "0",
+        MODEL_FALLBACKS: "gpt-oss-120b>zai-glm-4.7",
+      },
+    });
     const md = new Metadata();
     md.set("authorization", "Bearer grafana-test-key");
     // A little of everything the dashboard shows: unary and streamed calls, a retried
@@ -141,6 +157,11 @@ describe("the Grafana dashboard", () => {
     await rejection(create(h.chat, userRequest("refused"), {}, md));
     h.fake.failNext(cerebrasErrors.tokenQuotaPerMinute(60));
     await create(h.chat, userRequest("falls back"), {}, md);
+    // The quota panels: team-b's second call of the minute is refused before the upstream.
+    const mdB = new Metadata();
+    mdB.set("authorization", "Bearer grafana-test-key-b");
+    await create(h.chat, userRequest("team b"), {}, mdB);
+    expect(((await rejection(create(h.chat, userRequest("team b again"), {}, mdB))) as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
     exported = exportedLabels((await scrape(h.gateway.httpPort!)).metrics);
   });
 
