@@ -19,7 +19,7 @@ import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
 import type { CallContext, ChatProvider, ChunkSink } from "../../core/provider.js";
 import type { UpstreamTarget } from "../../core/tracing.js";
 import { isJsonObject } from "../../wire/json.js";
-import { chatRequestToJson } from "../../wire/request.js";
+import { chatRequestBody } from "../../wire/request.js";
 import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse, isNetworkError } from "./errors.js";
 import { Exchange, type BodySink, type Headers } from "./exchange.js";
@@ -91,7 +91,7 @@ export class CerebrasProvider implements ChatProvider {
   }
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext): Promise<ChatCompletion> {
-    const body = JSON.stringify(chatRequestToJson(request, false));
+    const body = chatRequestBody(request, false);
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
       const sent = performance.now();
@@ -113,7 +113,7 @@ export class CerebrasProvider implements ChatProvider {
   }
 
   async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink): Promise<void> {
-    const body = JSON.stringify(chatRequestToJson(request, true));
+    const body = chatRequestBody(request, true);
     for (let retries = 0; ; retries++) {
       ctx.stats.attempts = retries + 1;
       const sent = performance.now();
