@@ -93,6 +93,8 @@ const EnvSchema = z.object({
   QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
   ORG_LIMITS: z.string().optional(),
   ORG_QUEUE_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
+  // Contract (issue 17): OpenAI fields Cerebras cannot honour (top_k, verbosity…) are a 400; true drops them instead.
+  DROP_UNSUPPORTED_FIELDS: z.stringbool({ error: "must be true or false" }).default(false),
 });
 
 const Env = z.preprocess(
@@ -167,6 +169,8 @@ export interface Config {
   readonly requestBodyTimeoutMs: number;
   /** Caller quotas and organisation limits, and where their counters live. */
   readonly quotas: QuotaConfig;
+  /** DROP_UNSUPPORTED_FIELDS: the shim drops (and logs) OpenAI fields Cerebras cannot honour instead of answering 400. */
+  readonly dropUnsupportedFields: boolean;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -221,6 +225,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsHost: e.METRICS_HOST,
     requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
     quotas,
+    dropUnsupportedFields: e.DROP_UNSUPPORTED_FIELDS,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,

@@ -61,6 +61,8 @@ export interface HttpServerOptions {
   readonly tracer?: Tracer | undefined;
   /** METRICS_KEY: scrapes must present it; undefined: /metrics is public. */
   readonly metricsKey?: KeyRing | undefined;
+  /** DROP_UNSUPPORTED_FIELDS: drop OpenAI fields Cerebras cannot honour instead of answering 400. */
+  readonly dropUnsupportedFields?: boolean;
 }
 
 export interface HttpServer {
@@ -77,7 +79,7 @@ export interface HttpServer {
 const FLUSH_MS = 1000;
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey, dashboard: options.dashboard, authRequired: options.keys !== undefined };
+  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey, dashboard: options.dashboard, authRequired: options.keys !== undefined, dropUnsupportedFields: options.dropUnsupportedFields === true };
   const tracer = options.tracer ?? PASS_THROUGH;
   let closing = false;
   const calls = new LiveCalls();
@@ -135,7 +137,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     calls.add(scope);
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
-    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined };
+    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined, bodyText: undefined };
     // Monitoring routes (the dashboard) need a key as calls do, but are not calls: no slot, no span, logged as probes are.
     const limited = route.public !== true && route.monitoring !== true;
     const routine = route.public === true || route.monitoring === true;
@@ -150,7 +152,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       // Checked first: an unauthenticated body is never read.
       if (route.public !== true && options.keys !== undefined) scope.stats.keyName = options.keys.authenticate(req.headers.authorization);
       // The body arrives whole before the call takes a slot: a slow sender holds only its own connection.
-      if (route.body === true) call.body = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs);
+      if (route.body === true) ({ value: call.body, text: call.bodyText } = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs));
       if (limited) {
         options.limit.acquire();
         acquired = true;

@@ -60,10 +60,12 @@ describe("bodies", () => {
     expect(h.fake.chatRequests().length).toBe(before);
   });
 
-  it("OpenAI-only fields Cerebras would refuse are accepted and never sent upstream", async () => {
-    const res = await post(JSON.stringify(chatBody("extras", { store: true, metadata: { team: "a" }, top_k: 5, min_p: 0.1, verbosity: "low" })));
+  it("OpenAI-only fields that change nothing are accepted and never sent upstream; those that change the answer are a 400", async () => {
+    const res = await post(JSON.stringify(chatBody("extras", { store: true, metadata: { team: "a" } })));
     expect(res.status, res.text).toBe(200);
     expect(lastUpstreamBody()).toEqual({ model: "gpt-oss-120b", messages: [{ role: "user", content: "extras" }] });
+    const refused = await post(JSON.stringify(chatBody("extras", { store: true, top_k: 5 })));
+    expect(envelope(refused, 400)["param"]).toBe("top_k");
   });
 
   it("a body over MAX_REQUEST_BYTES by content-length → 413 before it is read, connection closed", async () => {
