@@ -26,7 +26,7 @@ import { readJsonBody } from "./body.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
-import { sendFailure, setCallHeaders } from "./respond.js";
+import { envelopeStyleFor, sendFailure, setCallHeaders } from "./respond.js";
 import type { DashboardSource } from "../dashboard/source.js";
 import { matchRoute, type Readiness, type RouteDeps } from "./routes.js";
 
@@ -127,7 +127,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
           : HttpError.routeNotFound(httpMethod, path);
       const failure = failureFrom(error);
       req.resume(); // the body is not wanted: read and drop it
-      sendFailure(res, failure);
+      sendFailure(res, failure, envelopeStyleFor(path));
       log(undefined, undefined, failure);
       return;
     }
@@ -164,7 +164,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       if (!res.headersSent) {
         if (!req.complete) req.resume(); // refused before (or while) reading the body: drop the rest
         setCallHeaders(res, scope);
-        sendFailure(res, failure);
+        sendFailure(res, failure, envelopeStyleFor(path));
       } else if (!res.writableEnded) {
         res.destroy(); // a stream that could not say why it ended; cannot happen via streamChunks
       }
