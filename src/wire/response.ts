@@ -139,7 +139,7 @@ function toolCallDeltaFromJson(value: unknown): ToolCallDelta {
 }
 
 /** A role string: the known ones as themselves, anything else as ROLE_OTHER with the string in role_raw. */
-function setRole(target: { role: Role; roleRaw?: string }, role: string): void {
+function setRole(target: { role: Role; roleRaw?: string | undefined }, role: string): void {
   const known = roles.fromWire(role);
   target.role = known ?? Role.ROLE_OTHER;
   if (known === undefined) target.roleRaw = role;
