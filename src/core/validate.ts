@@ -99,7 +99,8 @@ type Report = (field: string, description: string) => void;
 
 function checkMessage(m: Message, path: string, bad: Report): void {
   const role = m.role;
-  if (role === Role.ROLE_UNSPECIFIED || !isKnown(Role, role)) {
+  // ROLE_OTHER is output-only (an upstream role the contract does not know): no request can send it.
+  if (role === Role.ROLE_UNSPECIFIED || role === Role.ROLE_OTHER || !isKnown(Role, role)) {
     bad(`${path}.role`, "is required (system, developer, user, assistant or tool)");
     return;
   }
