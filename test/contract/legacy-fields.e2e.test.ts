@@ -12,9 +12,11 @@ import { chatBody, json, raw, startHttpHarness, type HttpHarness } from "../help
 
 let h: HttpHarness;
 let lenient: HttpHarness;
+/** The lenient gateway's log lines, parsed. */
+const lenientLog: Array<Record<string, unknown>> = [];
 beforeAll(async () => {
   h = await startHttpHarness();
-  lenient = await startHttpHarness({ env: { DROP_UNSUPPORTED_FIELDS: "true" } });
+  lenient = await startHttpHarness({ env: { DROP_UNSUPPORTED_FIELDS: "true" }, logSink: { write: (line: string) => void lenientLog.push(JSON.parse(line) as Record<string, unknown>) } });
 });
 afterAll(async () => {
   await h.close();
@@ -127,6 +129,8 @@ describe("fields Cerebras cannot honour, that change the answer", () => {
     const res = await raw(lenient.httpPort, { path: "/v1/chat/completions", ...json(chatBody("x", { top_k: 5, min_p: 0.1, verbosity: "low", web_search_options: {} })) });
     expect(res.status, res.text).toBe(200);
     expect(upstream(lenient)).toEqual({ model: "gpt-oss-120b", messages: [{ role: "user", content: "x" }] });
+    const line = lenientLog.find((l) => Array.isArray(l["ignoredFields"]));
+    expect(line?.["ignoredFields"]).toEqual(["top_k", "min_p", "verbosity", "web_search_options"]);
   });
 
   it("modalities: [\"text\"] asks for nothing Cerebras does not do: accepted and dropped", async () => {
