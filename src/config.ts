@@ -85,6 +85,8 @@ const EnvSchema = z.object({
   METRICS_HOST: z.string().optional(),
   /** HTTP: longest a request may take to arrive whole (headers and body); 408 after. */
   REQUEST_BODY_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(3600, "must be at most 3600").default(10),
+  // Contract (issue 17): OpenAI fields Cerebras cannot honour (top_k, verbosity…) are a 400; true drops them instead.
+  DROP_UNSUPPORTED_FIELDS: z.stringbool({ error: "must be true or false" }).default(false),
   // Quotas and organisation limits (issue 14; caller limits themselves are in GATEWAY_KEYS_FILE).
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
   QUOTA_FAIL_MODE: z.enum(["open", "closed"], { error: "must be open or closed" }).default("open"),
@@ -93,8 +95,6 @@ const EnvSchema = z.object({
   QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
   ORG_LIMITS: z.string().optional(),
   ORG_QUEUE_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
-  // Contract (issue 17): OpenAI fields Cerebras cannot honour (top_k, verbosity…) are a 400; true drops them instead.
-  DROP_UNSUPPORTED_FIELDS: z.stringbool({ error: "must be true or false" }).default(false),
 });
 
 const Env = z.preprocess(
@@ -167,10 +167,10 @@ export interface Config {
   readonly metricsHost: string | undefined;
   /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
   readonly requestBodyTimeoutMs: number;
-  /** Caller quotas and organisation limits, and where their counters live. */
-  readonly quotas: QuotaConfig;
   /** DROP_UNSUPPORTED_FIELDS: the shim drops (and logs) OpenAI fields Cerebras cannot honour instead of answering 400. */
   readonly dropUnsupportedFields: boolean;
+  /** Caller quotas and organisation limits, and where their counters live. */
+  readonly quotas: QuotaConfig;
 }
 
 /** How the gRPC server treats connections so that they spread over replicas and survive L4 balancers. */
@@ -224,8 +224,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
     metricsHost: e.METRICS_HOST,
     requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
-    quotas,
     dropUnsupportedFields: e.DROP_UNSUPPORTED_FIELDS,
+    quotas,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,
     cerebrasApiKey: e.CEREBRAS_API_KEY,
     cerebrasBaseUrl: e.CEREBRAS_BASE_URL,
