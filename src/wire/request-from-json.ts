@@ -89,7 +89,8 @@ export function chatRequestFromJson(value: unknown, options: DecodeOptions = {})
   }
   if (!parsed.success || violations.length > 0) throw GatewayError.invalidArgument(violations.map((v) => ({ field: callerPath(v.field), description: v.description })));
   const request = toProto(parsed.data);
-  if (options.text !== undefined) keepSchemaText(request, options.text, translated.legacyFunctions);
+  // Only a request with a schema pays for the pass over its text.
+  if (options.text !== undefined && hasSchema(request)) keepSchemaText(request, options.text, translated.legacyFunctions);
   return { request, stream: parsed.data.stream === true, ignored, legacyFunctions: translated.legacyFunctions, callerPath };
 }
 
@@ -111,6 +112,11 @@ export function inCallerPaths(err: unknown, callerPath: (field: string) => strin
     moreViolations: err.moreViolations,
     headers: err.headers,
   });
+}
+
+function hasSchema(request: ChatCompletionRequest): boolean {
+  const format = request.responseFormat?.format;
+  return (format?.$case === "jsonSchema" && format.value.schema !== undefined) || request.tools.some((t) => t.function?.parameters !== undefined);
 }
 
 /**
