@@ -86,6 +86,8 @@ const EnvSchema = z.object({
   METRICS_HOST: z.string().optional(),
   /** HTTP: longest a request may take to arrive whole (headers and body); 408 after. */
   REQUEST_BODY_TIMEOUT_S: z.coerce.number("must be a number").positive("must be positive").max(3600, "must be at most 3600").default(10),
+  // Contract (issue 17): OpenAI fields Cerebras cannot honour (top_k, verbosity…) are a 400; true drops them instead.
+  DROP_UNSUPPORTED_FIELDS: z.stringbool({ error: "must be true or false" }).default(false),
   // Quotas and organisation limits (issue 14; caller limits themselves are in GATEWAY_KEYS_FILE).
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
   QUOTA_FAIL_MODE: z.enum(["open", "closed"], { error: "must be open or closed" }).default("open"),
@@ -175,6 +177,8 @@ export interface Config {
   readonly metricsHost: string | undefined;
   /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
   readonly requestBodyTimeoutMs: number;
+  /** DROP_UNSUPPORTED_FIELDS: the shim drops (and logs) OpenAI fields Cerebras cannot honour instead of answering 400. */
+  readonly dropUnsupportedFields: boolean;
   /** Caller quotas and organisation limits, and where their counters live. */
   readonly quotas: QuotaConfig;
   /** Upstream keys (CEREBRAS_API_KEY, CEREBRAS_API_KEYS, CEREBRAS_KEYS_FILE), fallbacks and the 429-wait policy. */
@@ -233,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsKey: e.METRICS_KEY === undefined ? undefined : new KeyRing([{ name: "metrics", sha256: sha256(e.METRICS_KEY) }]),
     metricsHost: e.METRICS_HOST,
     requestBodyTimeoutMs: e.REQUEST_BODY_TIMEOUT_S * 1000,
+    dropUnsupportedFields: e.DROP_UNSUPPORTED_FIELDS,
     quotas,
     upstreams,
     readyzRequiresUpstream: e.READYZ_REQUIRE_UPSTREAM,

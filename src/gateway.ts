@@ -202,6 +202,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
       keys: config.keys,
       tls: config.tls,
       keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
+      dropUnsupportedFields: config.dropUnsupportedFields,
       readiness: (): Readiness =>
         closing !== undefined
           ? { ready: false, reason: "shutting down" }

@@ -58,8 +58,9 @@ describe.each([
     if (r.messageResponse?.$case !== "fileDescriptorResponse") throw new Error(`unexpected ${r.messageResponse?.$case}`);
     const files = r.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
     expect(files[0]!.name).toBe("aigateway/v1/chat.proto");
-    expect(files[0]!.dependency).toEqual(["google/protobuf/struct.proto"]);
-    expect(files.map((f) => f.name)).toContain("google/protobuf/struct.proto");
+    expect(files[0]!.dependency).toEqual(["google/api/field_behavior.proto", "google/protobuf/struct.proto"]);
+    // Transitively too: field_behavior.proto imports descriptor.proto.
+    expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(["google/protobuf/struct.proto", "google/api/field_behavior.proto", "google/protobuf/descriptor.proto"]));
     expect(files[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateChatCompletion", "StreamChatCompletion"]);
   });
 

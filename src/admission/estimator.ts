@@ -86,10 +86,15 @@ export function estimatePromptTokens(request: ChatCompletionRequest): number {
     if (f === undefined) continue;
     tokens += PER_MESSAGE + estimateTextTokens(f.name);
     if (f.description !== undefined) tokens += estimateTextTokens(f.description);
-    if (f.parameters !== undefined) tokens += estimateTextTokens(JSON.stringify(f.parameters));
+    // parameters_json, when set, is what goes upstream (issue 17).
+    if (f.parametersJson !== undefined) tokens += estimateTextTokens(f.parametersJson);
+    else if (f.parameters !== undefined) tokens += estimateTextTokens(JSON.stringify(f.parameters));
   }
   const format = request.responseFormat?.format;
-  if (format?.$case === "jsonSchema" && format.value.schema !== undefined) tokens += estimateTextTokens(JSON.stringify(format.value.schema));
+  if (format?.$case === "jsonSchema") {
+    if (format.value.schemaJson !== undefined) tokens += estimateTextTokens(format.value.schemaJson);
+    else if (format.value.schema !== undefined) tokens += estimateTextTokens(JSON.stringify(format.value.schema));
+  }
   const prediction = request.prediction?.contentKind;
   if (prediction !== undefined) tokens += prediction.$case === "content" ? estimateTextTokens(prediction.value) : partsTokens(prediction.value);
   return tokens;

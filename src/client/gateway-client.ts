@@ -12,6 +12,7 @@ import { channelCredentials } from "./credentials.js";
 import { DEFAULT_DEADLINE_MS, DEFAULT_TARGET, type GatewayCallOptions, type GatewayClientOptions } from "./options.js";
 import { ResponseStream } from "./response-stream.js";
 import { retryPolicy, withRetries, type RetryPolicy } from "./retry.js";
+import { withSchemaText } from "./schema-text.js";
 import { fleetServiceConfig } from "./service-config.js";
 import { unaryAttempt, type UnaryInvoker } from "./unary-call.js";
 
@@ -51,7 +52,7 @@ export class GatewayClient {
 
   /** One complete answer. Rejects with a GatewayError. */
   createChatCompletion(request: ChatCompletionInput, options: GatewayCallOptions = {}): Promise<ChatCompletion> {
-    const message = ChatCompletionRequest.fromPartial(request);
+    const message = withSchemaText(ChatCompletionRequest.fromPartial(request));
     return this.unary<ChatCompletion>(options, (md, o, cb) => this.chat.createChatCompletion(message, md, o, cb));
   }
 
@@ -61,7 +62,7 @@ export class GatewayClient {
    * a GatewayError when the call fails, after every chunk received before the failure.
    */
   streamChatCompletion(request: ChatCompletionInput, options: GatewayCallOptions = {}): ChatCompletionStream {
-    const message = ChatCompletionRequest.fromPartial(request);
+    const message = withSchemaText(ChatCompletionRequest.fromPartial(request));
     const requestId = chooseRequestId(options);
     return new ResponseStream<ChatCompletionChunk>(
       requestId,

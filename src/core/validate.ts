@@ -18,6 +18,8 @@ import {
   type ContentPart,
   type Message,
 } from "../../gen/aigateway/v1/chat.js";
+// A leaf helper of the codec's (no imports of its own): the same JSON-shape rules as the shim's.
+import { isJsonObject, jsonDepthExceeds } from "../wire/json.js";
 import { clip, MAX_VIOLATIONS, type FieldViolation } from "./errors.js";
 
 /** Upstream limits (CEREBRAS_API.md §2). */
@@ -77,6 +79,7 @@ export function validateChatRequest(req: ChatCompletionRequest, opts: ValidateOp
 
     checkTools(req, bad);
     checkResponseFormat(req, opts.stream, bad);
+    checkPrediction(req, bad);
     checkSampling(req, bad);
   } catch (err) {
     if (err !== ENOUGH) throw err;
@@ -96,7 +99,8 @@ type Report = (field: string, description: string) => void;
 
 function checkMessage(m: Message, path: string, bad: Report): void {
   const role = m.role;
-  if (role === Role.ROLE_UNSPECIFIED || !isKnown(Role, role)) {
+  // ROLE_OTHER is output-only (an upstream role the contract does not know): no request can send it.
+  if (role === Role.ROLE_UNSPECIFIED || role === Role.ROLE_OTHER || !isKnown(Role, role)) {
     bad(`${path}.role`, "is required (system, developer, user, assistant or tool)");
     return;
   }
@@ -109,6 +113,11 @@ function checkMessage(m: Message, path: string, bad: Report): void {
     if (content === undefined) bad(`${path}.content`, `a ${roleName(role)} message needs content`);
     if (hasToolCalls) bad(`${path}.tool_calls`, "only assistant messages carry tool_calls");
     if (m.reasoning !== undefined) bad(`${path}.reasoning`, "only assistant messages carry reasoning");
+    if (m.reasoningParts !== undefined) bad(`${path}.reasoning_parts`, "only assistant messages carry reasoning");
+  }
+  if (m.reasoningParts !== undefined && role === Role.ROLE_ASSISTANT) {
+    if (m.reasoning !== undefined) bad(`${path}.reasoning_parts`, "set reasoning or reasoning_parts, not both");
+    checkParts(m.reasoningParts.parts, `${path}.reasoning_parts.parts`, false, bad);
   }
   if (role === Role.ROLE_TOOL) {
     if (m.toolCallId === "") bad(`${path}.tool_call_id`, "a tool message must name the tool call it answers");
@@ -173,8 +182,11 @@ function checkParts(parts: readonly ContentPart[], path: string, imagesAllowed: 
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!.part;
     const p = `${path}.${i}`;
-    if (part === undefined) bad(p, "set text or image_url");
-    else if (part.$case === "imageUrl") {
+    if (part === undefined) bad(p, "set text, image_url or image");
+    else if (part.$case === "image") {
+      if (!imagesAllowed) bad(`${p}.image`, "images are allowed in user, system and developer messages only");
+      else if (!IMAGE_DATA_URI.test(part.value)) bad(`${p}.image`, "must be a base64 data URI (data:image/png;base64,... or data:image/jpeg;base64,...)");
+    } else if (part.$case === "imageUrl") {
       if (!imagesAllowed) bad(`${p}.image_url`, "images are allowed in user, system and developer messages only");
       else if (!IMAGE_DATA_URI.test(part.value.url)) {
         bad(`${p}.image_url.url`, "must be a base64 data URI (data:image/png;base64,... or data:image/jpeg;base64,...)");
@@ -194,6 +206,7 @@ function checkTools(req: ChatCompletionRequest, bad: Report): void {
     if (!FUNCTION_NAME.test(fn.name)) bad(`tools.${i}.function.name`, "must be 1-64 characters of a-z, A-Z, 0-9, _ or -");
     else if (names.has(fn.name)) bad(`tools.${i}.function.name`, `duplicate function name "${fn.name}"`);
     names.add(fn.name);
+    if (fn.parametersJson !== undefined) checkJsonText(fn.parametersJson, `tools.${i}.function.parameters_json`, bad);
   }
 
   const choice = req.toolChoice;
@@ -221,7 +234,30 @@ function checkResponseFormat(req: ChatCompletionRequest, stream: boolean, bad: R
   else if (f.$case === "jsonObject" && stream) bad("response_format", "json_object output cannot be streamed; use json_schema or CreateChatCompletion");
   else if (f.$case === "jsonSchema") {
     if (!FUNCTION_NAME.test(f.value.name)) bad("response_format.json_schema.name", "must be 1-64 characters of a-z, A-Z, 0-9, _ or -");
+    if (f.value.schemaJson !== undefined) checkJsonText(f.value.schemaJson, "response_format.json_schema.schema_json", bad);
   }
+}
+
+/**
+ * A JSON Schema given as text (parameters_json, schema_json): it is spliced into the
+ * upstream body as it is, so it must be one JSON object, nested at most MAX_JSON_DEPTH.
+ * Parsed here once to be sure; the parsed value is thrown away (the text is what goes).
+ */
+function checkJsonText(text: string, field: string, bad: Report): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    bad(field, `is not valid JSON (${err instanceof Error ? clip(err.message) : "unparseable"})`);
+    return;
+  }
+  if (!isJsonObject(value)) bad(field, "must be a JSON object (a JSON Schema)");
+  else if (jsonDepthExceeds(value, MAX_JSON_DEPTH)) bad(field, JSON_TOO_DEEP);
+}
+
+function checkPrediction(req: ChatCompletionRequest, bad: Report): void {
+  const content = req.prediction?.contentKind;
+  if (content?.$case === "contentParts") checkParts(content.value.parts, "prediction.content_parts.parts", false, bad);
 }
 
 function checkSampling(req: ChatCompletionRequest, bad: Report): void {

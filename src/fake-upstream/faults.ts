@@ -36,7 +36,17 @@ export type Fault =
    */
   | { readonly kind: "stall-after-finish"; readonly done?: boolean; readonly usageApart?: boolean }
   /** Stream: after this many chunks, send only SSE comments (`: ping`), every `intervalMs`, until the client gives up. */
-  | { readonly kind: "pings"; readonly afterChunks: number; readonly intervalMs: number };
+  | { readonly kind: "pings"; readonly afterChunks: number; readonly intervalMs: number }
+  /**
+   * Answer normally, but with values Cerebras may send one day and the contract does not
+   * know yet: this finish_reason, and (in the message, or the stream's first delta) this role.
+   */
+  | { readonly kind: "odd-values"; readonly finishReason?: string; readonly role?: string }
+  /**
+   * Stream: the finish chunk carries no usage; one more chunk carries usage and time_info,
+   * with `choices` empty, null or absent (all three are allowed by the SDK's types).
+   */
+  | { readonly kind: "usage-apart"; readonly choices: "empty" | "null" | "absent" };
 
 /** A one-shot latch: the fake signals `reached`, the test calls `release()`. */
 export class Gate {

@@ -7,7 +7,18 @@
  *   last user message: tool calls with arguments generated from the parameters schema.
  * - response_format json_schema: a JSON value that satisfies the schema.
  * - otherwise: "Echo: <last user text>".
- * Reasoning models also produce a short reasoning text unless told not to.
+ * Reasoning models also produce a short reasoning text unless told not to
+ * (reasoning_effort "none"), returned as reasoning_format says (CEREBRAS_API.md §2, the
+ * SDK's doc): parsed and text_parsed in `reasoning`, raw inline in `content` between
+ * think tokens, hidden not at all (though counted), and none (or unset) as the model's
+ * default (text_parsed for the models the fake knows).
+ *
+ * As Cerebras documents them: `stop` ends the text before the first stop sequence
+ * (finish_reason "stop"; the sequence is not returned); `logprobs` adds one entry per
+ * token (with `top_logprobs` alternatives), kept apart for reasoning tokens only under
+ * "parsed"; images count as `image_tokens` (in prompt_tokens too); a `prediction` counts
+ * its tokens found in the answer as accepted, the rest as rejected. `seed` needs nothing:
+ * the fake is deterministic, so the same request (seed or not) gets the same answer.
  */
 import { createHash } from "node:crypto";
 import type { FakeModel } from "./catalog.js";
@@ -29,7 +40,18 @@ export interface ReplyPlan {
   readonly completionTokens: number;
   /** Reasoning arrives inline as <think>…</think> in content (reasoning_format raw). */
   readonly rawReasoning: boolean;
+  /** Reasoning happened but is not returned (reasoning_format hidden); its tokens still count. */
+  readonly hiddenReasoning: boolean;
+  /** Tokens of the prompt's images (also in promptTokens); 0 without images. */
+  readonly imageTokens: number;
+  /** With a prediction in the request: its tokens found in the answer, and the others. */
+  readonly prediction: { readonly accepted: number; readonly rejected: number } | undefined;
+  /** Log probabilities were asked for: how many alternatives per token, and whether reasoning's go apart (parsed). */
+  readonly logprobs: { readonly top: number; readonly reasoningApart: boolean } | undefined;
 }
+
+/** What one image costs in prompt tokens (made up; Cerebras does not publish it). */
+export const IMAGE_TOKENS = 256;
 
 type Json = Record<string, unknown>;
 
@@ -46,12 +68,14 @@ export function planReply(body: Json, model: FakeModel, options: PlanOptions = {
   const messages = body["messages"] as Json[];
   const last = messages[messages.length - 1]!;
   const userText = lastUserText(messages);
-  const promptTokens = Math.max(1, Math.ceil(JSON.stringify(messages).length / 4));
+  const promptTokens = Math.max(1, Math.ceil(JSON.stringify(messages).length / 4)) + countImages(messages) * IMAGE_TOKENS;
 
   const format = body["reasoning_format"];
   const effort = body["reasoning_effort"];
-  const thinks = model.reasoning && effort !== "none" && format !== "none" && format !== "hidden" && options.fixedTokens === undefined;
+  const thinks = model.reasoning && effort !== "none" && body["disable_reasoning"] !== true && options.fixedTokens === undefined;
   let reasoning = thinks ? tokenize(`The user asked: "${clip(userText, 80)}". Answer directly.`) : [];
+  const images = countImages(messages);
+  const imageTokens = images * IMAGE_TOKENS;
 
   let content: string[] = [];
   let toolCalls: PlannedToolCall[] = [];
@@ -80,6 +104,14 @@ export function planReply(body: Json, model: FakeModel, options: PlanOptions = {
     }
   }
 
+  // Stop sequences: the text ends before the first one (which is not returned).
+  const stops = typeof body["stop"] === "string" ? [body["stop"]] : Array.isArray(body["stop"]) ? body["stop"].filter((x): x is string => typeof x === "string" && x !== "") : [];
+  if (stops.length > 0 && toolCalls.length === 0) {
+    const text = content.join("");
+    const at = Math.min(...stops.map((x) => text.indexOf(x)).filter((i) => i >= 0));
+    if (Number.isFinite(at)) content = tokenize(text.slice(0, at));
+  }
+
   // max_completion_tokens counts reasoning too; -1 (or unset) means no extra limit.
   const limit = numberOr(body["max_completion_tokens"], numberOr(body["max_tokens"], -1));
   let finishReason: ReplyPlan["finishReason"] = toolCalls.length > 0 ? "tool_calls" : "stop";
@@ -98,7 +130,43 @@ export function planReply(body: Json, model: FakeModel, options: PlanOptions = {
     cachedTokens: Math.min(options.cachedTokens ?? 0, promptTokens),
     completionTokens: reasoning.length + content.length + toolTokens,
     rawReasoning: format === "raw",
+    hiddenReasoning: format === "hidden",
+    imageTokens,
+    prediction: predictionTokens(body["prediction"], content),
+    logprobs: body["logprobs"] === true ? { top: numberOr(body["top_logprobs"], 0), reasoningApart: format === "parsed" } : undefined,
   };
+}
+
+/** Image parts (either form) in the messages. */
+function countImages(messages: Json[]): number {
+  let n = 0;
+  for (const m of messages) {
+    const c = m["content"];
+    if (Array.isArray(c)) for (const p of c) if (asObject(p)["type"] === "image_url" || asObject(p)["type"] === "image") n++;
+  }
+  return n;
+}
+
+/** Accepted: the prediction's tokens that the answer has too; rejected: the rest. */
+function predictionTokens(prediction: unknown, content: readonly string[]): ReplyPlan["prediction"] {
+  const p = asObject(prediction);
+  if (p["type"] !== "content") return undefined;
+  const tokens = tokenize(textOf(p["content"]));
+  const answer = new Set(content.map((t) => t.trim()));
+  const accepted = tokens.filter((t) => answer.has(t.trim())).length;
+  return { accepted, rejected: tokens.length - accepted };
+}
+
+/** A token's log probability: deterministic, negative, different per token. */
+export function tokenLogprob(token: string, top: number): Record<string, unknown> {
+  const h = createHash("sha256").update(token).digest();
+  const logprob = -((h[0]! + 1) / 256);
+  const bytes = [...Buffer.from(token, "utf8")];
+  const alternatives = Array.from({ length: top }, (_, i) => {
+    const alt = i === 0 ? token : `${token.trim()}_${i}`;
+    return { token: alt, logprob: i === 0 ? logprob : logprob - i, bytes: [...Buffer.from(alt, "utf8")] };
+  });
+  return { token, logprob, bytes, top_logprobs: alternatives };
 }
 
 function chooseTools(body: Json, userText: string): Json[] {
@@ -168,7 +236,7 @@ function textOf(content: unknown): string {
   if (Array.isArray(content)) {
     return content
       .map((p) => asObject(p))
-      .map((p) => (p["type"] === "text" ? String(p["text"]) : p["type"] === "image_url" ? "[image]" : ""))
+      .map((p) => (p["type"] === "text" ? String(p["text"]) : p["type"] === "image_url" || p["type"] === "image" ? "[image]" : ""))
       .join(" ");
   }
   return "";

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FAKE_MODELS, modelJson, publicModelJson, type FakeModel } from "./catalog.js";
 import { Gate, type Fault } from "./faults.js";
 import { FakeLimiter, type FakeRateLimits } from "./rate-limits.js";
-import { planReply, type ReplyPlan } from "./replies.js";
+import { planReply, tokenLogprob, type ReplyPlan } from "./replies.js";
 import { checkChatRequest } from "./rules.js";
 
 export interface FakeUpstreamOptions {
@@ -25,6 +25,8 @@ export interface FakeUpstreamOptions {
   readonly tokenDelayMs?: number;
   /** End streams with `data: [DONE]` as OpenAI does (Cerebras usually does not). */
   readonly sendDone?: boolean;
+  /** Send an empty delta (`{"delta":{}}`) before each choice's finish chunk, as Cerebras was recorded doing. */
+  readonly emptyDeltas?: boolean;
   /** Stream tool-call arguments in fragments (gpt-oss style) or whole (qwen style). */
   readonly toolCallStyle?: "fragments" | "whole";
   /** Every text reply is exactly this many tokens (benchmarks). */
@@ -50,6 +52,8 @@ export interface RecordedRequest {
   readonly headers: IncomingHttpHeaders;
   /** The parsed JSON body, if any. */
   readonly body: unknown;
+  /** The body as it came, byte for byte (UTF-8): what key order, spacing and numbers really were. */
+  readonly rawBody: string;
   /** Stream chunks written so far. */
   chunksSent: number;
   /** "aborted": the client closed the connection before the fake finished answering. */
@@ -111,7 +115,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         bodyIsJson = false;
       }
     }
-    const record = track(req, res, path, body);
+    const record = track(req, res, path, body, raw);
     res.setHeader("x-request-id", `fake-${++counter}`);
 
     if (apiKey !== undefined && req.headers.authorization !== `Bearer ${apiKey}`) {
@@ -170,7 +174,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       setRateLimitHeaders(res);
     }
     if (b["stream"] === true) await stream(res, record, b, plan, fault);
-    else sendJson(res, 200, completion(b, plan));
+    else sendJson(res, 200, completion(b, plan, fault));
   }
 
   /**
@@ -192,13 +196,14 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     return cached;
   }
 
-  function track(req: IncomingMessage, res: ServerResponse, path: string, body: unknown): RecordedRequest {
+  function track(req: IncomingMessage, res: ServerResponse, path: string, body: unknown, rawBody: string): RecordedRequest {
     let settle: (o: "completed" | "aborted") => void = () => {};
     const record: RecordedRequest = {
       method: req.method ?? "",
       path,
       headers: req.headers,
       body,
+      rawBody,
       chunksSent: 0,
       outcome: "pending",
       settled: new Promise((resolve) => (settle = resolve)),
@@ -214,9 +219,17 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
   async function stream(res: ServerResponse, record: RecordedRequest, body: Record<string, unknown>, plan: ReplyPlan, fault: Fault | undefined): Promise<void> {
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
-    const base = { id: `chatcmpl-${randomUUID()}`, object: "chat.completion.chunk", created: nowSeconds(), model: body["model"], system_fingerprint: SYSTEM_FINGERPRINT };
+    const base = { id: `chatcmpl-${randomUUID()}`, object: "chat.completion.chunk", created: nowSeconds(), model: body["model"], system_fingerprint: SYSTEM_FINGERPRINT, ...tierFields(body) };
     const delay = options.tokenDelayMs ?? 0;
-    const chunks = streamDeltas(plan, options.toolCallStyle ?? "fragments");
+    const odd = fault?.kind === "odd-values" ? fault : undefined;
+    const n = choiceCount(body);
+    // n > 1: each choice's chunks in turn (every choice has the same deterministic answer).
+    const chunks: Array<{ delta: Record<string, unknown>; index: number; logprobs?: unknown; reasoning_logprobs?: unknown }> = [];
+    for (let index = 0; index < n; index++) {
+      for (const d of streamDeltas(plan, options.toolCallStyle ?? "fragments")) chunks.push({ ...d, index });
+      if (options.emptyDeltas) chunks.push({ delta: {}, index });
+    }
+    if (odd?.role !== undefined && chunks[0] !== undefined) chunks[0].delta = { ...chunks[0].delta, role: odd.role };
     const started = performance.now();
 
     for (let i = 0; i <= chunks.length; i++) {
@@ -260,8 +273,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         }
       }
       if (i === chunks.length) break;
-      const delta = chunks[i]!;
-      const chunk = { ...base, choices: [{ delta, index: 0 }] };
+      const chunk = { ...base, choices: [chunks[i]!] };
       if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await drain(res);
       record.chunksSent++;
       if (delay > 0) await sleep(delay);
@@ -269,13 +281,22 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     if (res.destroyed) return;
     const elapsed = (performance.now() - started) / 1000;
     const stallAfter = fault?.kind === "stall-after-finish" ? fault : undefined;
+    const apart = fault?.kind === "usage-apart" ? fault : undefined;
+    const finishReason = odd?.finishReason ?? plan.finishReason;
+    const stats = { usage: usage(plan, n), time_info: timeInfo(elapsed) };
     const final = {
       ...base,
-      choices: [{ delta: {}, finish_reason: plan.finishReason, index: 0 }],
-      ...(stallAfter?.usageApart ? {} : { usage: usage(plan), time_info: timeInfo(elapsed) }),
+      choices: Array.from({ length: n }, (_, index) => ({ delta: {}, finish_reason: finishReason, index })),
+      ...(stallAfter?.usageApart || apart !== undefined ? {} : stats),
     };
     res.write(`data: ${JSON.stringify(final)}\n\n`);
     record.chunksSent++;
+    if (apart !== undefined) {
+      // Usage in a chunk of its own whose choices are empty, null or missing (the SDK's types allow all three).
+      const choices = apart.choices === "absent" ? {} : { choices: apart.choices === "null" ? null : [] };
+      res.write(`data: ${JSON.stringify({ ...base, ...choices, ...stats })}\n\n`);
+      record.chunksSent++;
+    }
     if (stallAfter !== undefined) {
       // The answer is complete; the body never ends (until the client closes it).
       if (stallAfter.done) res.write("data: [DONE]\n\n");
@@ -284,22 +305,25 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     res.end(options.sendDone ? "data: [DONE]\n\n" : undefined);
   }
 
-  function completion(body: Record<string, unknown>, plan: ReplyPlan): Record<string, unknown> {
-    const message: Record<string, unknown> = { role: "assistant" };
+  function completion(body: Record<string, unknown>, plan: ReplyPlan, fault: Fault | undefined): Record<string, unknown> {
+    const odd = fault?.kind === "odd-values" ? fault : undefined;
+    const message: Record<string, unknown> = { role: odd?.role ?? "assistant" };
     const text = (plan.rawReasoning && plan.reasoning.length > 0 ? `<think>${plan.reasoning.join("")}</think>` : "") + plan.content.join("");
     if (plan.toolCalls.length === 0 || text !== "") message["content"] = text;
-    if (plan.reasoning.length > 0 && !plan.rawReasoning) message["reasoning"] = plan.reasoning.join("");
+    if (plan.reasoning.length > 0 && !plan.rawReasoning && !plan.hiddenReasoning) message["reasoning"] = plan.reasoning.join("");
     if (plan.toolCalls.length > 0) {
       message["tool_calls"] = plan.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
     }
+    const n = choiceCount(body);
     return {
       id: `chatcmpl-${randomUUID()}`,
       object: "chat.completion",
       created: nowSeconds(),
       model: body["model"],
       system_fingerprint: SYSTEM_FINGERPRINT,
-      choices: [{ index: 0, message, finish_reason: plan.finishReason }],
-      usage: usage(plan),
+      ...tierFields(body),
+      choices: Array.from({ length: n }, (_, index) => ({ index, message, finish_reason: odd?.finishReason ?? plan.finishReason, ...choiceLogprobs(plan) })),
+      usage: usage(plan, n),
       time_info: timeInfo(0.001),
     };
   }
@@ -336,36 +360,73 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   };
 }
 
-/** The deltas of a stream, in Cerebras order: role, reasoning, content or tool calls. */
-function streamDeltas(plan: ReplyPlan, toolCallStyle: "fragments" | "whole"): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [{ role: "assistant" }];
+/** The deltas of one choice's stream, in Cerebras order: role, reasoning, content or tool calls; each with its logprobs when asked for. */
+function streamDeltas(plan: ReplyPlan, toolCallStyle: "fragments" | "whole"): Array<{ delta: Record<string, unknown>; logprobs?: unknown; reasoning_logprobs?: unknown }> {
+  const lp = plan.logprobs;
+  const withLogprobs = (delta: Record<string, unknown>, token: string, reasoning: boolean) => {
+    if (lp === undefined) return { delta };
+    const entry = { content: [tokenLogprob(token, lp.top)], refusal: null };
+    return reasoning && lp.reasoningApart ? { delta, reasoning_logprobs: entry } : { delta, logprobs: entry };
+  };
+  const out: Array<{ delta: Record<string, unknown>; logprobs?: unknown; reasoning_logprobs?: unknown }> = [{ delta: { role: "assistant" } }];
   if (plan.rawReasoning && plan.reasoning.length > 0) {
-    out.push({ content: "<think>" }, ...plan.reasoning.map((t) => ({ content: t })), { content: "</think>" });
-  } else {
-    for (const t of plan.reasoning) out.push({ reasoning: t });
+    out.push({ delta: { content: "<think>" } }, ...plan.reasoning.map((t) => withLogprobs({ content: t }, t, false)), { delta: { content: "</think>" } });
+  } else if (!plan.hiddenReasoning) {
+    for (const t of plan.reasoning) out.push(withLogprobs({ reasoning: t }, t, true));
   }
-  for (const t of plan.content) out.push({ content: t });
+  for (const t of plan.content) out.push(withLogprobs({ content: t }, t, false));
   plan.toolCalls.forEach((c, index) => {
     if (toolCallStyle === "whole") {
-      out.push({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }] });
+      out.push({ delta: { tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }] } });
       return;
     }
-    out.push({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: "" } }] });
+    out.push({ delta: { tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: "" } }] } });
     for (let i = 0; i < c.arguments.length; i += 8) {
-      out.push({ tool_calls: [{ index, function: { arguments: c.arguments.slice(i, i + 8) } }] });
+      out.push({ delta: { tool_calls: [{ index, function: { arguments: c.arguments.slice(i, i + 8) } }] } });
     }
   });
   return out;
 }
 
-function usage(plan: ReplyPlan): Record<string, unknown> {
-  return {
+/** A whole answer's logprobs (and reasoning_logprobs under "parsed"), when asked for. */
+function choiceLogprobs(plan: ReplyPlan): Record<string, unknown> {
+  const lp = plan.logprobs;
+  if (lp === undefined) return {};
+  const shownReasoning = plan.hiddenReasoning ? [] : plan.reasoning;
+  const content = [...(lp.reasoningApart ? [] : shownReasoning), ...plan.content].map((t) => tokenLogprob(t, lp.top));
+  const out: Record<string, unknown> = { logprobs: { content, refusal: null } };
+  if (lp.reasoningApart) out["reasoning_logprobs"] = { content: shownReasoning.map((t) => tokenLogprob(t, lp.top)), refusal: null };
+  return out;
+}
+
+/** `n` choices (1 unless the request asks for more). */
+function choiceCount(body: Record<string, unknown>): number {
+  const n = body["n"];
+  return typeof n === "number" && Number.isInteger(n) && n > 1 ? Math.min(n, 16) : 1;
+}
+
+/** service_tier as requested, and service_tier_used when Cerebras chose (the request said "auto"). */
+function tierFields(body: Record<string, unknown>): Record<string, unknown> {
+  const tier = body["service_tier"];
+  if (typeof tier !== "string") return {};
+  return tier === "auto" ? { service_tier: tier, service_tier_used: "default" } : { service_tier: tier };
+}
+
+function usage(plan: ReplyPlan, n = 1): Record<string, unknown> {
+  const completion = plan.completionTokens * n;
+  const out: Record<string, unknown> = {
     prompt_tokens: plan.promptTokens,
-    completion_tokens: plan.completionTokens,
-    total_tokens: plan.promptTokens + plan.completionTokens,
+    completion_tokens: completion,
+    total_tokens: plan.promptTokens + completion,
     prompt_tokens_details: { cached_tokens: plan.cachedTokens },
-    completion_tokens_details: { reasoning_tokens: plan.reasoning.length, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: plan.reasoning.length * n,
+      accepted_prediction_tokens: (plan.prediction?.accepted ?? 0) * n,
+      rejected_prediction_tokens: (plan.prediction?.rejected ?? 0) * n,
+    },
   };
+  if (plan.imageTokens > 0) out["image_tokens"] = plan.imageTokens;
+  return out;
 }
 
 function timeInfo(completionSeconds: number): Record<string, unknown> {

@@ -3,7 +3,10 @@
  * what they cannot handle as the caller's mistake it is, not as INTERNAL.
  *
  * grpc-js turns any throw from a deserializer into INTERNAL "Error deserializing
- * request". Two inputs make the generated decoder throw: JSON values (google.protobuf
+ * request". The decoder reads strings strictly (invalid UTF-8 is refused, as protobuf
+ * requires of `string` fields, instead of becoming U+FFFD), and a seed beyond ±2^53
+ * (what a JavaScript number holds exactly) is named as such. Two other inputs make the
+ * generated decoder throw: JSON values (google.protobuf
  * Struct) nested past its limit of 100 message levels (a JSON object spends three), and
  * bytes that are not the message at all. So, before decoding, one iterative pass over
  * the fields that can hold a Struct (found from the descriptor set, not listed by hand)
@@ -12,9 +15,9 @@
  * the handler adapter throws before anything else (handlers.ts: `decodeRefusal`).
  */
 import { fromBinary } from "@bufbuild/protobuf";
-import { WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorSetSchema, type DescriptorProto } from "@bufbuild/protobuf/wkt";
-import type { ChatServiceService } from "../../gen/aigateway/v1/chat.js";
+import { ChatCompletionRequest, type ChatServiceService } from "../../gen/aigateway/v1/chat.js";
 import { DESCRIPTOR_SET_BASE64 } from "../../gen/descriptor.js";
 import { Code, GatewayError, Reason } from "../core/errors.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../core/validate.js";
@@ -36,12 +39,52 @@ export function decodeRefusal(request: unknown): GatewayError | undefined {
  */
 export function withRequestChecks(definition: typeof ChatServiceService): typeof ChatServiceService {
   const fields = structFields("aigateway.v1.ChatCompletionRequest");
-  const wrap = <T>(decode: (bytes: Buffer) => T): ((bytes: Buffer) => T) => (bytes) => checkedDecode(bytes, fields, decode);
+  // Both methods take a ChatCompletionRequest: the generated decoder, over a strict reader.
+  const requestDeserialize = (bytes: Buffer): ChatCompletionRequest => checkedDecode(bytes, fields, decodeStrict);
   return {
     ...definition,
-    createChatCompletion: { ...definition.createChatCompletion, requestDeserialize: wrap(definition.createChatCompletion.requestDeserialize) },
-    streamChatCompletion: { ...definition.streamChatCompletion, requestDeserialize: wrap(definition.streamChatCompletion.requestDeserialize) },
+    createChatCompletion: { ...definition.createChatCompletion, requestDeserialize },
+    streamChatCompletion: { ...definition.streamChatCompletion, requestDeserialize },
   };
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Thrown (by TextDecoder) for a string field that is not UTF-8. */
+class NotUtf8 extends Error {}
+
+function decodeStrict(bytes: Buffer): ChatCompletionRequest {
+  return ChatCompletionRequest.decode(
+    new BinaryReader(bytes, (b) => {
+      try {
+        return strictUtf8.decode(b);
+      } catch {
+        throw new NotUtf8();
+      }
+    }),
+  );
+}
+
+/** ChatCompletionRequest.seed's field number: the request's only int64. */
+const SEED_FIELD = 14;
+
+/** Whether the top-level seed holds more than a JavaScript number can (the generated decoder throws on it). */
+function seedOutOfRange(bytes: Uint8Array): boolean {
+  try {
+    const r = new BinaryReader(bytes);
+    while (r.pos < r.len) {
+      const [number, wireType] = r.tag();
+      if (number === SEED_FIELD && wireType === WireType.Varint) {
+        const seed = BigInt(r.int64());
+        if (seed > BigInt(Number.MAX_SAFE_INTEGER) || seed < BigInt(Number.MIN_SAFE_INTEGER)) return true;
+      } else {
+        r.skip(wireType);
+      }
+    }
+  } catch {
+    // not protobuf at all: the generic refusal says so
+  }
+  return false;
 }
 
 function checkedDecode<T>(bytes: Buffer, fields: FieldNode, decode: (bytes: Buffer) => T): T {
@@ -49,7 +92,13 @@ function checkedDecode<T>(bytes: Buffer, fields: FieldNode, decode: (bytes: Buff
   try {
     tooDeep = deepJsonField(bytes, fields);
     if (tooDeep === undefined) return decode(bytes);
-  } catch {
+  } catch (err) {
+    if (err instanceof NotUtf8) {
+      return refused<T>(new GatewayError({ code: Code.INVALID_ARGUMENT, reason: Reason.INVALID_REQUEST, message: "invalid request: a string field is not valid UTF-8" }));
+    }
+    if (seedOutOfRange(bytes)) {
+      return refused<T>(GatewayError.invalidArgument([{ field: "seed", description: `must be between ${Number.MIN_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER} (±2^53 - 1)` }]));
+    }
     // Not a ChatCompletionRequest at all (a truncated varint, a length past the end…).
     return refused<T>(
       new GatewayError({ code: Code.INVALID_ARGUMENT, reason: Reason.INVALID_REQUEST, message: "invalid request: the message is not a valid aigateway.v1.ChatCompletionRequest" }),

@@ -8,7 +8,13 @@ import type { IncomingMessage } from "node:http";
 import { Code, GatewayError, Reason } from "../core/errors.js";
 import { HttpError } from "./errors.js";
 
-export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
+export interface JsonBody {
+  readonly value: unknown;
+  /** The text it was parsed from (the chat route takes JSON Schemas from it byte for byte). */
+  readonly text: string;
+}
+
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding.toLowerCase() !== "identity") throw HttpError.unsupportedEncoding(encoding);
   const declared = Number(req.headers["content-length"]);
@@ -17,7 +23,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
   const text = (await readBody(req, limit, timeoutMs)).toString("utf8");
   if (text.trim() === "") throw HttpError.invalidJson("the request body is empty; send a JSON object");
   try {
-    return JSON.parse(text) as unknown;
+    return { value: JSON.parse(text) as unknown, text };
   } catch (err) {
     throw HttpError.invalidJson(`the request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -22,6 +22,8 @@ export interface HttpCall {
   ignored: readonly string[];
   /** The parsed JSON body of a route that takes one (read whole before the handler runs); undefined otherwise. */
   body: unknown;
+  /** The text `body` was parsed from; the handler drops it once decoded. */
+  bodyText: string | undefined;
 }
 
 export interface CallLog {

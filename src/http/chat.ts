@@ -5,8 +5,10 @@
 import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { abortReason } from "../core/call-scope.js";
 import type { ChatService } from "../core/chat-service.js";
-import { chatRequestFromJson } from "../wire/request-from-json.js";
+import { toLegacyChunk, toLegacyCompletion } from "../wire/openai-fields.js";
+import { chatRequestFromJson, inCallerPaths } from "../wire/request-from-json.js";
 import { chatCompletionToJson } from "../wire/response-to-json.js";
+import type { ChatCompletionChunkJson } from "../wire/schema.js";
 import type { HttpCall } from "./call.js";
 import { failureFrom } from "./errors.js";
 import { sendJson, setCallHeaders } from "./respond.js";
@@ -15,22 +17,32 @@ import { StreamUsage } from "./usage.js";
 
 export interface ChatDeps {
   readonly chat: ChatService;
+  /** DROP_UNSUPPORTED_FIELDS: drop OpenAI fields Cerebras cannot honour instead of a 400. */
+  readonly dropUnsupportedFields: boolean;
 }
 
 /** The body was read by the server before the call took its slot (routes.ts: `body: true`). */
 export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<void> {
-  const { request, stream, ignored } = chatRequestFromJson(call.body);
+  const decoded = chatRequestFromJson(call.body, { text: call.bodyText, dropUnsupported: deps.dropUnsupportedFields });
+  call.bodyText = undefined; // decoded: the text is not needed any more
+  const { request, stream, ignored, legacyFunctions } = decoded;
   call.ignored = ignored;
-  if (!stream) {
-    const completion = await deps.chat.createChatCompletion(request, call.scope);
-    const cost = completion.usage?.costUsd;
-    if (cost !== undefined) call.res.setHeader("x-cost-usd", String(cost));
-    setCallHeaders(call.res, call.scope);
-    sendJson(call.res, 200, chatCompletionToJson(completion));
-    return;
+  try {
+    if (!stream) {
+      const completion = await deps.chat.createChatCompletion(request, call.scope);
+      const cost = completion.usage?.costUsd;
+      if (cost !== undefined) call.res.setHeader("x-cost-usd", String(cost));
+      setCallHeaders(call.res, call.scope);
+      const json = chatCompletionToJson(completion);
+      sendJson(call.res, 200, legacyFunctions ? toLegacyCompletion(json) : json);
+      return;
+    }
+    call.method = "StreamChatCompletion";
+    await streamChunks(call, deps.chat, request, request.streamOptions?.includeUsage === true, legacyFunctions);
+  } catch (err) {
+    // The core names fields by their proto paths; the caller wrote JSON ones.
+    throw inCallerPaths(err, decoded.callerPath);
   }
-  call.method = "StreamChatCompletion";
-  await streamChunks(call, deps.chat, request, request.streamOptions?.includeUsage === true);
 }
 
 /**
@@ -40,8 +52,9 @@ export async function chatCompletions(call: HttpCall, deps: ChatDeps): Promise<v
  * one last `data: {"error":{…},"status_code":N}` event (Cerebras' own mid-stream frame),
  * never a silent end.
  */
-async function streamChunks(call: HttpCall, chat: ChatService, request: ChatCompletionRequest, includeUsage: boolean): Promise<void> {
+async function streamChunks(call: HttpCall, chat: ChatService, request: ChatCompletionRequest, includeUsage: boolean, legacy: boolean): Promise<void> {
   const usage = new StreamUsage(includeUsage);
+  const shaped = legacy ? (events: ChatCompletionChunkJson[]) => events.map(toLegacyChunk) : (events: ChatCompletionChunkJson[]) => events;
   let sse: SseStream | undefined;
   let draining: Promise<void> | undefined;
   const send = (events: readonly unknown[]): void | Promise<void> => {
@@ -50,7 +63,7 @@ async function streamChunks(call: HttpCall, chat: ChatService, request: ChatComp
     return (draining ??= waitForDrain(sse, call).finally(() => (draining = undefined)));
   };
   try {
-    await chat.streamChatCompletion(request, call.scope, (chunk) => send(usage.events(chunk)));
+    await chat.streamChatCompletion(request, call.scope, (chunk) => send(shaped(usage.events(chunk))));
     await send(usage.final());
     sse!.done();
   } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * Every failure the HTTP shim reports, in one envelope: OpenAI's
- * `{"error":{"message","type","param","code"}}` with an HTTP status derived from the
- * gateway's error code (the same table the gRPC side uses, DESIGN.md).
+ * `{"error":{"message","type","param","code"}}` (sent flat, as Cerebras does, on the
+ * /cerebras routes: respond.ts) with an HTTP status derived from the gateway's error
+ * code (the same table the gRPC side uses, DESIGN.md).
  *
  *   INVALID_ARGUMENT 400 · UNAUTHENTICATED 401 · PERMISSION_DENIED 403 · NOT_FOUND 404 ·
  *   RESOURCE_EXHAUSTED 429 · UNAVAILABLE 503 when the upstream is short of capacity
@@ -15,7 +16,8 @@
  * against Cerebras or OpenAI already checks); otherwise the gateway's ErrorInfo reason in
  * lower case (`invalid_request`, `upstream_server_error`, `upstream_auth_failed`,
  * `deadline_exceeded`…), so an upstream `wrong_api_key` about the gateway's own key never
- * reads as the caller's. `param` is the first bad field's dotted path.
+ * reads as the caller's. `param` is the first bad field's dotted path, as the caller's JSON
+ * names it (the shim restates the core's proto paths: request-from-json.ts).
  */
 import { Code, GatewayError, MAX_VIOLATIONS, Reason } from "../core/errors.js";
 

@@ -22,6 +22,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendFailure(res: ServerResponse, failure: HttpFailure): void {
-  sendJson(res, failure.status, failure.envelope, failure.headers);
+/**
+ * `envelope`: "openai" wraps the error (`{"error":{…}}`, what the OpenAI SDK reads);
+ * "cerebras" sends it flat (`{"message","type","param","code"}`, what Cerebras itself
+ * answers and its SDK reads as `err.error`: CEREBRAS_API.md, errors).
+ */
+export function sendFailure(res: ServerResponse, failure: HttpFailure, envelope: ErrorEnvelopeStyle = "openai"): void {
+  sendJson(res, failure.status, envelope === "cerebras" ? failure.envelope.error : failure.envelope, failure.headers);
+}
+
+export type ErrorEnvelopeStyle = "openai" | "cerebras";
+
+/** The routes under /cerebras answer as Cerebras does; everything else as OpenAI does. */
+export function envelopeStyleFor(path: string): ErrorEnvelopeStyle {
+  return path === "/cerebras" || path.startsWith("/cerebras/") ? "cerebras" : "openai";
 }

@@ -21,6 +21,8 @@ export interface RouteDeps extends DashboardDeps {
   readonly metrics?: MetricsSource | undefined;
   /** METRICS_KEY: scrapes must present it (401 otherwise); undefined: /metrics is public. */
   readonly metricsKey?: KeyRing | undefined;
+  /** DROP_UNSUPPORTED_FIELDS (chat.ts). */
+  readonly dropUnsupportedFields: boolean;
 }
 
 export interface Readiness {
@@ -63,7 +65,7 @@ const METRICS_ROUTE: Route = {
 };
 
 export const ROUTES: readonly Route[] = [
-  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), body: true, handler: chatCompletions },
+  { method: "POST", name: "CreateChatCompletion", pattern: v1("/chat/completions"), body: true, handler: (call, deps) => chatCompletions(call, deps) },
   { method: "GET", name: "ListModels", pattern: v1("/models"), handler: (call, deps) => listModels(call, deps.chat) },
   { method: "GET", name: "GetModel", pattern: v1("/models/(?<id>[^/]+)"), handler: (call, deps) => getModel(call, deps.chat) },
   // The Cerebras SDK opens a connection with this on construction; answer it cheaply.

@@ -27,7 +27,7 @@ import { readJsonBody } from "./body.js";
 import { reportHttpCall, type HttpCall } from "./call.js";
 import { listen } from "./listen.js";
 import { failureFrom, HttpError, type HttpFailure } from "./errors.js";
-import { sendFailure, setCallHeaders } from "./respond.js";
+import { envelopeStyleFor, sendFailure, setCallHeaders } from "./respond.js";
 import type { DashboardSource } from "../dashboard/source.js";
 import { matchRoute, type Readiness, type RouteDeps } from "./routes.js";
 
@@ -62,6 +62,8 @@ export interface HttpServerOptions {
   readonly tracer?: Tracer | undefined;
   /** METRICS_KEY: scrapes must present it; undefined: /metrics is public. */
   readonly metricsKey?: KeyRing | undefined;
+  /** DROP_UNSUPPORTED_FIELDS: drop OpenAI fields Cerebras cannot honour instead of answering 400. */
+  readonly dropUnsupportedFields?: boolean;
 }
 
 export interface HttpServer {
@@ -78,7 +80,7 @@ export interface HttpServer {
 const FLUSH_MS = 1000;
 
 export async function startHttpServer(chat: ChatService, options: HttpServerOptions): Promise<HttpServer> {
-  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey, dashboard: options.dashboard, authRequired: options.keys !== undefined };
+  const deps: RouteDeps = { chat, readiness: options.readiness, metrics: options.metrics, metricsKey: options.metricsKey, dashboard: options.dashboard, authRequired: options.keys !== undefined, dropUnsupportedFields: options.dropUnsupportedFields === true };
   const tracer = options.tracer ?? PASS_THROUGH;
   let closing = false;
   const calls = new LiveCalls();
@@ -126,7 +128,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
           : HttpError.routeNotFound(httpMethod, path);
       const failure = failureFrom(error);
       req.resume(); // the body is not wanted: read and drop it
-      sendFailure(res, failure);
+      sendFailure(res, failure, envelopeStyleFor(path));
       log(undefined, undefined, failure);
       return;
     }
@@ -136,7 +138,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
     calls.add(scope);
     // 'close' before the response finished: the client went away. Abort the upstream now.
     res.once("close", () => (res.writableFinished ? scope.dispose() : scope.cancel()));
-    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined };
+    const call: HttpCall = { req, res, scope, params, method: route.name, ignored: [], body: undefined, bodyText: undefined };
     // Monitoring routes (the dashboard) need a key as calls do, but are not calls: no slot, no span, logged as probes are.
     const limited = route.public !== true && route.monitoring !== true;
     const routine = route.public === true || route.monitoring === true;
@@ -154,7 +156,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       const fallbacks = req.headers[FALLBACKS_HEADER];
       if (fallbacks !== undefined) scope.fallbacks = fallbacksAllowed(headerValue(fallbacks) ?? "");
       // The body arrives whole before the call takes a slot: a slow sender holds only its own connection.
-      if (route.body === true) call.body = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs);
+      if (route.body === true) ({ value: call.body, text: call.bodyText } = await readJsonBody(req, options.maxRequestBytes, options.bodyTimeoutMs));
       if (limited) {
         options.limit.acquire();
         acquired = true;
@@ -166,7 +168,7 @@ export async function startHttpServer(chat: ChatService, options: HttpServerOpti
       if (!res.headersSent) {
         if (!req.complete) req.resume(); // refused before (or while) reading the body: drop the rest
         setCallHeaders(res, scope);
-        sendFailure(res, failure);
+        sendFailure(res, failure, envelopeStyleFor(path));
       } else if (!res.writableEnded) {
         res.destroy(); // a stream that could not say why it ended; cannot happen via streamChunks
       }

@@ -4,11 +4,15 @@
  * then mapped; the core's own validation runs afterwards, so both transports share
  * every semantic rule and only the JSON-shape rules live here.
  *
- * Unknown fields: OpenAI-only fields that Cerebras would refuse (CEREBRAS_API.md §2) are
- * accepted and dropped, so unchanged OpenAI client code keeps working; so are the
- * output-only fields of an assistant message (`refusal`, `annotations`) that clients send
- * back when they append a returned message to the conversation. Any other field, at any
- * depth, is a 400 that names it: a typo must not be silently ignored.
+ * OpenAI-only fields are handled first, by openai-fields.ts (translated, refused, or
+ * accepted and dropped: see there); so are the output-only fields of an assistant message
+ * (`refusal`, `annotations`) that clients send back when they append a returned message
+ * to the conversation. Any other field, at any depth, is a 400 that names it: a typo
+ * must not be silently ignored.
+ *
+ * JSON Schemas (tool parameters, response_format's schema) are taken from the caller's
+ * own text when it is given (json-spans.ts) and travel as parameters_json / schema_json,
+ * so their key order reaches Cerebras byte for byte.
  */
 import type { z } from "zod";
 import type {
@@ -24,31 +28,22 @@ import type {
 import { ReasoningEffort, ReasoningFormat, Role, ServiceTier } from "../../gen/aigateway/v1/chat.js";
 import { clip, Code, GatewayError, MAX_VIOLATIONS, Reason, type FieldViolation } from "../core/errors.js";
 import { reasoningEfforts, reasoningFormats, roles, serviceTiers, toolChoiceModes } from "./enums.js";
-import { isJsonObject, type JsonObject } from "./json.js";
+import { findSpans, type JsonPath, type Want } from "./json-spans.js";
+import { isJsonObject } from "./json.js";
+import { jsonPathOf, translateOpenAiFields } from "./openai-fields.js";
 import { ChatRequestJson, type ContentPartJson } from "./schema.js";
-
-/** Top-level OpenAI fields Cerebras rejects: accepted from clients, never sent on. */
-export const IGNORED_FIELDS: readonly string[] = [
-  "store",
-  "metadata",
-  "modalities",
-  "audio",
-  "functions",
-  "function_call",
-  "verbosity",
-  "web_search_options",
-  "reasoning",
-  "top_k",
-  "min_p",
-];
-
-/** Output-only assistant-message fields that come back when clients echo a returned message. */
-const IGNORED_ASSISTANT_FIELDS: readonly string[] = ["refusal", "annotations"];
 
 const KNOWN_FIELDS = new Set(Object.keys(ChatRequestJson.shape));
 
 type Parsed = z.output<typeof ChatRequestJson>;
 type ParsedMessage = Parsed["messages"][number];
+
+export interface DecodeOptions {
+  /** The body as the caller sent it: JSON Schemas are taken from it byte for byte. Undefined: from the parsed value (key order as JavaScript keeps it). */
+  readonly text?: string | undefined;
+  /** DROP_UNSUPPORTED_FIELDS: drop (and log) fields Cerebras cannot honour instead of refusing them. */
+  readonly dropUnsupported?: boolean;
+}
 
 export interface DecodedChatRequest {
   readonly request: ChatCompletionRequest;
@@ -56,13 +51,18 @@ export interface DecodedChatRequest {
   readonly stream: boolean;
   /** Dotted paths of the fields accepted and dropped (for the log line). */
   readonly ignored: readonly string[];
+  /** The caller used legacy `functions`: answer in the legacy shape (`function_call`). */
+  readonly legacyFunctions: boolean;
+  /** Turns a proto field path of a later refusal (the core's checks) into the caller's JSON path. */
+  readonly callerPath: (field: string) => string;
 }
 
 /**
  * Decodes a parsed JSON body. Throws an INVALID_ARGUMENT GatewayError whose field
- * violations name every bad field by its dotted JSON path (`messages.0.content`).
+ * violations name every bad field by its dotted JSON path (`messages.0.content`), as the
+ * caller wrote it (`functions.0.name`, not the `tools.0.function.name` it became).
  */
-export function chatRequestFromJson(value: unknown): DecodedChatRequest {
+export function chatRequestFromJson(value: unknown, options: DecodeOptions = {}): DecodedChatRequest {
   if (!isJsonObject(value)) {
     throw new GatewayError({
       code: Code.INVALID_ARGUMENT,
@@ -70,11 +70,12 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
       message: `invalid request: the body must be a JSON object, not ${typeName(value)}`,
     });
   }
-  const ignored: string[] = [];
-  const body = withoutIgnored(value, ignored);
+  const translated = translateOpenAiFields(value, options.dropUnsupported === true);
+  const { body, ignored, renames } = translated;
+  const callerPath = (field: string): string => jsonPathOf(field, renames);
 
   // Each list stops one past MAX_VIOLATIONS (which says "there are more"), as the core's checks do.
-  const violations: FieldViolation[] = [];
+  const violations: FieldViolation[] = translated.violations.slice(0, MAX_VIOLATIONS + 1);
   for (const key of Object.keys(body)) if (!KNOWN_FIELDS.has(key) && violations.length <= MAX_VIOLATIONS) violations.push(unknownField(clip(key)));
   const parsed = ChatRequestJson.safeParse(body);
   if (!parsed.success) {
@@ -86,39 +87,69 @@ export function chatRequestFromJson(value: unknown): DecodedChatRequest {
     // zod strips unknown keys; whatever the output lacks, the schema did not know.
     unknownKeys(body, parsed.data, "", violations);
   }
-  if (!parsed.success || violations.length > 0) throw GatewayError.invalidArgument(violations);
-  return { request: toProto(parsed.data), stream: parsed.data.stream === true, ignored };
+  if (!parsed.success || violations.length > 0) throw GatewayError.invalidArgument(violations.map((v) => ({ field: callerPath(v.field), description: v.description })));
+  const request = toProto(parsed.data);
+  // Only a request with a schema pays for the pass over its text.
+  if (options.text !== undefined && hasSchema(request)) keepSchemaText(request, options.text, translated.legacyFunctions);
+  return { request, stream: parsed.data.stream === true, ignored, legacyFunctions: translated.legacyFunctions, callerPath };
 }
 
 /**
- * A shallow copy of the body without the ignored fields (the caller's object is not
- * touched). Copies are made with Object.fromEntries (own data properties), never by
- * assignment: `copy["__proto__"] = v` would make the caller's object the copy's
- * prototype, and its fields would then be read as the request's own while no key check
- * sees them.
+ * A refusal of the core's (proto paths: `messages.0.content_parts.parts.0`) restated in
+ * the caller's JSON paths, message included; any other error is returned as it is.
  */
-function withoutIgnored(body: JsonObject, ignored: string[]): JsonObject {
-  const out = Object.fromEntries(
-    Object.entries(body).filter(([key]) => {
-      if (!IGNORED_FIELDS.includes(key)) return true;
-      ignored.push(key);
-      return false;
-    }),
-  );
-  const messages = out["messages"];
-  if (Array.isArray(messages)) {
-    out["messages"] = messages.map((m: unknown, i) => {
-      if (!isJsonObject(m) || m["role"] !== "assistant") return m;
-      return Object.fromEntries(
-        Object.entries(m).filter(([key]) => {
-          if (!IGNORED_ASSISTANT_FIELDS.includes(key)) return true;
-          ignored.push(`messages.${i}.${key}`);
-          return false;
-        }),
-      );
-    });
-  }
-  return out;
+export function inCallerPaths(err: unknown, callerPath: (field: string) => string): unknown {
+  if (!(err instanceof GatewayError) || err.reason !== Reason.INVALID_REQUEST || err.fieldViolations.length === 0) return err;
+  const mapped = err.fieldViolations.map((v) => ({ field: callerPath(v.field), description: v.description }));
+  const first = mapped[0]!;
+  const rest = err.moreViolations ? ` (and more: only the first ${MAX_VIOLATIONS} problems are reported)` : mapped.length > 1 ? ` (and ${mapped.length - 1} more)` : "";
+  return new GatewayError({
+    code: err.code,
+    reason: err.reason,
+    message: `invalid request: ${first.field}: ${first.description}${rest}`,
+    metadata: err.metadata,
+    fieldViolations: mapped,
+    moreViolations: err.moreViolations,
+    headers: err.headers,
+  });
+}
+
+function hasSchema(request: ChatCompletionRequest): boolean {
+  const format = request.responseFormat?.format;
+  return (format?.$case === "jsonSchema" && format.value.schema !== undefined) || request.tools.some((t) => t.function?.parameters !== undefined);
+}
+
+/**
+ * Puts the caller's own text of each JSON Schema into parameters_json / schema_json. A
+ * parsed object would reorder integer-like keys ({"2", "1"} becomes {"1", "2"}); the
+ * text keeps them, spacing included. The Struct stays too (the core reads it).
+ */
+function keepSchemaText(request: ChatCompletionRequest, text: string, legacy: boolean): void {
+  const tools = legacy ? "functions" : "tools";
+  const want = (path: JsonPath): Want => {
+    const [a, b, c, d] = path;
+    switch (path.length) {
+      case 0:
+        return "descend";
+      case 1:
+        return a === tools || a === "response_format" ? "descend" : "skip";
+      case 2:
+        return a === tools ? (typeof b === "number" ? "descend" : "skip") : b === "json_schema" ? "descend" : "skip";
+      case 3:
+        if (a === tools) return legacy ? (c === "parameters" ? "take" : "skip") : c === "function" ? "descend" : "skip";
+        return c === "schema" ? "take" : "skip";
+      default:
+        return a === tools && !legacy && path.length === 4 && d === "parameters" ? "take" : "skip";
+    }
+  };
+  const spans = findSpans(text, want);
+  request.tools.forEach((tool, i) => {
+    const span = spans.get(legacy ? `functions.${i}.parameters` : `tools.${i}.function.parameters`);
+    if (span !== undefined && tool.function?.parameters !== undefined) tool.function.parametersJson = text.slice(span[0], span[1]);
+  });
+  const format = request.responseFormat?.format;
+  const span = spans.get("response_format.json_schema.schema");
+  if (format?.$case === "jsonSchema" && format.value.schema !== undefined && span !== undefined) format.value.schemaJson = text.slice(span[0], span[1]);
 }
 
 // ---- zod issues → field violations -------------------------------------------------
@@ -264,13 +295,19 @@ function messageToProto(m: ParsedMessage): Message {
       if (m.content != null) out.contentKind = textContent(m.content);
       if (m.name != null) out.name = m.name;
       if (m.tool_calls != null) {
-        out.toolCalls = m.tool_calls.map((c) => ({ id: c.id, type: c.type, function: { name: c.function.name, arguments: c.function.arguments } }));
+        out.toolCalls = m.tool_calls.map((c) => {
+          const call: Message["toolCalls"][number] = { id: c.id, type: c.type, function: { name: c.function.name, arguments: c.function.arguments } };
+          if (c.index != null) call.index = c.index;
+          return call;
+        });
       }
-      if (m.reasoning != null) out.reasoning = m.reasoning;
+      if (typeof m.reasoning === "string") out.reasoning = m.reasoning;
+      else if (m.reasoning != null) out.reasoningParts = textParts(m.reasoning);
       break;
     case "tool":
       out.contentKind = textContent(m.content);
       out.toolCallId = m.tool_call_id;
+      if (m.name != null) out.name = m.name;
       break;
     default:
       out.contentKind =
@@ -282,6 +319,7 @@ function messageToProto(m: ParsedMessage): Message {
 
 function partToProto(p: z.output<typeof ContentPartJson>): ContentPart {
   if (p.type === "text") return { part: { $case: "text", value: p.text } };
+  if (p.type === "image") return { part: { $case: "image", value: p.image } };
   const image: { url: string; detail?: string } = { url: p.image_url.url };
   if (p.image_url.detail != null) image.detail = p.image_url.detail;
   return { part: { $case: "imageUrl", value: image } };

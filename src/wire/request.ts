@@ -2,6 +2,11 @@
  * ChatCompletionRequest (proto) → the JSON body Cerebras takes. Only fields that are set
  * are written, so an unset temperature is left to the model's default instead of
  * becoming 0, and nothing outside Cerebras' whitelist is ever sent.
+ *
+ * JSON Schemas given as text (FunctionDefinition.parameters_json,
+ * JsonSchemaFormat.schema_json: validated by the core as JSON objects of bounded depth)
+ * are spliced into the body as they are, never parsed and re-serialised: their key order
+ * is the model's property order under strict decoding (chatRequestBody).
  */
 import type {
   ChatCompletionRequest,
@@ -14,6 +19,54 @@ import type { ChatRequestJson, ContentPartJson, MessageJson, ToolCallJson } from
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/**
+ * JSON text that goes into the body verbatim. `toJSON` is only a fallback (a plain
+ * JSON.stringify of the object still gives valid, if re-serialised, JSON).
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
+
+  toJSON(): unknown {
+    return JSON.parse(this.text);
+  }
+}
+
+/** Top-level keys whose values may hold RawJson. */
+const RAW_KEYS = new Set(["tools", "response_format"]);
+
+/**
+ * The upstream request body as text: JSON.stringify, except that RawJson values (the
+ * schemas given as text) are written byte for byte. Only the subtrees that can hold them
+ * are walked by hand; the rest (messages, however large) go through the native stringify.
+ */
+export function chatRequestBody(req: ChatCompletionRequest, stream: boolean): string {
+  const body = chatRequestToJson(req, stream) as unknown as Record<string, unknown>;
+  if (!hasRawJson(req)) return JSON.stringify(body);
+  const parts: string[] = [];
+  for (const key of Object.keys(body)) {
+    const value = body[key];
+    if (value === undefined) continue;
+    parts.push(`${JSON.stringify(key)}:${RAW_KEYS.has(key) ? stringifyWithRaw(value) : JSON.stringify(value)}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+function hasRawJson(req: ChatCompletionRequest): boolean {
+  const format = req.responseFormat?.format;
+  return (format?.$case === "jsonSchema" && format.value.schemaJson !== undefined) || req.tools.some((t) => t.function?.parametersJson !== undefined);
+}
+
+function stringifyWithRaw(value: unknown): string {
+  if (value instanceof RawJson) return value.text;
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : stringifyWithRaw(v))).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const entries: string[] = [];
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) entries.push(`${JSON.stringify(k)}:${stringifyWithRaw(v)}`);
+    return `{${entries.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
 export function chatRequestToJson(req: ChatCompletionRequest, stream: boolean): ChatRequestJson {
   const out: Mutable<ChatRequestJson> = { model: req.model, messages: req.messages.map(messageToJson) };
   if (stream) out.stream = true;
@@ -23,7 +76,9 @@ export function chatRequestToJson(req: ChatCompletionRequest, stream: boolean): 
       const fn = t.function!; // validated: every tool has a function
       const f: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean } = { name: fn.name };
       if (fn.description !== undefined) f.description = fn.description;
-      if (fn.parameters !== undefined) f.parameters = fn.parameters;
+      // parameters_json, if set, wins (proto comment); it is spliced in as text.
+      if (fn.parametersJson !== undefined) f.parameters = new RawJson(fn.parametersJson) as unknown as Record<string, unknown>;
+      else if (fn.parameters !== undefined) f.parameters = fn.parameters;
       if (fn.strict !== undefined) f.strict = fn.strict;
       return { type: "function" as const, function: f };
     });
@@ -47,7 +102,8 @@ export function chatRequestToJson(req: ChatCompletionRequest, stream: boolean): 
       const s = format.value;
       const js: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean } = { name: s.name };
       if (s.description !== undefined) js.description = s.description;
-      if (s.schema !== undefined) js.schema = s.schema;
+      if (s.schemaJson !== undefined) js.schema = new RawJson(s.schemaJson) as unknown as Record<string, unknown>;
+      else if (s.schema !== undefined) js.schema = s.schema;
       if (s.strict !== undefined) js.strict = s.strict;
       out.response_format = { type: "json_schema", json_schema: js };
     }
@@ -102,14 +158,18 @@ function messageToJson(m: Message): MessageJson {
       if (m.name !== undefined) out.name = m.name;
       if (m.toolCalls.length > 0) out.tool_calls = m.toolCalls.map(toolCallToJson);
       if (m.reasoning !== undefined) out.reasoning = m.reasoning;
+      else if (m.reasoningParts !== undefined) out.reasoning = textParts(m.reasoningParts);
       return out;
     }
-    case "tool":
-      return {
+    case "tool": {
+      const out: Mutable<Extract<MessageJson, { role: "tool" }>> = {
         role,
         content: content === undefined ? "" : content.$case === "content" ? content.value : textParts(content.value),
         tool_call_id: m.toolCallId,
       };
+      if (m.name !== undefined) out.name = m.name;
+      return out;
+    }
     default: {
       const out: Mutable<Extract<MessageJson, { role: "user" }>> = {
         role: role as "user",
@@ -122,11 +182,13 @@ function messageToJson(m: Message): MessageJson {
 }
 
 function toolCallToJson(c: ToolCall): ToolCallJson {
-  return {
+  const out: Mutable<ToolCallJson> = {
     id: c.id,
     type: "function",
     function: { name: c.function?.name ?? "", arguments: c.function?.arguments ?? "" },
   };
+  if (c.index !== undefined) out.index = c.index;
+  return out;
 }
 
 function contentParts(c: ContentParts): ContentPartJson[] {
@@ -137,6 +199,7 @@ function contentParts(c: ContentParts): ContentPartJson[] {
       if (part.value.detail !== undefined) image.detail = part.value.detail;
       return { type: "image_url", image_url: image };
     }
+    if (part?.$case === "image") return { type: "image", image: part.value };
     return { type: "text", text: part?.value ?? "" };
   });
 }

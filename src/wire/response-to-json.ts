@@ -13,13 +13,13 @@ import type {
   ChatCompletionChunk,
   Choice,
   ChunkChoice,
-  FinishReason,
   Logprobs,
   TimeInfo,
   TokenLogprob,
   ToolCallDelta,
   Usage,
 } from "../../gen/aigateway/v1/chat.js";
+import { FinishReason, Role } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 import { finishReasons, roles } from "./enums.js";
 import type {
@@ -69,7 +69,7 @@ function fillCommon(c: ChatCompletion | ChatCompletionChunk, out: ChatCompletion
 
 function choiceToJson(c: Choice): ChoiceJson {
   const m = c.message;
-  const message: ChoiceJson["message"] = { role: "assistant", content: m?.content ?? null, refusal: null };
+  const message: ChoiceJson["message"] = { role: roleToJson(m?.role, m?.roleRaw) ?? "assistant", content: m?.content ?? null, refusal: null };
   if (m?.reasoning !== undefined) message.reasoning = m.reasoning;
   if (m !== undefined && m.toolCalls.length > 0) {
     message.tool_calls = m.toolCalls.map((t) => ({
@@ -78,7 +78,7 @@ function choiceToJson(c: Choice): ChoiceJson {
       function: { name: t.function?.name ?? "", arguments: t.function?.arguments ?? "" },
     }));
   }
-  const out: ChoiceJson = { index: c.index, message, logprobs: null, finish_reason: finishReason(c.finishReason) };
+  const out: ChoiceJson = { index: c.index, message, logprobs: null, finish_reason: finishReason(c.finishReason, c.finishReasonRaw) };
   if (c.logprobs !== undefined) out.logprobs = logprobsToJson(c.logprobs);
   if (c.reasoningLogprobs !== undefined) out.reasoning_logprobs = logprobsToJson(c.reasoningLogprobs);
   return out;
@@ -88,13 +88,13 @@ function chunkChoiceToJson(c: ChunkChoice): ChunkChoiceJson {
   const delta: ChunkChoiceJson["delta"] = {};
   const d = c.delta;
   if (d !== undefined) {
-    const role = roles.toWire(d.role);
+    const role = roleToJson(d.role, d.roleRaw);
     if (role !== undefined) delta.role = role;
     if (d.content !== undefined) delta.content = d.content;
     if (d.reasoning !== undefined) delta.reasoning = d.reasoning;
     if (d.toolCalls.length > 0) delta.tool_calls = d.toolCalls.map(toolCallDeltaToJson);
   }
-  const out: ChunkChoiceJson = { index: c.index, delta, finish_reason: finishReason(c.finishReason) };
+  const out: ChunkChoiceJson = { index: c.index, delta, finish_reason: finishReason(c.finishReason, c.finishReasonRaw) };
   if (c.logprobs !== undefined) out.logprobs = logprobsToJson(c.logprobs);
   if (c.reasoningLogprobs !== undefined) out.reasoning_logprobs = logprobsToJson(c.reasoningLogprobs);
   return out;
@@ -113,8 +113,16 @@ function toolCallDeltaToJson(t: ToolCallDelta): ToolCallDeltaJson {
   return out;
 }
 
-function finishReason(r: FinishReason): string | null {
+/** FINISH_REASON_OTHER is written as the upstream's own string (finish_reason_raw). */
+function finishReason(r: FinishReason, raw: string | undefined): string | null {
+  if (r === FinishReason.FINISH_REASON_OTHER) return raw ?? "other";
   return finishReasons.toWire(r) ?? null;
+}
+
+/** ROLE_OTHER is written as the upstream's own string (role_raw); unspecified as nothing. */
+function roleToJson(r: Role | undefined, raw: string | undefined): string | undefined {
+  if (r === Role.ROLE_OTHER) return raw ?? "other";
+  return r === undefined ? undefined : roles.toWire(r);
 }
 
 function usageToJson(u: Usage): UsageJson {
@@ -128,6 +136,7 @@ function usageToJson(u: Usage): UsageJson {
       rejected_prediction_tokens: c.rejectedPredictionTokens,
     };
   }
+  if (u.imageTokens !== undefined) out.image_tokens = u.imageTokens;
   if (u.costUsd !== undefined) out.cost_usd = u.costUsd;
   return out;
 }

@@ -4,7 +4,9 @@
  * These readers run once per streamed chunk, so they are plain property reads with
  * type guards rather than schema parsing. They accept what Cerebras really sends
  * (keys absent rather than null, `time_info.created` as a float, tool calls whole or in
- * fragments) and reject only what cannot be a completion at all.
+ * fragments, a usage-only chunk whose `choices` is null or absent) and reject only what
+ * cannot be a completion at all. A finish_reason or role the contract does not know yet
+ * is kept recognisable: FINISH_REASON_OTHER / ROLE_OTHER plus the raw string.
  */
 import {
   FinishReason,
@@ -26,7 +28,6 @@ import { ProviderError, Reason } from "../core/errors.js";
 import { finishReasons, roles } from "./enums.js";
 import { isJsonObject, type JsonObject } from "./json.js";
 
-
 export function chatCompletionFromJson(value: unknown): ChatCompletion {
   const o = object(value, "completion");
   const choices = array(o["choices"], "completion.choices");
@@ -44,7 +45,8 @@ export function chatCompletionFromJson(value: unknown): ChatCompletion {
 
 export function chatCompletionChunkFromJson(value: unknown): ChatCompletionChunk {
   const o = object(value, "chunk");
-  const choices = array(o["choices"], "chunk.choices");
+  // The SDK's types allow a chunk without choices (or with null): a usage-only chunk.
+  const choices = o["choices"] == null ? [] : array(o["choices"], "chunk.choices");
   const out: ChatCompletionChunk = {
     id: str(o["id"]),
     object: "chat.completion.chunk",
@@ -72,11 +74,14 @@ function choiceFromJson(value: unknown): Choice {
   const c = object(value, "completion.choices[]");
   const m = isJsonObject(c["message"]) ? c["message"] : {};
   const message: AssistantMessage = { role: Role.ROLE_ASSISTANT, toolCalls: toolCallsFromJson(m["tool_calls"]) };
+  const role = m["role"];
+  if (typeof role === "string" && role !== "assistant") setRole(message, role);
   const content = m["content"];
   if (typeof content === "string") message.content = content;
   const reasoning = m["reasoning"];
   if (typeof reasoning === "string") message.reasoning = reasoning;
   const out: Choice = { index: int(c["index"]), message, finishReason: finishReasonFromJson(c["finish_reason"]) };
+  if (out.finishReason === FinishReason.FINISH_REASON_OTHER) out.finishReasonRaw = c["finish_reason"] as string;
   if (isJsonObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
   if (isJsonObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
   return out;
@@ -88,7 +93,7 @@ function chunkChoiceFromJson(value: unknown): ChunkChoice {
   const delta: Delta = { role: Role.ROLE_UNSPECIFIED, toolCalls: [] };
   if (isJsonObject(d)) {
     const role = d["role"];
-    if (typeof role === "string") delta.role = roles.fromWire(role) ?? Role.ROLE_UNSPECIFIED;
+    if (typeof role === "string") setRole(delta, role);
     const content = d["content"];
     if (typeof content === "string") delta.content = content;
     const reasoning = d["reasoning"];
@@ -97,6 +102,7 @@ function chunkChoiceFromJson(value: unknown): ChunkChoice {
     if (Array.isArray(calls)) delta.toolCalls = calls.map(toolCallDeltaFromJson);
   }
   const out: ChunkChoice = { index: int(c["index"]), delta, finishReason: finishReasonFromJson(c["finish_reason"]) };
+  if (out.finishReason === FinishReason.FINISH_REASON_OTHER) out.finishReasonRaw = c["finish_reason"] as string;
   if (isJsonObject(c["logprobs"])) out.logprobs = logprobsFromJson(c["logprobs"]);
   if (isJsonObject(c["reasoning_logprobs"])) out.reasoningLogprobs = logprobsFromJson(c["reasoning_logprobs"]);
   return out;
@@ -132,10 +138,17 @@ function toolCallDeltaFromJson(value: unknown): ToolCallDelta {
   return out;
 }
 
+/** A role string: the known ones as themselves, anything else as ROLE_OTHER with the string in role_raw. */
+function setRole(target: { role: Role; roleRaw?: string | undefined }, role: string): void {
+  const known = roles.fromWire(role);
+  target.role = known ?? Role.ROLE_OTHER;
+  if (known === undefined) target.roleRaw = role;
+}
+
 function finishReasonFromJson(value: unknown): FinishReason {
   if (typeof value !== "string") return FinishReason.FINISH_REASON_UNSPECIFIED;
-  // An unknown non-null reason still means "finished": report it as a plain stop.
-  return finishReasons.fromWire(value) ?? FinishReason.FINISH_REASON_STOP;
+  // An unknown non-null reason still means "finished"; which one is kept in finish_reason_raw.
+  return finishReasons.fromWire(value) ?? FinishReason.FINISH_REASON_OTHER;
 }
 
 function usageFromJson(u: JsonObject): Usage {
@@ -144,6 +157,8 @@ function usageFromJson(u: JsonObject): Usage {
     completionTokens: int(u["completion_tokens"]),
     totalTokens: int(u["total_tokens"]),
   };
+  const images = u["image_tokens"];
+  if (typeof images === "number") out.imageTokens = int(images);
   const p = u["prompt_tokens_details"];
   if (isJsonObject(p)) out.promptTokensDetails = { cachedTokens: int(p["cached_tokens"]) };
   const c = u["completion_tokens_details"];

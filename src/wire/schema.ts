@@ -13,7 +13,6 @@ import { isJsonObject, jsonDepthExceeds } from "./json.js";
 
 const nullish = <T extends z.ZodType>(t: T) => t.nullish();
 
-/** A JSON object the gateway passes through (tool parameters, schemas, model_parameters), nested at most MAX_JSON_DEPTH levels. */
 /**
  * A JSON object the gateway passes through as sent (tool parameters, schemas,
  * model_parameters), nested at most MAX_JSON_DEPTH levels. Checked, not copied: a copy
@@ -32,6 +31,8 @@ export const ContentPartJson = z.discriminatedUnion("type", [
     type: z.literal("image_url"),
     image_url: z.object({ url: z.string(), detail: nullish(z.string()) }),
   }),
+  // Cerebras' own image part (its SDK's ImageContent): the image as a data URI.
+  z.object({ type: z.literal("image"), image: z.string() }),
 ]);
 
 export const ContentJson = z.union([z.string(), z.array(ContentPartJson)]);
@@ -41,6 +42,8 @@ export const ToolCallJson = z.object({
   id: z.string(),
   type: z.literal("function"),
   function: z.object({ name: z.string(), arguments: z.string() }),
+  // As Cerebras streams number them; accepted (and passed on) so recorded conversations replay.
+  index: z.number().int().nullish(),
 });
 
 export const MessageJson = z.discriminatedUnion("role", [
@@ -52,9 +55,9 @@ export const MessageJson = z.discriminatedUnion("role", [
     content: nullish(TextContentJson),
     name: nullish(z.string()),
     tool_calls: nullish(z.array(ToolCallJson)),
-    reasoning: nullish(z.string()),
+    reasoning: nullish(TextContentJson),
   }),
-  z.object({ role: z.literal("tool"), content: TextContentJson, tool_call_id: z.string() }),
+  z.object({ role: z.literal("tool"), content: TextContentJson, tool_call_id: z.string(), name: nullish(z.string()) }),
 ]);
 
 export const ToolJson = z.object({
@@ -143,12 +146,15 @@ export interface ChatCompletionJson {
 export interface ChoiceJson {
   index: number;
   message: {
-    role: "assistant";
+    /** "assistant"; an unknown upstream role is passed through as it came. */
+    role: string;
     content?: string | null;
     /** OpenAI's refusal text; Cerebras never sends it, the HTTP shim writes null. */
     refusal?: string | null;
     reasoning?: string | null;
     tool_calls?: ToolCallJson[] | null;
+    /** Legacy (a request that used `functions`): the first tool call in OpenAI's old form. */
+    function_call?: { name: string; arguments: string };
   };
   finish_reason: string | null;
   logprobs?: LogprobsJson | null;
@@ -176,6 +182,8 @@ export interface ChunkChoiceJson {
     content?: string | null;
     reasoning?: string | null;
     tool_calls?: ToolCallDeltaJson[];
+    /** Legacy (a request that used `functions`): the first tool call's pieces in OpenAI's old form. */
+    function_call?: { name?: string; arguments?: string };
   };
   finish_reason?: string | null;
   logprobs?: LogprobsJson | null;
@@ -201,6 +209,8 @@ export interface UsageJson {
   } | null;
   /** Gateway addition: the call's cost in USD; absent when the model's prices are unknown. */
   cost_usd?: number;
+  /** Vision models: tokens the prompt's images took. */
+  image_tokens?: number | null;
 }
 
 export interface TimeInfoJson {

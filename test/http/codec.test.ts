@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { ChatCompletionChunk, FinishReason, Role, type ChatCompletion } from "../../gen/aigateway/v1/chat.js";
 import { Model } from "../../gen/aigateway/v1/models.js";
 import { Code, GatewayError } from "../../src/core/errors.js";
-import { IGNORED_FIELDS, chatRequestFromJson } from "../../src/wire/request-from-json.js";
+import { DROPPED_FIELDS } from "../../src/wire/openai-fields.js";
+import { chatRequestFromJson } from "../../src/wire/request-from-json.js";
 import { chatRequestToJson } from "../../src/wire/request.js";
 import { chatCompletionChunkToJson, chatCompletionToJson, modelToJson } from "../../src/wire/response-to-json.js";
 import { chatCompletionChunkFromJson, chatCompletionFromJson } from "../../src/wire/response.js";
@@ -112,10 +113,10 @@ describe("chatRequestFromJson", () => {
     expect(chatRequestToJson(request, false)).toMatchObject({ stop: "END", tool_choice: "required" });
   });
 
-  it("accepts and drops the OpenAI-only fields Cerebras would refuse", () => {
-    const extras = Object.fromEntries(IGNORED_FIELDS.map((f) => [f, f === "store" ? true : { any: "thing" }]));
+  it("accepts and drops the OpenAI-only fields that change nothing on Cerebras", () => {
+    const extras = Object.fromEntries(DROPPED_FIELDS.map((f) => [f, f === "store" ? true : { any: "thing" }]));
     const { request, ignored } = chatRequestFromJson({ ...user("hi"), ...extras });
-    expect(ignored).toEqual(IGNORED_FIELDS);
+    expect(ignored).toEqual(DROPPED_FIELDS);
     expect(chatRequestToJson(request, false)).toEqual(user("hi"));
   });
 

@@ -22,14 +22,15 @@ afterAll(async () => {
 });
 
 const post = (body: string, headers: Record<string, string> = { "content-type": "application/json" }) => raw(h.httpPort, { path: "/v1/chat/completions", body, headers });
-const errorOf = (res: RawResponse) => (JSON.parse(res.text) as { error: Record<string, unknown> }).error;
+/** `flat`: Cerebras' envelope (the /cerebras routes), else OpenAI's `{"error": {…}}`. */
+const errorOf = (res: RawResponse, flat = false) => (flat ? (JSON.parse(res.text) as Record<string, unknown>) : (JSON.parse(res.text) as { error: Record<string, unknown> }).error);
 const lastUpstreamBody = (): Record<string, unknown> => h.fake.chatRequests().at(-1)!.body as Record<string, unknown>;
 
 /** Asserts the envelope and its content type; returns the error object. */
-function envelope(res: RawResponse, status: number): Record<string, unknown> {
+function envelope(res: RawResponse, status: number, flat = false): Record<string, unknown> {
   expect(res.status, res.text).toBe(status);
   expect(res.headers["content-type"]).toBe("application/json");
-  const error = errorOf(res);
+  const error = errorOf(res, flat);
   expect(Object.keys(error)).toEqual(["message", "type", "param", "code"]);
   return error;
 }
@@ -60,10 +61,12 @@ describe("bodies", () => {
     expect(h.fake.chatRequests().length).toBe(before);
   });
 
-  it("OpenAI-only fields Cerebras would refuse are accepted and never sent upstream", async () => {
-    const res = await post(JSON.stringify(chatBody("extras", { store: true, metadata: { team: "a" }, top_k: 5, min_p: 0.1, verbosity: "low" })));
+  it("OpenAI-only fields that change nothing are accepted and never sent upstream; those that change the answer are a 400", async () => {
+    const res = await post(JSON.stringify(chatBody("extras", { store: true, metadata: { team: "a" } })));
     expect(res.status, res.text).toBe(200);
     expect(lastUpstreamBody()).toEqual({ model: "gpt-oss-120b", messages: [{ role: "user", content: "extras" }] });
+    const refused = await post(JSON.stringify(chatBody("extras", { store: true, top_k: 5 })));
+    expect(envelope(refused, 400)["param"]).toBe("top_k");
   });
 
   it("a body over MAX_REQUEST_BYTES by content-length → 413 before it is read, connection closed", async () => {
@@ -123,7 +126,7 @@ describe("routes", () => {
     ["PUT", "/cerebras/v1/models/gpt-oss-120b", "GET"],
   ])("%s %s → 405 with Allow: %s", async (method, path, allow) => {
     const res = await raw(h.httpPort, { method, path });
-    expect(envelope(res, 405)["code"]).toBe("method_not_allowed");
+    expect(envelope(res, 405, path.startsWith("/cerebras/"))["code"]).toBe("method_not_allowed");
     expect(res.headers["allow"]).toBe(allow);
   });
 

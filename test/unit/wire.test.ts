@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { ChatCompletionRequest, FinishReason, ReasoningFormat, Role, ServiceTier } from "../../gen/aigateway/v1/chat.js";
 import { ProviderError } from "../../src/core/errors.js";
-import { chatRequestToJson } from "../../src/wire/request.js";
+import { chatRequestBody, chatRequestToJson } from "../../src/wire/request.js";
 import { chatCompletionChunkFromJson, chatCompletionFromJson } from "../../src/wire/response.js";
 import { ChatRequestJson } from "../../src/wire/schema.js";
 import { RECORDED_TOOL_COMPLETION } from "../fixtures/recorded-completion.js";
@@ -142,5 +142,29 @@ describe("chatRequestToJson", () => {
     expect(ChatRequestJson.safeParse(json).success).toBe(true);
     expect(json.messages[2]).toEqual({ role: "assistant", reasoning: "r", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: "{}" } }] });
     expect(json.prediction).toEqual({ type: "content", content: "guess" });
+  });
+});
+
+describe("chatRequestBody", () => {
+  const base = (): ChatCompletionRequest => ChatCompletionRequest.fromPartial({ model: "m", messages: [{ role: Role.ROLE_USER, contentKind: { $case: "content", value: 'a "quoted" \u2028 text' } }] });
+
+  it("is JSON.stringify of chatRequestToJson when no schema is given as text", () => {
+    const req = { ...base(), tools: [{ function: { name: "f", parameters: { type: "object" } } }] };
+    expect(chatRequestBody(req, true)).toBe(JSON.stringify(chatRequestToJson(req, true)));
+  });
+
+  it("splices parameters_json and schema_json in byte for byte, and the rest is the same JSON", () => {
+    const params = '{ "properties" : {"2": {}, "1": {}} }';
+    const schema = '{"type":"object","properties":{"b":{},"a":{}}}';
+    const req: ChatCompletionRequest = {
+      ...base(),
+      tools: [{ function: { name: "f", description: "d", parameters: { ignored: true }, parametersJson: params, strict: true } }, { function: { name: "g", parameters: { type: "object" } } }],
+      responseFormat: { format: { $case: "jsonSchema", value: { name: "s", schemaJson: schema } } },
+    };
+    const body = chatRequestBody(req, false);
+    expect(body).toContain(`"parameters":${params}`);
+    expect(body).toContain(`"schema":${schema}`);
+    expect(body).toContain('"parameters":{"type":"object"}');
+    expect(JSON.parse(body)).toEqual(JSON.parse(JSON.stringify(chatRequestToJson(req, false))));
   });
 });

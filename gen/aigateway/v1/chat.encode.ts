@@ -642,6 +642,17 @@ export function sizeMessage(m: Message): number {
       n += 1 + stringSize(v1);
     }
   }
+  // aigateway.v1.ContentParts reasoning_parts = 8
+  {
+    const v1 = m.reasoningParts;
+    if (v1 !== undefined) {
+      const s2 = reserve();
+      const l3 = sizeContentParts(v1);
+      if (l3 < 0) return FALLBACK;
+      record(s2, l3);
+      n += 1 + delimitedSize(l3);
+    }
+  }
   return n;
 }
 
@@ -706,6 +717,15 @@ export function writeMessage(buf: Buffer, pos: number, m: Message): number {
     if (v1 !== undefined) {
       buf[pos++] = 58;
       pos = writeString(buf, pos, v1);
+    }
+  }
+  // aigateway.v1.ContentParts reasoning_parts = 8
+  {
+    const v1 = m.reasoningParts;
+    if (v1 !== undefined) {
+      buf[pos++] = 66;
+      pos = writeLength(buf, pos);
+      pos = writeContentParts(buf, pos, v1);
     }
   }
   return pos;
@@ -799,6 +819,12 @@ export function sizeContentPart(m: ContentPart): number {
           n += 1 + delimitedSize(l4);
           break;
         }
+        case "image": {
+          const x5 = o1.value;
+          if (typeof x5 !== "string") return FALLBACK;
+          n += 1 + stringSize(x5);
+          break;
+        }
       }
     }
   }
@@ -821,6 +847,11 @@ export function writeContentPart(buf: Buffer, pos: number, m: ContentPart): numb
           buf[pos++] = 18;
           pos = writeLength(buf, pos);
           pos = writeImageUrl(buf, pos, o1.value);
+          break;
+        }
+        case "image": {
+          buf[pos++] = 26;
+          pos = writeString(buf, pos, o1.value);
           break;
         }
       }
@@ -934,6 +965,14 @@ export function sizeToolCall(m: ToolCall): number {
       n += 1 + delimitedSize(l3);
     }
   }
+  // optional int32 index = 4
+  {
+    const v1 = m.index;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "number" || (v1 | 0) !== v1) return FALLBACK;
+      n += 1 + int32Size(v1);
+    }
+  }
   return n;
 }
 
@@ -962,6 +1001,14 @@ export function writeToolCall(buf: Buffer, pos: number, m: ToolCall): number {
       buf[pos++] = 26;
       pos = writeLength(buf, pos);
       pos = writeFunctionCall(buf, pos, v1);
+    }
+  }
+  // optional int32 index = 4
+  {
+    const v1 = m.index;
+    if (v1 !== undefined) {
+      buf[pos++] = 32;
+      pos = writeInt32(buf, pos, v1);
     }
   }
   return pos;
@@ -1127,6 +1174,14 @@ export function sizeFunctionDefinition(m: FunctionDefinition): number {
       n += 1 + 1;
     }
   }
+  // optional string parameters_json = 5
+  {
+    const v1 = m.parametersJson;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -1163,6 +1218,14 @@ export function writeFunctionDefinition(buf: Buffer, pos: number, m: FunctionDef
     if (v1 !== undefined) {
       buf[pos++] = 32;
       pos = ((buf[pos] = v1 ? 1 : 0), pos + 1);
+    }
+  }
+  // optional string parameters_json = 5
+  {
+    const v1 = m.parametersJson;
+    if (v1 !== undefined) {
+      buf[pos++] = 42;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;
@@ -1426,6 +1489,14 @@ export function sizeJsonSchemaFormat(m: JsonSchemaFormat): number {
       n += 1 + 1;
     }
   }
+  // optional string schema_json = 5
+  {
+    const v1 = m.schemaJson;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -1462,6 +1533,14 @@ export function writeJsonSchemaFormat(buf: Buffer, pos: number, m: JsonSchemaFor
     if (v1 !== undefined) {
       buf[pos++] = 32;
       pos = ((buf[pos] = v1 ? 1 : 0), pos + 1);
+    }
+  }
+  // optional string schema_json = 5
+  {
+    const v1 = m.schemaJson;
+    if (v1 !== undefined) {
+      buf[pos++] = 42;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;
@@ -2038,6 +2117,14 @@ export function sizeChoice(m: Choice): number {
       n += 1 + delimitedSize(l3);
     }
   }
+  // optional string finish_reason_raw = 6
+  {
+    const v1 = m.finishReasonRaw;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -2084,6 +2171,14 @@ export function writeChoice(buf: Buffer, pos: number, m: Choice): number {
       buf[pos++] = 42;
       pos = writeLength(buf, pos);
       pos = writeLogprobs(buf, pos, v1);
+    }
+  }
+  // optional string finish_reason_raw = 6
+  {
+    const v1 = m.finishReasonRaw;
+    if (v1 !== undefined) {
+      buf[pos++] = 50;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;
@@ -2145,6 +2240,14 @@ export function sizeAssistantMessage(m: AssistantMessage): number {
       n += 1 + delimitedSize(l5);
     }
   }
+  // optional string role_raw = 5
+  {
+    const v1 = m.roleRaw;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -2182,6 +2285,14 @@ export function writeAssistantMessage(buf: Buffer, pos: number, m: AssistantMess
       buf[pos++] = 34;
       pos = writeLength(buf, pos);
       pos = writeToolCall(buf, pos, e3);
+    }
+  }
+  // optional string role_raw = 5
+  {
+    const v1 = m.roleRaw;
+    if (v1 !== undefined) {
+      buf[pos++] = 42;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;
@@ -2299,16 +2410,10 @@ export function sizeTokenLogprob(m: TokenLogprob): number {
   {
     const v1 = m.bytes;
     if (!Array.isArray(v1)) return FALLBACK;
-    if (v1.length !== 0) {
-      const s4 = reserve();
-      let b5 = 0;
-      for (let i2 = 0; i2 < v1.length; i2++) {
-        const e3 = v1[i2]!;
-        if (typeof e3 !== "number" || (e3 | 0) !== e3) return FALLBACK;
-        b5 += int32Size(e3);
-      }
-      record(s4, b5);
-      n += 1 + delimitedSize(b5);
+    for (let i2 = 0; i2 < v1.length; i2++) {
+      const e3 = v1[i2]!;
+      if (typeof e3 !== "number" || (e3 | 0) !== e3) return FALLBACK;
+      n += 1 + int32Size(e3);
     }
   }
   // repeated aigateway.v1.TopLogprob top_logprobs = 4
@@ -2348,13 +2453,10 @@ export function writeTokenLogprob(buf: Buffer, pos: number, m: TokenLogprob): nu
   // repeated int32 bytes = 3
   {
     const v1 = m.bytes;
-    if (v1.length !== 0) {
-      buf[pos++] = 26;
-      pos = writeLength(buf, pos);
-      for (let i2 = 0; i2 < v1.length; i2++) {
-        const e3 = v1[i2]!;
-        pos = writeInt32(buf, pos, e3);
-      }
+    for (let i2 = 0; i2 < v1.length; i2++) {
+      const e3 = v1[i2]!;
+      buf[pos++] = 24;
+      pos = writeInt32(buf, pos, e3);
     }
   }
   // repeated aigateway.v1.TopLogprob top_logprobs = 4
@@ -2409,16 +2511,10 @@ export function sizeTopLogprob(m: TopLogprob): number {
   {
     const v1 = m.bytes;
     if (!Array.isArray(v1)) return FALLBACK;
-    if (v1.length !== 0) {
-      const s4 = reserve();
-      let b5 = 0;
-      for (let i2 = 0; i2 < v1.length; i2++) {
-        const e3 = v1[i2]!;
-        if (typeof e3 !== "number" || (e3 | 0) !== e3) return FALLBACK;
-        b5 += int32Size(e3);
-      }
-      record(s4, b5);
-      n += 1 + delimitedSize(b5);
+    for (let i2 = 0; i2 < v1.length; i2++) {
+      const e3 = v1[i2]!;
+      if (typeof e3 !== "number" || (e3 | 0) !== e3) return FALLBACK;
+      n += 1 + int32Size(e3);
     }
   }
   return n;
@@ -2445,13 +2541,10 @@ export function writeTopLogprob(buf: Buffer, pos: number, m: TopLogprob): number
   // repeated int32 bytes = 3
   {
     const v1 = m.bytes;
-    if (v1.length !== 0) {
-      buf[pos++] = 26;
-      pos = writeLength(buf, pos);
-      for (let i2 = 0; i2 < v1.length; i2++) {
-        const e3 = v1[i2]!;
-        pos = writeInt32(buf, pos, e3);
-      }
+    for (let i2 = 0; i2 < v1.length; i2++) {
+      const e3 = v1[i2]!;
+      buf[pos++] = 24;
+      pos = writeInt32(buf, pos, e3);
     }
   }
   return pos;
@@ -2530,6 +2623,14 @@ export function sizeUsage(m: Usage): number {
       n += 1 + 8;
     }
   }
+  // optional int32 image_tokens = 7
+  {
+    const v1 = m.imageTokens;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "number" || (v1 | 0) !== v1) return FALLBACK;
+      n += 1 + int32Size(v1);
+    }
+  }
   return n;
 }
 
@@ -2583,6 +2684,14 @@ export function writeUsage(buf: Buffer, pos: number, m: Usage): number {
     if (v1 !== undefined) {
       buf[pos++] = 49;
       pos = writeDouble(buf, pos, v1);
+    }
+  }
+  // optional int32 image_tokens = 7
+  {
+    const v1 = m.imageTokens;
+    if (v1 !== undefined) {
+      buf[pos++] = 56;
+      pos = writeInt32(buf, pos, v1);
     }
   }
   return pos;
@@ -3273,6 +3382,14 @@ export function sizeChunkChoice(m: ChunkChoice): number {
       n += 1 + delimitedSize(l3);
     }
   }
+  // optional string finish_reason_raw = 6
+  {
+    const v1 = m.finishReasonRaw;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -3319,6 +3436,14 @@ export function writeChunkChoice(buf: Buffer, pos: number, m: ChunkChoice): numb
       buf[pos++] = 42;
       pos = writeLength(buf, pos);
       pos = writeLogprobs(buf, pos, v1);
+    }
+  }
+  // optional string finish_reason_raw = 6
+  {
+    const v1 = m.finishReasonRaw;
+    if (v1 !== undefined) {
+      buf[pos++] = 50;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;
@@ -3380,6 +3505,14 @@ export function sizeDelta(m: Delta): number {
       n += 1 + delimitedSize(l5);
     }
   }
+  // optional string role_raw = 5
+  {
+    const v1 = m.roleRaw;
+    if (v1 !== undefined) {
+      if (typeof v1 !== "string") return FALLBACK;
+      n += 1 + stringSize(v1);
+    }
+  }
   return n;
 }
 
@@ -3417,6 +3550,14 @@ export function writeDelta(buf: Buffer, pos: number, m: Delta): number {
       buf[pos++] = 34;
       pos = writeLength(buf, pos);
       pos = writeToolCallDelta(buf, pos, e3);
+    }
+  }
+  // optional string role_raw = 5
+  {
+    const v1 = m.roleRaw;
+    if (v1 !== undefined) {
+      buf[pos++] = 42;
+      pos = writeString(buf, pos, v1);
     }
   }
   return pos;

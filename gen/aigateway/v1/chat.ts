@@ -25,12 +25,26 @@ export const protobufFileName = "aigateway/v1/chat.proto";
 
 /** Role of a message author. */
 export enum Role {
+  /**
+   * ROLE_UNSPECIFIED - Not set: refused in a request; in a Delta, the chunk does not say (only a stream's
+   * first chunk does).
+   */
   ROLE_UNSPECIFIED = 0,
+  /** ROLE_SYSTEM - Instructions from the operator ("system"). */
   ROLE_SYSTEM = 1,
+  /** ROLE_DEVELOPER - Instructions from the developer ("developer"; gpt-oss models). */
   ROLE_DEVELOPER = 2,
+  /** ROLE_USER - The end user ("user"). */
   ROLE_USER = 3,
+  /** ROLE_ASSISTANT - The model ("assistant"). */
   ROLE_ASSISTANT = 4,
+  /** ROLE_TOOL - A tool's result ("tool"). */
   ROLE_TOOL = 5,
+  /**
+   * ROLE_OTHER - Responses only: the upstream sent a role this contract does not know yet; its
+   * text is in the message's `role_raw`. Refused in a request.
+   */
+  ROLE_OTHER = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -54,6 +68,9 @@ export function roleFromJSON(object: any): Role {
     case 5:
     case "ROLE_TOOL":
       return Role.ROLE_TOOL;
+    case 6:
+    case "ROLE_OTHER":
+      return Role.ROLE_OTHER;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -75,6 +92,8 @@ export function roleToJSON(object: Role): string {
       return "ROLE_ASSISTANT";
     case Role.ROLE_TOOL:
       return "ROLE_TOOL";
+    case Role.ROLE_OTHER:
+      return "ROLE_OTHER";
     case Role.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -83,9 +102,13 @@ export function roleToJSON(object: Role): string {
 
 /** ToolChoiceMode is the string form of OpenAI's tool_choice. */
 export enum ToolChoiceMode {
+  /** TOOL_CHOICE_MODE_UNSPECIFIED - Not set: refused (leave tool_choice unset instead). */
   TOOL_CHOICE_MODE_UNSPECIFIED = 0,
+  /** TOOL_CHOICE_MODE_NONE - "none": the model calls no tool. */
   TOOL_CHOICE_MODE_NONE = 1,
+  /** TOOL_CHOICE_MODE_AUTO - "auto": the model decides. */
   TOOL_CHOICE_MODE_AUTO = 2,
+  /** TOOL_CHOICE_MODE_REQUIRED - "required": the model calls at least one tool. */
   TOOL_CHOICE_MODE_REQUIRED = 3,
   UNRECOGNIZED = -1,
 }
@@ -129,10 +152,15 @@ export function toolChoiceModeToJSON(object: ToolChoiceMode): string {
 
 /** ReasoningEffort: how much a reasoning model thinks. */
 export enum ReasoningEffort {
+  /** REASONING_EFFORT_UNSPECIFIED - Not sent: the model's default effort. */
   REASONING_EFFORT_UNSPECIFIED = 0,
+  /** REASONING_EFFORT_NONE - "none": no reasoning (models that can turn it off; gpt-oss refuses it). */
   REASONING_EFFORT_NONE = 1,
+  /** REASONING_EFFORT_LOW - "low". */
   REASONING_EFFORT_LOW = 2,
+  /** REASONING_EFFORT_MEDIUM - "medium" (gpt-oss's default). */
   REASONING_EFFORT_MEDIUM = 3,
+  /** REASONING_EFFORT_HIGH - "high". */
   REASONING_EFFORT_HIGH = 4,
   UNRECOGNIZED = -1,
 }
@@ -181,11 +209,30 @@ export function reasoningEffortToJSON(object: ReasoningEffort): string {
 
 /** ReasoningFormat: how reasoning text is returned (Cerebras only). */
 export enum ReasoningFormat {
+  /** REASONING_FORMAT_UNSPECIFIED - Not sent: the model's default format (GPT-OSS and GLM text_parsed, Qwen3 raw). */
   REASONING_FORMAT_UNSPECIFIED = 0,
+  /**
+   * REASONING_FORMAT_NONE - "none": sent upstream as "none", which Cerebras defines as "use the model's default
+   * behaviour" (so, in effect, the same as unspecified). It does not turn reasoning
+   * off: use REASONING_EFFORT_NONE or REASONING_FORMAT_HIDDEN for that.
+   */
   REASONING_FORMAT_NONE = 1,
+  /**
+   * REASONING_FORMAT_PARSED - "parsed": reasoning in the `reasoning` field; its log probabilities apart, in
+   * reasoning_logprobs.
+   */
   REASONING_FORMAT_PARSED = 2,
+  /** REASONING_FORMAT_TEXT_PARSED - "text_parsed": reasoning in the `reasoning` field; log probabilities not separated. */
   REASONING_FORMAT_TEXT_PARSED = 3,
+  /**
+   * REASONING_FORMAT_RAW - "raw": reasoning inline in `content`, between the model's think tokens. Cannot be
+   * combined with JSON response formats.
+   */
   REASONING_FORMAT_RAW = 4,
+  /**
+   * REASONING_FORMAT_HIDDEN - "hidden": the model reasons (and the tokens are counted) but the text is not
+   * returned.
+   */
   REASONING_FORMAT_HIDDEN = 5,
   UNRECOGNIZED = -1,
 }
@@ -239,10 +286,15 @@ export function reasoningFormatToJSON(object: ReasoningFormat): string {
 
 /** ServiceTier: Cerebras scheduling tier. */
 export enum ServiceTier {
+  /** SERVICE_TIER_UNSPECIFIED - Not sent: the organisation's default tier. */
   SERVICE_TIER_UNSPECIFIED = 0,
+  /** SERVICE_TIER_AUTO - "auto": Cerebras picks; the answer's service_tier_used says which. */
   SERVICE_TIER_AUTO = 1,
+  /** SERVICE_TIER_DEFAULT - "default". */
   SERVICE_TIER_DEFAULT = 2,
+  /** SERVICE_TIER_FLEX - "flex": cheaper, may queue. */
   SERVICE_TIER_FLEX = 3,
+  /** SERVICE_TIER_PRIORITY - "priority": dedicated endpoints only. */
   SERVICE_TIER_PRIORITY = 4,
   UNRECOGNIZED = -1,
 }
@@ -291,16 +343,24 @@ export function serviceTierToJSON(object: ServiceTier): string {
 
 /** FinishReason says why generation stopped. */
 export enum FinishReason {
-  /** FINISH_REASON_UNSPECIFIED - Not finished (every chunk but the last). */
+  /**
+   * FINISH_REASON_UNSPECIFIED - Not finished: in a ChatCompletionChunk, every chunk of a choice but its last; in a
+   * ChatCompletion, the upstream gave no reason (null).
+   */
   FINISH_REASON_UNSPECIFIED = 0,
-  /** FINISH_REASON_STOP - Natural end or a stop sequence. */
+  /** FINISH_REASON_STOP - "stop": natural end or a stop sequence. */
   FINISH_REASON_STOP = 1,
-  /** FINISH_REASON_LENGTH - max_completion_tokens or the context length was reached. */
+  /** FINISH_REASON_LENGTH - "length": max_completion_tokens or the context length was reached. */
   FINISH_REASON_LENGTH = 2,
-  /** FINISH_REASON_CONTENT_FILTER - Output was filtered. */
+  /** FINISH_REASON_CONTENT_FILTER - "content_filter": output was filtered. */
   FINISH_REASON_CONTENT_FILTER = 3,
-  /** FINISH_REASON_TOOL_CALLS - The model called tools. */
+  /** FINISH_REASON_TOOL_CALLS - "tool_calls": the model called tools. */
   FINISH_REASON_TOOL_CALLS = 4,
+  /**
+   * FINISH_REASON_OTHER - Finished for a reason this contract does not know yet: the upstream's own string
+   * is in the choice's finish_reason_raw.
+   */
+  FINISH_REASON_OTHER = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -321,6 +381,9 @@ export function finishReasonFromJSON(object: any): FinishReason {
     case 4:
     case "FINISH_REASON_TOOL_CALLS":
       return FinishReason.FINISH_REASON_TOOL_CALLS;
+    case 5:
+    case "FINISH_REASON_OTHER":
+      return FinishReason.FINISH_REASON_OTHER;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -340,6 +403,8 @@ export function finishReasonToJSON(object: FinishReason): string {
       return "FINISH_REASON_CONTENT_FILTER";
     case FinishReason.FINISH_REASON_TOOL_CALLS:
       return "FINISH_REASON_TOOL_CALLS";
+    case FinishReason.FINISH_REASON_OTHER:
+      return "FINISH_REASON_OTHER";
     case FinishReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -352,7 +417,10 @@ export function finishReasonToJSON(object: FinishReason): string {
  * the model's own defaults apply.
  */
 export interface ChatCompletionRequest {
-  /** Model id, e.g. "gpt-oss-120b". Empty means the gateway's DEFAULT_MODEL. */
+  /**
+   * Model id, e.g. "gpt-oss-120b", or a gateway alias. Empty means the gateway's
+   * DEFAULT_MODEL.
+   */
   model: string;
   /** The conversation so far. At least one message. */
   messages: Message[];
@@ -397,13 +465,19 @@ export interface ChatCompletionRequest {
   minCompletionTokens?:
     | number
     | undefined;
-  /** Up to 4 stop sequences. */
+  /**
+   * Up to 4 stop sequences: generation stops before the first one produced, and the
+   * returned text does not contain it.
+   */
   stop: string[];
-  /** Best-effort deterministic sampling. */
+  /**
+   * Best-effort deterministic sampling: the same seed and parameters should give the
+   * same answer. At most 2^53 - 1 in absolute value (the JSON number range).
+   */
   seed?:
     | number
     | undefined;
-  /** Return log probabilities of the output tokens. */
+  /** Return log probabilities of the output tokens (per model: see the catalog). */
   logprobs?:
     | boolean
     | undefined;
@@ -411,11 +485,11 @@ export interface ChatCompletionRequest {
   topLogprobs?:
     | number
     | undefined;
-  /** -2 to 2. */
+  /** Penalises tokens by how often they already appear, -2 to 2. */
   frequencyPenalty?:
     | number
     | undefined;
-  /** -2 to 2. */
+  /** Penalises tokens that already appear at all, -2 to 2. */
   presencePenalty?:
     | number
     | undefined;
@@ -431,7 +505,7 @@ export interface ChatCompletionRequest {
     | undefined;
   /** Cerebras service tier (private preview). */
   serviceTier: ServiceTier;
-  /** End-user id, for abuse monitoring. */
+  /** End-user id, for the upstream's abuse monitoring. */
   user?:
     | string
     | undefined;
@@ -467,7 +541,7 @@ export interface ChatCompletionRequest_LogitBiasEntry {
  * tool_call_id.
  */
 export interface Message {
-  /** Author of the message. Required. */
+  /** Author of the message. */
   role: Role;
   /** The message body: plain text, or a list of parts (text and images). */
   contentKind?:
@@ -478,7 +552,7 @@ export interface Message {
     /** Text and image parts (images: user, system and developer messages only). */
     { $case: "contentParts"; value: ContentParts }
     | undefined;
-  /** Optional participant name. */
+  /** Optional participant name (any role; on a tool message, the tool's name). */
   name?:
     | string
     | undefined;
@@ -486,17 +560,29 @@ export interface Message {
   toolCalls: ToolCall[];
   /** Tool only: the id of the tool call this message answers. */
   toolCallId: string;
-  /** Assistant only: the reasoning it produced, sent back for multi-turn reasoning. */
-  reasoning?: string | undefined;
+  /**
+   * Assistant only: the reasoning it produced, sent back for multi-turn reasoning. Set
+   * at most one of reasoning and reasoning_parts.
+   */
+  reasoning?:
+    | string
+    | undefined;
+  /**
+   * Assistant only: the same reasoning as text parts (Cerebras takes either form). Set
+   * at most one of reasoning and reasoning_parts.
+   */
+  reasoningParts?: ContentParts | undefined;
 }
 
 /** ContentParts wraps a list of parts so it can sit in a oneof. */
 export interface ContentParts {
+  /** The parts, in order. At least one. */
   parts: ContentPart[];
 }
 
 /** ContentPart is one piece of a multi-part message. */
 export interface ContentPart {
+  /** What the part is; exactly one must be set. */
   part?:
     | //
     /** Text. */
@@ -504,6 +590,12 @@ export interface ContentPart {
     | //
     /** An image as a `data:image/png|jpeg;base64,...` URI (https URLs are rejected upstream). */
     { $case: "imageUrl"; value: ImageUrl }
+    | //
+    /**
+     * Cerebras' own image part (`{"type": "image", "image": ...}`): the image as a
+     * `data:image/png|jpeg;base64,...` URI. Same rules as image_url.
+     */
+    { $case: "image"; value: string }
     | undefined;
 }
 
@@ -521,7 +613,19 @@ export interface Tool {
   function?: FunctionDefinition | undefined;
 }
 
-/** FunctionDefinition declares a callable function. */
+/**
+ * FunctionDefinition declares a callable function.
+ *
+ * The arguments' JSON Schema can be given two ways. `parameters` (a Struct) is a map:
+ * its key order is lost on the way (Go, Java, Python and C++ runtimes serialise map
+ * entries in their own order), and with strict constrained decoding the model writes
+ * properties in schema order, so `{"reasoning", "answer"}` may become
+ * `{"answer", "reasoning"}`. `parameters_json` holds the schema as JSON text and is sent
+ * upstream byte for byte, so its order is kept. Use parameters_json whenever property
+ * order matters (from any language; the TypeScript GatewayClient fills it from
+ * `parameters` itself). If parameters_json is set it wins, and parameters is ignored, so
+ * a client may set both while it talks to gateways old and new.
+ */
 export interface FunctionDefinition {
   /** a-z, A-Z, 0-9, underscores and dashes, at most 64 characters. */
   name: string;
@@ -529,16 +633,24 @@ export interface FunctionDefinition {
   description?:
     | string
     | undefined;
-  /** JSON Schema of the arguments object. */
+  /** JSON Schema of the arguments object, as a Struct (key order not kept: see above). */
   parameters?:
     | { [key: string]: unknown }
     | undefined;
   /** Constrain the arguments to the schema exactly. */
-  strict?: boolean | undefined;
+  strict?:
+    | boolean
+    | undefined;
+  /**
+   * JSON Schema of the arguments object as JSON text, sent upstream unchanged. Must be
+   * a JSON object nested at most 32 levels. If set, wins over `parameters`.
+   */
+  parametersJson?: string | undefined;
 }
 
 /** ToolChoice controls tool use: a mode, or one named function the model must call. */
 export interface ToolChoice {
+  /** Exactly one must be set. */
   choice?:
     | //
     /** none, auto or required. */
@@ -549,18 +661,30 @@ export interface ToolChoice {
     | undefined;
 }
 
-/** ToolCall is a call the assistant made. */
+/**
+ * ToolCall is a call the assistant made: in a response, or in a request's assistant
+ * message (the conversation so far).
+ */
 export interface ToolCall {
-  /** Call id (Cerebras uses 9-character ids). */
+  /** Call id (Cerebras uses 9-character ids). Required in requests. */
   id: string;
-  /** Always "function". */
+  /** Always "function" (empty is taken as "function"). */
   type: string;
-  /** The function and its JSON-encoded arguments. */
-  function?: FunctionCall | undefined;
+  /** The function and its JSON-encoded arguments. Required in requests. */
+  function?:
+    | FunctionCall
+    | undefined;
+  /**
+   * Position of the call in the assistant message, as streamed tool calls number them.
+   * Optional; in a request it is passed on as given (a conversation recorded from
+   * Cerebras can be replayed as it is).
+   */
+  index?: number | undefined;
 }
 
 /** FunctionCall names a function and carries its arguments. */
 export interface FunctionCall {
+  /** The function's name. */
   name: string;
   /** The arguments as a JSON text (as in OpenAI; not necessarily valid JSON). */
   arguments: string;
@@ -568,6 +692,7 @@ export interface FunctionCall {
 
 /** ResponseFormat selects the shape of the output. */
 export interface ResponseFormat {
+  /** Exactly one must be set. */
   format?:
     | //
     /** Free text (the default). */
@@ -589,24 +714,37 @@ export interface TextFormat {
 export interface JsonObjectFormat {
 }
 
-/** JsonSchemaFormat asks for JSON following a schema. */
+/**
+ * JsonSchemaFormat asks for JSON following a schema. As with FunctionDefinition, the
+ * schema can be a Struct (`schema`, key order not kept) or JSON text (`schema_json`,
+ * sent byte for byte, so the model writes the properties in the order given); if
+ * schema_json is set it wins.
+ */
 export interface JsonSchemaFormat {
-  /** Schema name. */
+  /** Schema name: a-z, A-Z, 0-9, underscores and dashes, at most 64 characters. */
   name: string;
   /** What the output is for. */
   description?:
     | string
     | undefined;
-  /** The JSON Schema. */
+  /** The JSON Schema, as a Struct (key order not kept). */
   schema?:
     | { [key: string]: unknown }
     | undefined;
   /** Constrained decoding (true) or guidance only (false, the default). */
-  strict?: boolean | undefined;
+  strict?:
+    | boolean
+    | undefined;
+  /**
+   * The JSON Schema as JSON text, sent upstream unchanged. Must be a JSON object nested
+   * at most 32 levels. If set, wins over `schema`.
+   */
+  schemaJson?: string | undefined;
 }
 
 /** Prediction is predicted output content. */
 export interface Prediction {
+  /** Exactly one must be set. */
   contentKind?:
     | //
     /** The predicted text. */
@@ -645,29 +783,39 @@ export interface ChatCompletion {
   timeInfo?:
     | TimeInfo
     | undefined;
-  /** The tier requested, if any. */
+  /** The tier the upstream reports for the request, if any. */
   serviceTier?:
     | string
     | undefined;
-  /** The tier used when the request said "auto". */
+  /** The tier used ("priority", "default" or "flex"); set when the request said "auto". */
   serviceTierUsed?: string | undefined;
 }
 
 /** Choice is one complete answer. */
 export interface Choice {
+  /** Which choice this is (0 to n-1). */
   index: number;
-  message?: AssistantMessage | undefined;
+  /** The answer. */
+  message?:
+    | AssistantMessage
+    | undefined;
+  /** Why generation stopped. */
   finishReason: FinishReason;
+  /** Log probabilities of the content tokens, when the request asked for logprobs. */
   logprobs?:
     | Logprobs
     | undefined;
-  /** Cerebras only: log probabilities of the reasoning tokens. */
-  reasoningLogprobs?: Logprobs | undefined;
+  /** Cerebras only: log probabilities of the reasoning tokens (reasoning_format parsed). */
+  reasoningLogprobs?:
+    | Logprobs
+    | undefined;
+  /** The upstream's finish_reason string when finish_reason is FINISH_REASON_OTHER. */
+  finishReasonRaw?: string | undefined;
 }
 
 /** AssistantMessage is the model's answer. */
 export interface AssistantMessage {
-  /** Always ROLE_ASSISTANT. */
+  /** ROLE_ASSISTANT (ROLE_OTHER, with role_raw, if the upstream said something else). */
   role: Role;
   /** The text answer; absent when the model only called tools. */
   content?:
@@ -679,46 +827,81 @@ export interface AssistantMessage {
     | undefined;
   /** Tool calls the model made. */
   toolCalls: ToolCall[];
+  /** The upstream's role string when role is ROLE_OTHER. */
+  roleRaw?: string | undefined;
 }
 
 /** ChatCompletionChunk mirrors OpenAI's chat.completion.chunk object. */
 export interface ChatCompletionChunk {
+  /** The completion's id, the same in every chunk of a stream. */
   id: string;
   /** Always "chat.completion.chunk". */
   object: string;
+  /** Unix seconds, the same in every chunk. */
   created: number;
+  /** The model that answers. */
   model: string;
+  /** Backend configuration fingerprint. */
   systemFingerprint: string;
+  /**
+   * The choices this chunk adds to. Empty in a chunk that carries only usage (the
+   * upstream's `choices` was empty, null or absent).
+   */
   choices: ChunkChoice[];
   /** Only on the last chunk. */
   usage?:
     | Usage
     | undefined;
   /** Only on the last chunk. */
-  timeInfo?: TimeInfo | undefined;
-  serviceTier?: string | undefined;
+  timeInfo?:
+    | TimeInfo
+    | undefined;
+  /** The tier the upstream reports for the request, if any. */
+  serviceTier?:
+    | string
+    | undefined;
+  /** The tier used, when the request said "auto". */
   serviceTierUsed?: string | undefined;
 }
 
 /** ChunkChoice is one choice's increment. */
 export interface ChunkChoice {
+  /** Which choice this adds to (0 to n-1). */
   index: number;
+  /** What this chunk adds (may be empty: Cerebras sends empty deltas). */
   delta?:
     | Delta
     | undefined;
-  /** Set on the choice's last chunk only. */
+  /** Set on the choice's last chunk only; FINISH_REASON_UNSPECIFIED before it. */
   finishReason: FinishReason;
-  logprobs?: Logprobs | undefined;
-  reasoningLogprobs?: Logprobs | undefined;
+  /** Log probabilities of this chunk's content tokens, when asked for. */
+  logprobs?:
+    | Logprobs
+    | undefined;
+  /** Cerebras only: log probabilities of this chunk's reasoning tokens. */
+  reasoningLogprobs?:
+    | Logprobs
+    | undefined;
+  /** The upstream's finish_reason string when finish_reason is FINISH_REASON_OTHER. */
+  finishReasonRaw?: string | undefined;
 }
 
 /** Delta is what a chunk adds to the answer. */
 export interface Delta {
-  /** Set on the first chunk only. */
+  /** Set on the first chunk only (ROLE_ASSISTANT); ROLE_UNSPECIFIED after it. */
   role: Role;
-  content?: string | undefined;
-  reasoning?: string | undefined;
+  /** A piece of the text answer. */
+  content?:
+    | string
+    | undefined;
+  /** A piece of the reasoning text. */
+  reasoning?:
+    | string
+    | undefined;
+  /** Pieces of tool calls. */
   toolCalls: ToolCallDelta[];
+  /** The upstream's role string when role is ROLE_OTHER. */
+  roleRaw?: string | undefined;
 }
 
 /** ToolCallDelta is a piece of a tool call; pieces with the same index form one call. */
@@ -730,12 +913,16 @@ export interface ToolCallDelta {
     | string
     | undefined;
   /** "function", on the call's first piece. */
-  type?: string | undefined;
+  type?:
+    | string
+    | undefined;
+  /** The piece of the function call. */
   function?: FunctionCallDelta | undefined;
 }
 
 /** FunctionCallDelta is a piece of a function call. */
 export interface FunctionCallDelta {
+  /** The function's name, on the call's first piece. */
   name?:
     | string
     | undefined;
@@ -745,32 +932,47 @@ export interface FunctionCallDelta {
 
 /** Logprobs of a choice. */
 export interface Logprobs {
+  /** One entry per content token. */
   content: TokenLogprob[];
+  /** One entry per refusal token (OpenAI; Cerebras sends none). */
   refusal: TokenLogprob[];
 }
 
 /** TokenLogprob is one output token's log probability and its alternatives. */
 export interface TokenLogprob {
+  /** The token's text. */
   token: string;
+  /** Its log probability. */
   logprob: number;
   /** UTF-8 bytes of the token. */
   bytes: number[];
+  /** The most likely tokens at this position (top_logprobs of them). */
   topLogprobs: TopLogprob[];
 }
 
 /** TopLogprob is one alternative token. */
 export interface TopLogprob {
+  /** The token's text. */
   token: string;
+  /** Its log probability. */
   logprob: number;
+  /** UTF-8 bytes of the token. */
   bytes: number[];
 }
 
 /** Usage is the token accounting of a completion. */
 export interface Usage {
+  /** Tokens in the prompt (images included). */
   promptTokens: number;
+  /** Tokens generated (reasoning included). */
   completionTokens: number;
+  /** prompt_tokens + completion_tokens. */
   totalTokens: number;
-  promptTokensDetails?: PromptTokensDetails | undefined;
+  /** Breakdown of prompt_tokens. */
+  promptTokensDetails?:
+    | PromptTokensDetails
+    | undefined;
+  /** Breakdown of completion_tokens (absent when the upstream sends none). */
   completionTokensDetails?:
     | CompletionTokensDetails
     | undefined;
@@ -778,7 +980,11 @@ export interface Usage {
    * Gateway addition: what the call cost in USD, from the catalog's prices (or configured
    * overrides). Absent when the model's prices are unknown; never a made-up 0.
    */
-  costUsd?: number | undefined;
+  costUsd?:
+    | number
+    | undefined;
+  /** Tokens the prompt's images took (vision models); absent when the upstream does not say. */
+  imageTokens?: number | undefined;
 }
 
 /** PromptTokensDetails breaks down prompt tokens. */
@@ -789,16 +995,29 @@ export interface PromptTokensDetails {
 
 /** CompletionTokensDetails breaks down completion tokens. */
 export interface CompletionTokensDetails {
+  /** Tokens spent reasoning. */
   reasoningTokens: number;
+  /** Tokens of the request's prediction that appeared in the answer. */
   acceptedPredictionTokens: number;
+  /** Tokens of the request's prediction that did not (still billed). */
   rejectedPredictionTokens: number;
 }
 
 /** TimeInfo holds Cerebras' server-side timings, in seconds. Any may be absent. */
 export interface TimeInfo {
-  queueTime?: number | undefined;
-  promptTime?: number | undefined;
-  completionTime?: number | undefined;
+  /** Time queued before processing started. */
+  queueTime?:
+    | number
+    | undefined;
+  /** Time reading the prompt. */
+  promptTime?:
+    | number
+    | undefined;
+  /** Time generating. */
+  completionTime?:
+    | number
+    | undefined;
+  /** Total time on the upstream. */
   totalTime?:
     | number
     | undefined;
@@ -1568,7 +1787,15 @@ export const ChatCompletionRequest_LogitBiasEntry: MessageFns<ChatCompletionRequ
 };
 
 function createBaseMessage(): Message {
-  return { role: 0, contentKind: undefined, name: undefined, toolCalls: [], toolCallId: "", reasoning: undefined };
+  return {
+    role: 0,
+    contentKind: undefined,
+    name: undefined,
+    toolCalls: [],
+    toolCallId: "",
+    reasoning: undefined,
+    reasoningParts: undefined,
+  };
 }
 
 export const Message: MessageFns<Message> = {
@@ -1595,6 +1822,9 @@ export const Message: MessageFns<Message> = {
     }
     if (message.reasoning !== undefined) {
       writer.uint32(58).string(message.reasoning);
+    }
+    if (message.reasoningParts !== undefined) {
+      ContentParts.encode(message.reasoningParts, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1668,6 +1898,14 @@ export const Message: MessageFns<Message> = {
             message.reasoning = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reasoningParts = ContentParts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1702,6 +1940,11 @@ export const Message: MessageFns<Message> = {
         ? globalThis.String(object.tool_call_id)
         : "",
       reasoning: isSet(object.reasoning) ? globalThis.String(object.reasoning) : undefined,
+      reasoningParts: isSet(object.reasoningParts)
+        ? ContentParts.fromJSON(object.reasoningParts)
+        : isSet(object.reasoning_parts)
+        ? ContentParts.fromJSON(object.reasoning_parts)
+        : undefined,
     };
   },
 
@@ -1726,6 +1969,9 @@ export const Message: MessageFns<Message> = {
     }
     if (message.reasoning !== undefined) {
       obj.reasoning = message.reasoning;
+    }
+    if (message.reasoningParts !== undefined) {
+      obj.reasoningParts = ContentParts.toJSON(message.reasoningParts);
     }
     return obj;
   },
@@ -1754,6 +2000,9 @@ export const Message: MessageFns<Message> = {
     message.toolCalls = object.toolCalls?.map((e) => ToolCall.fromPartial(e)) || [];
     message.toolCallId = object.toolCallId ?? "";
     message.reasoning = object.reasoning ?? undefined;
+    message.reasoningParts = (object.reasoningParts !== undefined && object.reasoningParts !== null)
+      ? ContentParts.fromPartial(object.reasoningParts)
+      : undefined;
     return message;
   },
 };
@@ -1840,6 +2089,9 @@ export const ContentPart: MessageFns<ContentPart> = {
       case "imageUrl":
         ImageUrl.encode(message.part.value, writer.uint32(18).fork()).join();
         break;
+      case "image":
+        writer.uint32(26).string(message.part.value);
+        break;
     }
     return writer;
   },
@@ -1873,6 +2125,14 @@ export const ContentPart: MessageFns<ContentPart> = {
             message.part = { $case: "imageUrl", value: ImageUrl.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.part = { $case: "image", value: reader.string() };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1893,6 +2153,8 @@ export const ContentPart: MessageFns<ContentPart> = {
         ? { $case: "imageUrl", value: ImageUrl.fromJSON(object.imageUrl) }
         : isSet(object.image_url)
         ? { $case: "imageUrl", value: ImageUrl.fromJSON(object.image_url) }
+        : isSet(object.image)
+        ? { $case: "image", value: globalThis.String(object.image) }
         : undefined,
     };
   },
@@ -1903,6 +2165,8 @@ export const ContentPart: MessageFns<ContentPart> = {
       obj.text = message.part.value;
     } else if (message.part?.$case === "imageUrl") {
       obj.imageUrl = ImageUrl.toJSON(message.part.value);
+    } else if (message.part?.$case === "image") {
+      obj.image = message.part.value;
     }
     return obj;
   },
@@ -1922,6 +2186,12 @@ export const ContentPart: MessageFns<ContentPart> = {
       case "imageUrl": {
         if (object.part?.value !== undefined && object.part?.value !== null) {
           message.part = { $case: "imageUrl", value: ImageUrl.fromPartial(object.part.value) };
+        }
+        break;
+      }
+      case "image": {
+        if (object.part?.value !== undefined && object.part?.value !== null) {
+          message.part = { $case: "image", value: object.part.value };
         }
         break;
       }
@@ -2085,7 +2355,7 @@ export const Tool: MessageFns<Tool> = {
 };
 
 function createBaseFunctionDefinition(): FunctionDefinition {
-  return { name: "", description: undefined, parameters: undefined, strict: undefined };
+  return { name: "", description: undefined, parameters: undefined, strict: undefined, parametersJson: undefined };
 }
 
 export const FunctionDefinition: MessageFns<FunctionDefinition> = {
@@ -2101,6 +2371,9 @@ export const FunctionDefinition: MessageFns<FunctionDefinition> = {
     }
     if (message.strict !== undefined) {
       writer.uint32(32).bool(message.strict);
+    }
+    if (message.parametersJson !== undefined) {
+      writer.uint32(42).string(message.parametersJson);
     }
     return writer;
   },
@@ -2150,6 +2423,14 @@ export const FunctionDefinition: MessageFns<FunctionDefinition> = {
             message.strict = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parametersJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2168,6 +2449,11 @@ export const FunctionDefinition: MessageFns<FunctionDefinition> = {
       description: isSet(object.description) ? globalThis.String(object.description) : undefined,
       parameters: isObject(object.parameters) ? object.parameters : undefined,
       strict: isSet(object.strict) ? globalThis.Boolean(object.strict) : undefined,
+      parametersJson: isSet(object.parametersJson)
+        ? globalThis.String(object.parametersJson)
+        : isSet(object.parameters_json)
+        ? globalThis.String(object.parameters_json)
+        : undefined,
     };
   },
 
@@ -2185,6 +2471,9 @@ export const FunctionDefinition: MessageFns<FunctionDefinition> = {
     if (message.strict !== undefined) {
       obj.strict = message.strict;
     }
+    if (message.parametersJson !== undefined) {
+      obj.parametersJson = message.parametersJson;
+    }
     return obj;
   },
 
@@ -2197,6 +2486,7 @@ export const FunctionDefinition: MessageFns<FunctionDefinition> = {
     message.description = object.description ?? undefined;
     message.parameters = object.parameters ?? undefined;
     message.strict = object.strict ?? undefined;
+    message.parametersJson = object.parametersJson ?? undefined;
     return message;
   },
 };
@@ -2305,7 +2595,7 @@ export const ToolChoice: MessageFns<ToolChoice> = {
 };
 
 function createBaseToolCall(): ToolCall {
-  return { id: "", type: "", function: undefined };
+  return { id: "", type: "", function: undefined, index: undefined };
 }
 
 export const ToolCall: MessageFns<ToolCall> = {
@@ -2318,6 +2608,9 @@ export const ToolCall: MessageFns<ToolCall> = {
     }
     if (message.function !== undefined) {
       FunctionCall.encode(message.function, writer.uint32(26).fork()).join();
+    }
+    if (message.index !== undefined) {
+      writer.uint32(32).int32(message.index);
     }
     return writer;
   },
@@ -2359,6 +2652,14 @@ export const ToolCall: MessageFns<ToolCall> = {
             message.function = FunctionCall.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.index = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2376,6 +2677,7 @@ export const ToolCall: MessageFns<ToolCall> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       type: isSet(object.type) ? globalThis.String(object.type) : "",
       function: isSet(object.function) ? FunctionCall.fromJSON(object.function) : undefined,
+      index: isSet(object.index) ? globalThis.Number(object.index) : undefined,
     };
   },
 
@@ -2390,6 +2692,9 @@ export const ToolCall: MessageFns<ToolCall> = {
     if (message.function !== undefined) {
       obj.function = FunctionCall.toJSON(message.function);
     }
+    if (message.index !== undefined) {
+      obj.index = Math.round(message.index);
+    }
     return obj;
   },
 
@@ -2403,6 +2708,7 @@ export const ToolCall: MessageFns<ToolCall> = {
     message.function = (object.function !== undefined && object.function !== null)
       ? FunctionCall.fromPartial(object.function)
       : undefined;
+    message.index = object.index ?? undefined;
     return message;
   },
 };
@@ -2723,7 +3029,7 @@ export const JsonObjectFormat: MessageFns<JsonObjectFormat> = {
 };
 
 function createBaseJsonSchemaFormat(): JsonSchemaFormat {
-  return { name: "", description: undefined, schema: undefined, strict: undefined };
+  return { name: "", description: undefined, schema: undefined, strict: undefined, schemaJson: undefined };
 }
 
 export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
@@ -2739,6 +3045,9 @@ export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
     }
     if (message.strict !== undefined) {
       writer.uint32(32).bool(message.strict);
+    }
+    if (message.schemaJson !== undefined) {
+      writer.uint32(42).string(message.schemaJson);
     }
     return writer;
   },
@@ -2788,6 +3097,14 @@ export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
             message.strict = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.schemaJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2806,6 +3123,11 @@ export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
       description: isSet(object.description) ? globalThis.String(object.description) : undefined,
       schema: isObject(object.schema) ? object.schema : undefined,
       strict: isSet(object.strict) ? globalThis.Boolean(object.strict) : undefined,
+      schemaJson: isSet(object.schemaJson)
+        ? globalThis.String(object.schemaJson)
+        : isSet(object.schema_json)
+        ? globalThis.String(object.schema_json)
+        : undefined,
     };
   },
 
@@ -2823,6 +3145,9 @@ export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
     if (message.strict !== undefined) {
       obj.strict = message.strict;
     }
+    if (message.schemaJson !== undefined) {
+      obj.schemaJson = message.schemaJson;
+    }
     return obj;
   },
 
@@ -2835,6 +3160,7 @@ export const JsonSchemaFormat: MessageFns<JsonSchemaFormat> = {
     message.description = object.description ?? undefined;
     message.schema = object.schema ?? undefined;
     message.strict = object.strict ?? undefined;
+    message.schemaJson = object.schemaJson ?? undefined;
     return message;
   },
 };
@@ -3258,7 +3584,14 @@ export const ChatCompletion: MessageFns<ChatCompletion> = {
 };
 
 function createBaseChoice(): Choice {
-  return { index: 0, message: undefined, finishReason: 0, logprobs: undefined, reasoningLogprobs: undefined };
+  return {
+    index: 0,
+    message: undefined,
+    finishReason: 0,
+    logprobs: undefined,
+    reasoningLogprobs: undefined,
+    finishReasonRaw: undefined,
+  };
 }
 
 export const Choice: MessageFns<Choice> = {
@@ -3277,6 +3610,9 @@ export const Choice: MessageFns<Choice> = {
     }
     if (message.reasoningLogprobs !== undefined) {
       Logprobs.encode(message.reasoningLogprobs, writer.uint32(42).fork()).join();
+    }
+    if (message.finishReasonRaw !== undefined) {
+      writer.uint32(50).string(message.finishReasonRaw);
     }
     return writer;
   },
@@ -3334,6 +3670,14 @@ export const Choice: MessageFns<Choice> = {
             message.reasoningLogprobs = Logprobs.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.finishReasonRaw = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3361,6 +3705,11 @@ export const Choice: MessageFns<Choice> = {
         : isSet(object.reasoning_logprobs)
         ? Logprobs.fromJSON(object.reasoning_logprobs)
         : undefined,
+      finishReasonRaw: isSet(object.finishReasonRaw)
+        ? globalThis.String(object.finishReasonRaw)
+        : isSet(object.finish_reason_raw)
+        ? globalThis.String(object.finish_reason_raw)
+        : undefined,
     };
   },
 
@@ -3381,6 +3730,9 @@ export const Choice: MessageFns<Choice> = {
     if (message.reasoningLogprobs !== undefined) {
       obj.reasoningLogprobs = Logprobs.toJSON(message.reasoningLogprobs);
     }
+    if (message.finishReasonRaw !== undefined) {
+      obj.finishReasonRaw = message.finishReasonRaw;
+    }
     return obj;
   },
 
@@ -3400,12 +3752,13 @@ export const Choice: MessageFns<Choice> = {
     message.reasoningLogprobs = (object.reasoningLogprobs !== undefined && object.reasoningLogprobs !== null)
       ? Logprobs.fromPartial(object.reasoningLogprobs)
       : undefined;
+    message.finishReasonRaw = object.finishReasonRaw ?? undefined;
     return message;
   },
 };
 
 function createBaseAssistantMessage(): AssistantMessage {
-  return { role: 0, content: undefined, reasoning: undefined, toolCalls: [] };
+  return { role: 0, content: undefined, reasoning: undefined, toolCalls: [], roleRaw: undefined };
 }
 
 export const AssistantMessage: MessageFns<AssistantMessage> = {
@@ -3421,6 +3774,9 @@ export const AssistantMessage: MessageFns<AssistantMessage> = {
     }
     for (const v of message.toolCalls) {
       ToolCall.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.roleRaw !== undefined) {
+      writer.uint32(42).string(message.roleRaw);
     }
     return writer;
   },
@@ -3470,6 +3826,14 @@ export const AssistantMessage: MessageFns<AssistantMessage> = {
             message.toolCalls.push(ToolCall.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.roleRaw = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3492,6 +3856,11 @@ export const AssistantMessage: MessageFns<AssistantMessage> = {
         : globalThis.Array.isArray(object?.tool_calls)
         ? object.tool_calls.map((e: any) => ToolCall.fromJSON(e))
         : [],
+      roleRaw: isSet(object.roleRaw)
+        ? globalThis.String(object.roleRaw)
+        : isSet(object.role_raw)
+        ? globalThis.String(object.role_raw)
+        : undefined,
     };
   },
 
@@ -3509,6 +3878,9 @@ export const AssistantMessage: MessageFns<AssistantMessage> = {
     if (message.toolCalls?.length) {
       obj.toolCalls = message.toolCalls.map((e) => ToolCall.toJSON(e));
     }
+    if (message.roleRaw !== undefined) {
+      obj.roleRaw = message.roleRaw;
+    }
     return obj;
   },
 
@@ -3521,6 +3893,7 @@ export const AssistantMessage: MessageFns<AssistantMessage> = {
     message.content = object.content ?? undefined;
     message.reasoning = object.reasoning ?? undefined;
     message.toolCalls = object.toolCalls?.map((e) => ToolCall.fromPartial(e)) || [];
+    message.roleRaw = object.roleRaw ?? undefined;
     return message;
   },
 };
@@ -3768,7 +4141,14 @@ export const ChatCompletionChunk: MessageFns<ChatCompletionChunk> = {
 };
 
 function createBaseChunkChoice(): ChunkChoice {
-  return { index: 0, delta: undefined, finishReason: 0, logprobs: undefined, reasoningLogprobs: undefined };
+  return {
+    index: 0,
+    delta: undefined,
+    finishReason: 0,
+    logprobs: undefined,
+    reasoningLogprobs: undefined,
+    finishReasonRaw: undefined,
+  };
 }
 
 export const ChunkChoice: MessageFns<ChunkChoice> = {
@@ -3787,6 +4167,9 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
     }
     if (message.reasoningLogprobs !== undefined) {
       Logprobs.encode(message.reasoningLogprobs, writer.uint32(42).fork()).join();
+    }
+    if (message.finishReasonRaw !== undefined) {
+      writer.uint32(50).string(message.finishReasonRaw);
     }
     return writer;
   },
@@ -3844,6 +4227,14 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
             message.reasoningLogprobs = Logprobs.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.finishReasonRaw = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3871,6 +4262,11 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
         : isSet(object.reasoning_logprobs)
         ? Logprobs.fromJSON(object.reasoning_logprobs)
         : undefined,
+      finishReasonRaw: isSet(object.finishReasonRaw)
+        ? globalThis.String(object.finishReasonRaw)
+        : isSet(object.finish_reason_raw)
+        ? globalThis.String(object.finish_reason_raw)
+        : undefined,
     };
   },
 
@@ -3891,6 +4287,9 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
     if (message.reasoningLogprobs !== undefined) {
       obj.reasoningLogprobs = Logprobs.toJSON(message.reasoningLogprobs);
     }
+    if (message.finishReasonRaw !== undefined) {
+      obj.finishReasonRaw = message.finishReasonRaw;
+    }
     return obj;
   },
 
@@ -3908,12 +4307,13 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
     message.reasoningLogprobs = (object.reasoningLogprobs !== undefined && object.reasoningLogprobs !== null)
       ? Logprobs.fromPartial(object.reasoningLogprobs)
       : undefined;
+    message.finishReasonRaw = object.finishReasonRaw ?? undefined;
     return message;
   },
 };
 
 function createBaseDelta(): Delta {
-  return { role: 0, content: undefined, reasoning: undefined, toolCalls: [] };
+  return { role: 0, content: undefined, reasoning: undefined, toolCalls: [], roleRaw: undefined };
 }
 
 export const Delta: MessageFns<Delta> = {
@@ -3929,6 +4329,9 @@ export const Delta: MessageFns<Delta> = {
     }
     for (const v of message.toolCalls) {
       ToolCallDelta.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.roleRaw !== undefined) {
+      writer.uint32(42).string(message.roleRaw);
     }
     return writer;
   },
@@ -3978,6 +4381,14 @@ export const Delta: MessageFns<Delta> = {
             message.toolCalls.push(ToolCallDelta.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.roleRaw = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4000,6 +4411,11 @@ export const Delta: MessageFns<Delta> = {
         : globalThis.Array.isArray(object?.tool_calls)
         ? object.tool_calls.map((e: any) => ToolCallDelta.fromJSON(e))
         : [],
+      roleRaw: isSet(object.roleRaw)
+        ? globalThis.String(object.roleRaw)
+        : isSet(object.role_raw)
+        ? globalThis.String(object.role_raw)
+        : undefined,
     };
   },
 
@@ -4017,6 +4433,9 @@ export const Delta: MessageFns<Delta> = {
     if (message.toolCalls?.length) {
       obj.toolCalls = message.toolCalls.map((e) => ToolCallDelta.toJSON(e));
     }
+    if (message.roleRaw !== undefined) {
+      obj.roleRaw = message.roleRaw;
+    }
     return obj;
   },
 
@@ -4029,6 +4448,7 @@ export const Delta: MessageFns<Delta> = {
     message.content = object.content ?? undefined;
     message.reasoning = object.reasoning ?? undefined;
     message.toolCalls = object.toolCalls?.map((e) => ToolCallDelta.fromPartial(e)) || [];
+    message.roleRaw = object.roleRaw ?? undefined;
     return message;
   },
 };
@@ -4338,12 +4758,8 @@ export const TokenLogprob: MessageFns<TokenLogprob> = {
     if (message.logprob !== 0) {
       writer.uint32(17).double(message.logprob);
     }
-    if (message.bytes.length !== 0) {
-      writer.uint32(26).fork();
-      for (const v of message.bytes) {
-        writer.int32(v);
-      }
-      writer.join();
+    for (const v of message.bytes) {
+      writer.uint32(24).int32(v!);
     }
     for (const v of message.topLogprobs) {
       TopLogprob.encode(v!, writer.uint32(34).fork()).join();
@@ -4473,12 +4889,8 @@ export const TopLogprob: MessageFns<TopLogprob> = {
     if (message.logprob !== 0) {
       writer.uint32(17).double(message.logprob);
     }
-    if (message.bytes.length !== 0) {
-      writer.uint32(26).fork();
-      for (const v of message.bytes) {
-        writer.int32(v);
-      }
-      writer.join();
+    for (const v of message.bytes) {
+      writer.uint32(24).int32(v!);
     }
     return writer;
   },
@@ -4584,6 +4996,7 @@ function createBaseUsage(): Usage {
     promptTokensDetails: undefined,
     completionTokensDetails: undefined,
     costUsd: undefined,
+    imageTokens: undefined,
   };
 }
 
@@ -4606,6 +5019,9 @@ export const Usage: MessageFns<Usage> = {
     }
     if (message.costUsd !== undefined) {
       writer.uint32(49).double(message.costUsd);
+    }
+    if (message.imageTokens !== undefined) {
+      writer.uint32(56).int32(message.imageTokens);
     }
     return writer;
   },
@@ -4671,6 +5087,14 @@ export const Usage: MessageFns<Usage> = {
             message.costUsd = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.imageTokens = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4715,6 +5139,11 @@ export const Usage: MessageFns<Usage> = {
         : isSet(object.cost_usd)
         ? globalThis.Number(object.cost_usd)
         : undefined,
+      imageTokens: isSet(object.imageTokens)
+        ? globalThis.Number(object.imageTokens)
+        : isSet(object.image_tokens)
+        ? globalThis.Number(object.image_tokens)
+        : undefined,
     };
   },
 
@@ -4738,6 +5167,9 @@ export const Usage: MessageFns<Usage> = {
     if (message.costUsd !== undefined) {
       obj.costUsd = floatToJson(message.costUsd);
     }
+    if (message.imageTokens !== undefined) {
+      obj.imageTokens = Math.round(message.imageTokens);
+    }
     return obj;
   },
 
@@ -4757,6 +5189,7 @@ export const Usage: MessageFns<Usage> = {
         ? CompletionTokensDetails.fromPartial(object.completionTokensDetails)
         : undefined;
     message.costUsd = object.costUsd ?? undefined;
+    message.imageTokens = object.imageTokens ?? undefined;
     return message;
   },
 };
@@ -5112,7 +5545,10 @@ export const TimeInfo: MessageFns<TimeInfo> = {
  *
  * Errors carry google.rpc.Status details in `grpc-status-details-bin`: always exactly
  * one google.rpc.ErrorInfo (domain "aigateway.internal"), plus RetryInfo, BadRequest
- * or QuotaFailure where they apply. See the README for the reason values.
+ * or QuotaFailure where they apply. BadRequest field paths are proto paths
+ * (`messages.0.content_parts.parts.0.image_url.url`). A request that does not decode
+ * (bytes that are not this message, a string that is not UTF-8, an int64 beyond
+ * +/-(2^53 - 1)) is INVALID_ARGUMENT. See the README for the reason values.
  */
 export type ChatServiceService = typeof ChatServiceService;
 export const ChatServiceService = {

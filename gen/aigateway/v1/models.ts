@@ -26,6 +26,7 @@ export interface ListModelsRequest {
 
 /** ListModelsResponse mirrors OpenAI's model list. */
 export interface ListModelsResponse {
+  /** The catalog's models. */
   models: Model[];
   /** The last refresh failed: this is the last good catalog. */
   stale: boolean;
@@ -82,7 +83,11 @@ export interface Model {
 
 /** ModelPricing is what a model costs, in USD per token. */
 export interface ModelPricing {
-  prompt?: number | undefined;
+  /** USD per prompt token. */
+  prompt?:
+    | number
+    | undefined;
+  /** USD per completion token. */
   completion?:
     | number
     | undefined;
@@ -92,10 +97,15 @@ export interface ModelPricing {
 
 /** ModelCapabilities says what a model supports. */
 export interface ModelCapabilities {
+  /** Function calling (tools, tool_choice). */
   tools: boolean;
+  /** JSON-schema constrained output (response_format json_schema). */
   jsonSchema: boolean;
+  /** StreamChatCompletion. */
   streaming: boolean;
+  /** Image parts in user, system and developer messages. */
   vision: boolean;
+  /** A reasoning model (reasoning_effort, reasoning_format, reasoning text). */
   reasoning: boolean;
 }
 

@@ -20,7 +20,7 @@ import type { CallContext, ChatProvider, ChunkSink, UpstreamAttempt } from "../.
 import type { UpstreamTarget } from "../../core/tracing.js";
 import { DEFAULT_UPSTREAM_KEY } from "../../core/upstreams.js";
 import { isJsonObject } from "../../wire/json.js";
-import { chatRequestToJson } from "../../wire/request.js";
+import { chatRequestBody } from "../../wire/request.js";
 import { badResponse, chatCompletionFromJson } from "../../wire/response.js";
 import { errorFromNetwork, errorFromResponse, isNetworkError } from "./errors.js";
 import { Exchange, type BodySink, type Headers } from "./exchange.js";
@@ -117,7 +117,7 @@ export class CerebrasProvider implements ChatProvider {
 
   async createChatCompletion(request: ChatCompletionRequest, ctx: CallContext, upstream?: UpstreamAttempt): Promise<ChatCompletion> {
     const t = this.target(upstream);
-    const body = JSON.stringify(chatRequestToJson(request, false));
+    const body = chatRequestBody(request, false);
     const sent = performance.now();
     const attempt = ctx.trace.startAttempt(request, upstream?.number ?? 1, false, t.upstream);
     try {
@@ -137,7 +137,7 @@ export class CerebrasProvider implements ChatProvider {
 
   async streamChatCompletion(request: ChatCompletionRequest, ctx: CallContext, sink: ChunkSink, upstream?: UpstreamAttempt): Promise<void> {
     const t = this.target(upstream);
-    const body = JSON.stringify(chatRequestToJson(request, true));
+    const body = chatRequestBody(request, true);
     const sent = performance.now();
     let exchange: Exchange | undefined;
     const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));

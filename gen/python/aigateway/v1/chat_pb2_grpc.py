@@ -15,7 +15,10 @@ class ChatServiceStub(object):
 
     Errors carry google.rpc.Status details in `grpc-status-details-bin`: always exactly
     one google.rpc.ErrorInfo (domain "aigateway.internal"), plus RetryInfo, BadRequest
-    or QuotaFailure where they apply. See the README for the reason values.
+    or QuotaFailure where they apply. BadRequest field paths are proto paths
+    (`messages.0.content_parts.parts.0.image_url.url`). A request that does not decode
+    (bytes that are not this message, a string that is not UTF-8, an int64 beyond
+    +/-(2^53 - 1)) is INVALID_ARGUMENT. See the README for the reason values.
     """
 
     def __init__(self, channel):
@@ -46,7 +49,10 @@ class ChatServiceServicer(object):
 
     Errors carry google.rpc.Status details in `grpc-status-details-bin`: always exactly
     one google.rpc.ErrorInfo (domain "aigateway.internal"), plus RetryInfo, BadRequest
-    or QuotaFailure where they apply. See the README for the reason values.
+    or QuotaFailure where they apply. BadRequest field paths are proto paths
+    (`messages.0.content_parts.parts.0.image_url.url`). A request that does not decode
+    (bytes that are not this message, a string that is not UTF-8, an int64 beyond
+    +/-(2^53 - 1)) is INVALID_ARGUMENT. See the README for the reason values.
     """
 
     def CreateChatCompletion(self, request, context):
@@ -95,7 +101,10 @@ class ChatService(object):
 
     Errors carry google.rpc.Status details in `grpc-status-details-bin`: always exactly
     one google.rpc.ErrorInfo (domain "aigateway.internal"), plus RetryInfo, BadRequest
-    or QuotaFailure where they apply. See the README for the reason values.
+    or QuotaFailure where they apply. BadRequest field paths are proto paths
+    (`messages.0.content_parts.parts.0.image_url.url`). A request that does not decode
+    (bytes that are not this message, a string that is not UTF-8, an int64 beyond
+    +/-(2^53 - 1)) is INVALID_ARGUMENT. See the README for the reason values.
     """
 
     @staticmethod

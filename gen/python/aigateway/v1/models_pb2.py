@@ -11,27 +11,77 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61igateway/v1/models.proto\x12\x0c\x61igateway.v1\"\x13\n\x11ListModelsRequest\"v\n\x12ListModelsResponse\x12+\n\x06models\x18\x01 \x03(\x0b\x32\x13.aigateway.v1.ModelR\x06models\x12\x14\n\x05stale\x18\x02 \x01(\x08R\x05stale\x12\x1d\n\nfetched_at\x18\x03 \x01(\x03R\tfetchedAt\"!\n\x0fGetModelRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"\xe7\x03\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x12*\n\x0e\x63ontext_length\x18\x06 \x01(\x05H\x01R\rcontextLength\x88\x01\x01\x12\x37\n\x15max_completion_tokens\x18\x07 \x01(\x05H\x02R\x13maxCompletionTokens\x88\x01\x01\x12\x34\n\x07pricing\x18\x08 \x01(\x0b\x32\x1a.aigateway.v1.ModelPricingR\x07pricing\x12\x43\n\x0c\x63\x61pabilities\x18\t \x01(\x0b\x32\x1f.aigateway.v1.ModelCapabilitiesR\x0c\x63\x61pabilities\x12\x1e\n\ndeprecated\x18\n \x01(\x08R\ndeprecated\x12\x18\n\x07preview\x18\x0b \x01(\x08R\x07preview\x12\x18\n\x07\x61liases\x18\x0c \x03(\tR\x07\x61liasesB\x07\n\x05_nameB\x11\n\x0f_context_lengthB\x18\n\x16_max_completion_tokens\"\xa6\x01\n\x0cModelPricing\x12\x1b\n\x06prompt\x18\x01 \x01(\x01H\x00R\x06prompt\x88\x01\x01\x12#\n\ncompletion\x18\x02 \x01(\x01H\x01R\ncompletion\x88\x01\x01\x12(\n\rcached_prompt\x18\x03 \x01(\x01H\x02R\x0c\x63\x61\x63hedPrompt\x88\x01\x01\x42\t\n\x07_promptB\r\n\x0b_completionB\x10\n\x0e_cached_prompt\"\x9e\x01\n\x11ModelCapabilities\x12\x14\n\x05tools\x18\x01 \x01(\x08R\x05tools\x12\x1f\n\x0bjson_schema\x18\x02 \x01(\x08R\njsonSchema\x12\x1c\n\tstreaming\x18\x03 \x01(\x08R\tstreaming\x12\x16\n\x06vision\x18\x04 \x01(\x08R\x06vision\x12\x1c\n\treasoning\x18\x05 \x01(\x08R\treasoning2\x9f\x01\n\x0cModelService\x12O\n\nListModels\x12\x1f.aigateway.v1.ListModelsRequest\x1a .aigateway.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.aigateway.v1.GetModelRequest\x1a\x13.aigateway.v1.Modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61igateway/v1/models.proto\x12\x0c\x61igateway.v1\x1a\x1fgoogle/api/field_behavior.proto\"\x13\n\x11ListModelsRequest\"\x85\x01\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32\x13.aigateway.v1.ModelB\x03\xe0\x41\x03R\x06models\x12\x19\n\x05stale\x18\x02 \x01(\x08\x42\x03\xe0\x41\x03R\x05stale\x12\"\n\nfetched_at\x18\x03 \x01(\x03\x42\x03\xe0\x41\x03R\tfetchedAt\"&\n\x0fGetModelRequest\x12\x13\n\x02id\x18\x01 \x01(\tB\x03\xe0\x41\x02R\x02id\"\xa3\x04\n\x05Model\x12\x13\n\x02id\x18\x01 \x01(\tB\x03\xe0\x41\x03R\x02id\x12\x1b\n\x06object\x18\x02 \x01(\tB\x03\xe0\x41\x03R\x06object\x12\x1d\n\x07\x63reated\x18\x03 \x01(\x03\x42\x03\xe0\x41\x03R\x07\x63reated\x12\x1e\n\x08owned_by\x18\x04 \x01(\tB\x03\xe0\x41\x03R\x07ownedBy\x12\x1c\n\x04name\x18\x05 \x01(\tB\x03\xe0\x41\x03H\x00R\x04name\x88\x01\x01\x12/\n\x0e\x63ontext_length\x18\x06 \x01(\x05\x42\x03\xe0\x41\x03H\x01R\rcontextLength\x88\x01\x01\x12<\n\x15max_completion_tokens\x18\x07 \x01(\x05\x42\x03\xe0\x41\x03H\x02R\x13maxCompletionTokens\x88\x01\x01\x12\x39\n\x07pricing\x18\x08 \x01(\x0b\x32\x1a.aigateway.v1.ModelPricingB\x03\xe0\x41\x03R\x07pricing\x12H\n\x0c\x63\x61pabilities\x18\t \x01(\x0b\x32\x1f.aigateway.v1.ModelCapabilitiesB\x03\xe0\x41\x03R\x0c\x63\x61pabilities\x12#\n\ndeprecated\x18\n \x01(\x08\x42\x03\xe0\x41\x03R\ndeprecated\x12\x1d\n\x07preview\x18\x0b \x01(\x08\x42\x03\xe0\x41\x03R\x07preview\x12\x1d\n\x07\x61liases\x18\x0c \x03(\tB\x03\xe0\x41\x03R\x07\x61liasesB\x07\n\x05_nameB\x11\n\x0f_context_lengthB\x18\n\x16_max_completion_tokens\"\xb5\x01\n\x0cModelPricing\x12 \n\x06prompt\x18\x01 \x01(\x01\x42\x03\xe0\x41\x03H\x00R\x06prompt\x88\x01\x01\x12(\n\ncompletion\x18\x02 \x01(\x01\x42\x03\xe0\x41\x03H\x01R\ncompletion\x88\x01\x01\x12-\n\rcached_prompt\x18\x03 \x01(\x01\x42\x03\xe0\x41\x03H\x02R\x0c\x63\x61\x63hedPrompt\x88\x01\x01\x42\t\n\x07_promptB\r\n\x0b_completionB\x10\n\x0e_cached_prompt\"\xb7\x01\n\x11ModelCapabilities\x12\x19\n\x05tools\x18\x01 \x01(\x08\x42\x03\xe0\x41\x03R\x05tools\x12$\n\x0bjson_schema\x18\x02 \x01(\x08\x42\x03\xe0\x41\x03R\njsonSchema\x12!\n\tstreaming\x18\x03 \x01(\x08\x42\x03\xe0\x41\x03R\tstreaming\x12\x1b\n\x06vision\x18\x04 \x01(\x08\x42\x03\xe0\x41\x03R\x06vision\x12!\n\treasoning\x18\x05 \x01(\x08\x42\x03\xe0\x41\x03R\treasoning2\x9f\x01\n\x0cModelService\x12O\n\nListModels\x12\x1f.aigateway.v1.ListModelsRequest\x1a .aigateway.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.aigateway.v1.GetModelRequest\x1a\x13.aigateway.v1.ModelB\x8e\x01\n\x15internal.aigateway.v1B\x0bModelsProtoP\x01Z2aigateway.internal/gen/go/aigateway/v1;aigatewayv1\xa2\x02\x03\x41GW\xaa\x02\x0c\x41iGateway.V1\xca\x02\x0c\x41iGateway\\V1\xea\x02\rAiGateway::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aigateway.v1.models_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _LISTMODELSREQUEST._serialized_start=43
-  _LISTMODELSREQUEST._serialized_end=62
-  _LISTMODELSRESPONSE._serialized_start=64
-  _LISTMODELSRESPONSE._serialized_end=182
-  _GETMODELREQUEST._serialized_start=184
-  _GETMODELREQUEST._serialized_end=217
-  _MODEL._serialized_start=220
-  _MODEL._serialized_end=707
-  _MODELPRICING._serialized_start=710
-  _MODELPRICING._serialized_end=876
-  _MODELCAPABILITIES._serialized_start=879
-  _MODELCAPABILITIES._serialized_end=1037
-  _MODELSERVICE._serialized_start=1040
-  _MODELSERVICE._serialized_end=1199
+  DESCRIPTOR._serialized_options = b'\n\025internal.aigateway.v1B\013ModelsProtoP\001Z2aigateway.internal/gen/go/aigateway/v1;aigatewayv1\242\002\003AGW\252\002\014AiGateway.V1\312\002\014AiGateway\\V1\352\002\rAiGateway::V1'
+  _LISTMODELSRESPONSE.fields_by_name['models']._options = None
+  _LISTMODELSRESPONSE.fields_by_name['models']._serialized_options = b'\340A\003'
+  _LISTMODELSRESPONSE.fields_by_name['stale']._options = None
+  _LISTMODELSRESPONSE.fields_by_name['stale']._serialized_options = b'\340A\003'
+  _LISTMODELSRESPONSE.fields_by_name['fetched_at']._options = None
+  _LISTMODELSRESPONSE.fields_by_name['fetched_at']._serialized_options = b'\340A\003'
+  _GETMODELREQUEST.fields_by_name['id']._options = None
+  _GETMODELREQUEST.fields_by_name['id']._serialized_options = b'\340A\002'
+  _MODEL.fields_by_name['id']._options = None
+  _MODEL.fields_by_name['id']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['object']._options = None
+  _MODEL.fields_by_name['object']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['created']._options = None
+  _MODEL.fields_by_name['created']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['owned_by']._options = None
+  _MODEL.fields_by_name['owned_by']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['name']._options = None
+  _MODEL.fields_by_name['name']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['context_length']._options = None
+  _MODEL.fields_by_name['context_length']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['max_completion_tokens']._options = None
+  _MODEL.fields_by_name['max_completion_tokens']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['pricing']._options = None
+  _MODEL.fields_by_name['pricing']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['capabilities']._options = None
+  _MODEL.fields_by_name['capabilities']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['deprecated']._options = None
+  _MODEL.fields_by_name['deprecated']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['preview']._options = None
+  _MODEL.fields_by_name['preview']._serialized_options = b'\340A\003'
+  _MODEL.fields_by_name['aliases']._options = None
+  _MODEL.fields_by_name['aliases']._serialized_options = b'\340A\003'
+  _MODELPRICING.fields_by_name['prompt']._options = None
+  _MODELPRICING.fields_by_name['prompt']._serialized_options = b'\340A\003'
+  _MODELPRICING.fields_by_name['completion']._options = None
+  _MODELPRICING.fields_by_name['completion']._serialized_options = b'\340A\003'
+  _MODELPRICING.fields_by_name['cached_prompt']._options = None
+  _MODELPRICING.fields_by_name['cached_prompt']._serialized_options = b'\340A\003'
+  _MODELCAPABILITIES.fields_by_name['tools']._options = None
+  _MODELCAPABILITIES.fields_by_name['tools']._serialized_options = b'\340A\003'
+  _MODELCAPABILITIES.fields_by_name['json_schema']._options = None
+  _MODELCAPABILITIES.fields_by_name['json_schema']._serialized_options = b'\340A\003'
+  _MODELCAPABILITIES.fields_by_name['streaming']._options = None
+  _MODELCAPABILITIES.fields_by_name['streaming']._serialized_options = b'\340A\003'
+  _MODELCAPABILITIES.fields_by_name['vision']._options = None
+  _MODELCAPABILITIES.fields_by_name['vision']._serialized_options = b'\340A\003'
+  _MODELCAPABILITIES.fields_by_name['reasoning']._options = None
+  _MODELCAPABILITIES.fields_by_name['reasoning']._serialized_options = b'\340A\003'
+  _LISTMODELSREQUEST._serialized_start=76
+  _LISTMODELSREQUEST._serialized_end=95
+  _LISTMODELSRESPONSE._serialized_start=98
+  _LISTMODELSRESPONSE._serialized_end=231
+  _GETMODELREQUEST._serialized_start=233
+  _GETMODELREQUEST._serialized_end=271
+  _MODEL._serialized_start=274
+  _MODEL._serialized_end=821
+  _MODELPRICING._serialized_start=824
+  _MODELPRICING._serialized_end=1005
+  _MODELCAPABILITIES._serialized_start=1008
+  _MODELCAPABILITIES._serialized_end=1191
+  _MODELSERVICE._serialized_start=1194
+  _MODELSERVICE._serialized_end=1353
 # @@protoc_insertion_point(module_scope)
