@@ -10,20 +10,42 @@
  * silence once every choice has finished (watchdog.settle). Delivery stops there; the
  * provider ends the call and lets the rest of the body drain, so the keep-alive socket
  * can still be reused.
+ *
+ * Per event: the SSE decoder hands over the data bytes; a plain text chunk of the stream
+ * is recognised on those bytes (wire/chunk-fast.ts) and needs no JSON.parse; anything
+ * else goes through the codec's mapper. With mergeDeltas, plain chunks of one read are
+ * joined into one (see StreamReaderOptions).
  */
 import type { ChatCompletionChunk } from "../../../gen/aigateway/v1/chat.js";
 import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
 import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
 import type { CallStats, ChunkSink } from "../../core/provider.js";
+import { chunkFromTemplate, learnTemplate, matchTemplate, type ChunkTemplate } from "../../wire/chunk-fast.js";
 import { badResponse, chatCompletionChunkFromJson } from "../../wire/response.js";
 import { errorFromResponse } from "./errors.js";
 import type { BodySink } from "./exchange.js";
-import { SseDecoder, type SseEvent } from "./sse.js";
+import { SseDecoder } from "./sse.js";
 import type { Watchdog } from "./watchdog.js";
+
+export interface StreamReaderOptions {
+  /**
+   * Plain text deltas of one choice that arrive in the same socket read are handed to the
+   * sink as one chunk with their texts joined (STREAM_MERGE_DELTAS): the caller gets the
+   * same text sooner and in fewer messages. Only chunks the fast path (wire/chunk-fast.ts)
+   * recognised are merged — never role, tool-call, logprob, finish or usage chunks, and
+   * never across reads, so no chunk waits for another.
+   */
+  readonly mergeDeltas?: boolean;
+}
+
+/** Events per stream that may fail to yield a template before the reader stops trying. */
+const LEARN_ATTEMPTS = 4;
 
 export class StreamReader implements BodySink {
   /** Chunks handed to the sink. */
   delivered = 0;
+  /** Events read by the fast path (wire/chunk-fast.ts), not JSON.parse and the mapper. */
+  fast = 0;
   /** A finish_reason or [DONE] was seen: the stream is not truncated. */
   finished = false;
   /** Resolves when the answer is complete (see the file comment); never rejects. */
@@ -34,26 +56,25 @@ export class StreamReader implements BodySink {
   /** Choice indices seen, and those that finished. */
   private readonly open = new Set<number>();
   private readonly ended = new Set<number>();
+  /** Learned from this stream's plain chunks (content, reasoning). */
+  private templates: ChunkTemplate[] = [];
+  private learnAttempts = LEARN_ATTEMPTS;
+  private readonly merge: boolean;
+  /** A plain chunk of this read not handed over yet (merging): its template and texts. */
+  private heldTemplate: ChunkTemplate | undefined;
+  private heldText = "";
+  /** The sink's backpressure for the read in progress. */
+  private wait: Promise<void> | undefined;
+  private readonly onEvent = (data: Buffer, start: number, end: number, event: string | undefined): void => this.event(data, start, end, event);
 
   constructor(
     private readonly sink: ChunkSink,
     private readonly watchdog: Watchdog,
     private readonly stats: CallStats,
+    options: StreamReaderOptions = {},
   ) {
     this.completed = new Promise((resolve) => (this.resolveCompleted = resolve));
-  }
-
-  data(bytes: Buffer): void | Promise<void> {
-    if (this.done) return;
-    const events = this.decoder.push(bytes);
-    // Keep-alive comments are not progress (watchdog.ts).
-    if (this.decoder.takeProgress()) this.watchdog.touch();
-    return this.deliver(events);
-  }
-
-  end(): void | Promise<void> {
-    // An event left unterminated at EOF still counts.
-    if (!this.done) return this.deliver(this.decoder.end());
+    this.merge = options.mergeDeltas === true;
   }
 
   /**
@@ -61,32 +82,113 @@ export class StreamReader implements BodySink {
    * and pausing between them would cost an event-loop turn per message under load. The
    * sink's backpressure (its returned promises) pauses the socket after the read.
    */
-  private deliver(events: SseEvent[]): void | Promise<void> {
-    let wait: Promise<void> | undefined;
+  data(bytes: Buffer): void | Promise<void> {
+    if (this.done) return;
+    this.wait = undefined;
     try {
-      for (let i = 0; i < events.length; i++) {
-        const chunk = chunkFromEvent(events[i]!, this.delivered);
-        if (chunk === DONE) {
-          this.complete();
-          break;
-        }
-        this.noteChoices(chunk);
-        if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
-        const pending = this.sink(chunk);
-        // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
-        if (pending !== undefined && pending !== wait) wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
-        if (this.finished && chunk.usage !== undefined) {
-          this.complete(); // usage comes last
-          break;
-        }
-      }
-      // Every choice has finished and usage may still follow: wait a little for it, not for the idle timeout.
-      if (!this.done && this.finished && this.ended.size === this.open.size) this.watchdog.settle(() => this.complete());
+      this.decoder.feed(bytes, this.onEvent);
+      this.release();
     } catch (err) {
-      wait?.catch(noop); // the stream fails with `err`; a later rejection says nothing new
+      this.fail();
       throw err;
     }
-    return wait;
+    // Keep-alive comments are not progress (watchdog.ts).
+    if (this.decoder.takeProgress()) this.watchdog.touch();
+    return this.settleRead();
+  }
+
+  end(): void | Promise<void> {
+    // An event left unterminated at EOF still counts.
+    if (this.done) return;
+    this.wait = undefined;
+    try {
+      this.decoder.finish(this.onEvent);
+      this.release();
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+    return this.settleRead();
+  }
+
+  /** After a read's events: every choice has finished and usage may still follow: wait a little for it, not for the idle timeout. */
+  private settleRead(): void | Promise<void> {
+    if (!this.done && this.finished && this.ended.size === this.open.size) this.watchdog.settle(() => this.complete());
+    return this.wait;
+  }
+
+  /** A read failed: what it delivered stays delivered; a pending wait rejecting later says nothing new. */
+  private fail(): void {
+    try {
+      this.release();
+    } catch {
+      // the first error is the one reported
+    }
+    this.wait?.catch(noop);
+  }
+
+  private event(data: Buffer, start: number, end: number, type: string | undefined): void {
+    if (this.done) return;
+    if (type === undefined) {
+      const templates = this.templates;
+      for (let i = 0; i < templates.length; i++) {
+        const t = templates[i]!;
+        const text = matchTemplate(t, data, start, end);
+        if (text === undefined) continue;
+        this.fast++;
+        if (this.merge) {
+          if (this.heldTemplate !== t) {
+            this.release();
+            this.heldTemplate = t;
+            this.heldText = text;
+          } else {
+            this.heldText += text;
+          }
+        } else {
+          this.deliver(chunkFromTemplate(t, text));
+        }
+        return;
+      }
+    }
+    this.release();
+    const chunk = chunkFromEvent(data.toString("utf8", start, end), type, this.delivered);
+    if (chunk === DONE) {
+      this.complete();
+      return;
+    }
+    if (this.learnAttempts > 0 && type === undefined && this.templates.length < 2) this.learn(data, start, end, chunk);
+    this.deliver(chunk);
+    if (this.finished && chunk.usage !== undefined) this.complete(); // usage comes last
+  }
+
+  private learn(data: Buffer, start: number, end: number, chunk: ChatCompletionChunk): void {
+    if (chunk.usage !== undefined || chunk.choices.length !== 1) return;
+    const t = learnTemplate(data, start, end, chunk);
+    if (t === undefined) {
+      this.learnAttempts--;
+      return;
+    }
+    // One template per text field: a newer one (another id) replaces an older one.
+    this.templates = [...this.templates.filter((x) => x.field !== t.field), t];
+  }
+
+  /** Hands over the held (merged) chunk, if any. */
+  private release(): void {
+    const t = this.heldTemplate;
+    if (t === undefined) return;
+    this.heldTemplate = undefined;
+    const text = this.heldText;
+    this.heldText = "";
+    this.deliver(chunkFromTemplate(t, text));
+  }
+
+  private deliver(chunk: ChatCompletionChunk): void {
+    this.noteChoices(chunk);
+    if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
+    const pending = this.sink(chunk);
+    // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
+    const wait = this.wait;
+    if (pending !== undefined && pending !== wait) this.wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
   }
 
   private noteChoices(chunk: ChatCompletionChunk): void {
@@ -102,6 +204,7 @@ export class StreamReader implements BodySink {
   /** Nothing more is owed to the caller: stop delivering, tell the provider. */
   private complete(): void {
     if (this.done) return;
+    this.release();
     this.done = this.finished = true;
     this.resolveCompleted();
   }
@@ -111,8 +214,8 @@ function noop(): void {}
 
 const DONE = Symbol("done");
 
-function chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk | typeof DONE {
-  const data = event.data;
+/** The full path: JSON.parse and the codec's mapper. */
+function chunkFromEvent(data: string, type: string | undefined, delivered: number): ChatCompletionChunk | typeof DONE {
   if (data === "[DONE]") return DONE;
   let json: unknown;
   try {
@@ -120,7 +223,7 @@ function chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk
   } catch {
     throw badResponse("a stream event is not JSON");
   }
-  if (event.event === "error" || (typeof json === "object" && json !== null && "error" in json)) {
+  if (type === "error" || (typeof json === "object" && json !== null && "error" in json)) {
     throw streamError(json, delivered);
   }
   return chatCompletionChunkFromJson(json);
