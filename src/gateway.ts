@@ -89,6 +89,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     retry: { ...DEFAULT_RETRY_POLICY, maxRetries: config.upstreamMaxRetries },
     firstTokenTimeoutMs: config.firstTokenTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    mergeDeltas: config.streamMergeDeltas,
     onRetry: (e) => {
       metrics?.upstreamRetried(e.error.reason);
       logger.warn({ requestId: e.requestId, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.reason, error: e.error.message }, "retrying upstream");

@@ -7,6 +7,7 @@ import { isDeepStrictEqual } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { FinishReason, type ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import type { CallStats } from "../../src/core/provider.js";
+import { ProviderError, Reason } from "../../src/core/errors.js";
 import { SseDecoder } from "../../src/providers/cerebras/sse.js";
 import { StreamReader } from "../../src/providers/cerebras/stream-reader.js";
 import { Watchdog } from "../../src/providers/cerebras/watchdog.js";
@@ -163,6 +164,21 @@ describe("StreamReader fast path", () => {
     return seen;
   }
 
+  /** As run(), with mergeDeltas, each read in its own turn (as socket reads come): held chunks go out in between. */
+  async function runMerged(reads: readonly Buffer[]): Promise<ChatCompletionChunk[]> {
+    const seen: ChatCompletionChunk[] = [];
+    const watchdog = new Watchdog(60_000, 60_000, () => {});
+    watchdogs.push(watchdog);
+    const r = new StreamReader((chunk) => void seen.push(chunk), watchdog, {}, { mergeDeltas: true });
+    for (const b of reads) {
+      r.data(b);
+      await Promise.resolve();
+    }
+    r.end();
+    if (!r.finished) throw new Error("the stream did not finish");
+    return seen;
+  }
+
   /** What a caller makes of a stream: text per field, tool calls, usage, finish reasons, everything that is not plain text. */
   function summary(chunks: readonly ChatCompletionChunk[]): unknown {
     let text = "";
@@ -211,10 +227,10 @@ describe("StreamReader fast path", () => {
     expect(run(Array.from({ length: BODY.length }, (_, i) => BODY.subarray(i, i + 1)), false)).toStrictEqual(reference);
   }, 60_000);
 
-  it("with mergeDeltas: text, reasoning, tool calls, logprobs, usage and finish reason are the reference's, whatever the reads; only plain chunks of one read are joined", () => {
+  it("with mergeDeltas: text, reasoning, tool calls, logprobs, usage and finish reason are the reference's, whatever the reads; only plain chunks of one read are joined", async () => {
     const reference = referenceChunks();
     const want = summary(reference);
-    const whole = run([BODY], true);
+    const whole = await runMerged([BODY]);
     expect(summary(whole)).toStrictEqual(want);
     expect(whole.length).toBeLessThan(reference.length);
     // Runs of plain chunks in one read became one chunk each. The first of each field was
@@ -222,11 +238,56 @@ describe("StreamReader fast path", () => {
     // (quote, backslash, newline) takes the full path, so runs break there.
     const texts = whole.map((c) => c.choices[0]?.delta?.content ?? c.choices[0]?.delta?.reasoning);
     expect(texts).toEqual(["", "The user", " asks é 🚀", "Hello", " world", ' "quoted"', " back\\slash\nline", " after é🚀", " lp", " next", " unknown-top", " unknown-delta", " plain", undefined, undefined, undefined, " more text", " multi", " last", undefined]);
-    for (let i = 1; i < BODY.length; i++) same(summary(run(splitAt(i), true)), want, `split at ${i}`);
+    for (let i = 1; i < BODY.length; i++) same(summary(await runMerged(splitAt(i))), want, `split at ${i}`);
     // One event per read: nothing to join, the reference's chunks exactly.
     const perEvent = STREAM.map((e) => Buffer.from(e));
-    expect(run(perEvent, true)).toStrictEqual(reference);
+    expect(await runMerged(perEvent)).toStrictEqual(reference);
+    // One event per data() call but all in one turn (one socket read of a chunked body, which
+    // undici hands over one HTTP chunk at a time): joined as if they were one data() call.
+    expect(run(perEvent, true)).toStrictEqual(whole);
   }, 60_000);
+
+  it("with mergeDeltas: a chunk held to the end of a read goes out before the next read; its backpressure pauses the next read, its failure ends the attempt", async () => {
+    const seen: ChatCompletionChunk[] = [];
+    const stalls: unknown[] = [];
+    const watchdog = new Watchdog(60_000, 60_000, (e) => stalls.push(e));
+    watchdogs.push(watchdog);
+    let release!: () => void;
+    const full = new Promise<void>((resolve) => (release = resolve));
+    let fail = false;
+    const broke = new ProviderError({ reason: Reason.UPSTREAM_STREAM_ERROR, message: "the caller's sink broke" });
+    const r = new StreamReader(
+      (chunk) => {
+        if (fail) throw broke;
+        seen.push(chunk);
+        return seen.length === 3 ? full : undefined;
+      },
+      watchdog,
+      {},
+      { mergeDeltas: true },
+    );
+    // "a" is read by the mapper (learning), then "b" and "c" are joined and held.
+    expect(r.data(Buffer.from(content("a") + content("b")))).toBeUndefined();
+    expect(r.data(Buffer.from(content("c")))).toBeUndefined();
+    expect(seen.map((c) => c.choices[0]!.delta!.content)).toEqual(["a"]);
+    await Promise.resolve();
+    expect(seen.map((c) => c.choices[0]!.delta!.content)).toEqual(["a", "bc"]);
+    // The third chunk's sink asks to wait: the next read returns that wait.
+    r.data(Buffer.from(content("d")));
+    await Promise.resolve();
+    expect(seen.map((c) => c.choices[0]!.delta!.content)).toEqual(["a", "bc", "d"]);
+    const wait = r.data(Buffer.from(": ping\n\n"));
+    expect(wait).toBeInstanceOf(Promise);
+    release();
+    await wait;
+    // A sink that throws after the read: the attempt ends through the watchdog, with that error.
+    fail = true;
+    r.data(Buffer.from(content("e")));
+    expect(stalls).toHaveLength(0);
+    await Promise.resolve();
+    expect(stalls).toHaveLength(1);
+    expect(stalls[0]).toBe(broke);
+  });
 
   it("an event the mapper refuses (choices null or absent, not JSON) fails the read as it does without the fast path", () => {
     for (const bad of [ev({ ...head, choices: null }), ev({ ...head }), "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n"]) {

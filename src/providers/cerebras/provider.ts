@@ -41,6 +41,8 @@ export interface CerebrasProviderOptions {
   readonly firstTokenTimeoutMs?: number;
   /** Streams: longest gap between two chunks. */
   readonly streamIdleTimeoutMs?: number;
+  /** Streams: plain text deltas of one socket read go to the sink as one chunk (stream-reader.ts). */
+  readonly mergeDeltas?: boolean;
   /** Told about each retry (for a log line); never on the hot path of a good call. */
   readonly onRetry?: (event: RetryEvent) => void;
 }
@@ -66,6 +68,7 @@ export class CerebrasProvider implements ChatProvider {
   private readonly retry: RetryPolicy;
   private readonly firstTokenMs: number;
   private readonly idleMs: number;
+  private readonly mergeDeltas: boolean;
   private readonly onRetry: ((event: RetryEvent) => void) | undefined;
   /** Where attempts go, for their spans. */
   private readonly upstream: UpstreamTarget;
@@ -78,6 +81,7 @@ export class CerebrasProvider implements ChatProvider {
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.firstTokenMs = options.firstTokenTimeoutMs ?? 60_000;
     this.idleMs = options.streamIdleTimeoutMs ?? 30_000;
+    this.mergeDeltas = options.mergeDeltas ?? false;
     this.onRetry = options.onRetry;
     this.upstream = { host: url.hostname, port: url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port) };
     this.pool = new Pool(url.origin, {
@@ -119,7 +123,7 @@ export class CerebrasProvider implements ChatProvider {
       const sent = performance.now();
       let exchange: Exchange | undefined;
       const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
-      const reader = new StreamReader(sink, watchdog, ctx.stats);
+      const reader = new StreamReader(sink, watchdog, ctx.stats, { mergeDeltas: this.mergeDeltas });
       const open = new Exchange(reader, ctx, MAX_ERROR_BODY, (_status, headers) => noteRateLimits(ctx, headers));
       exchange = open;
       const attempt = ctx.trace.startAttempt(request, retries + 1, true, this.upstream);

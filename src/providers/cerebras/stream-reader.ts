@@ -31,9 +31,9 @@ export interface StreamReaderOptions {
   /**
    * Plain text deltas of one choice that arrive in the same socket read are handed to the
    * sink as one chunk with their texts joined (STREAM_MERGE_DELTAS): the caller gets the
-   * same text sooner and in fewer messages. Only chunks the fast path (wire/chunk-fast.ts)
+   * same text in fewer messages. Only chunks the fast path (wire/chunk-fast.ts)
    * recognised are merged — never role, tool-call, logprob, finish or usage chunks, and
-   * never across reads, so no chunk waits for another.
+   * never across reads, so no chunk waits for another read (see hold()).
    */
   readonly mergeDeltas?: boolean;
 }
@@ -65,6 +65,9 @@ export class StreamReader implements BodySink {
   private heldText = "";
   /** The sink's backpressure for the read in progress. */
   private wait: Promise<void> | undefined;
+  /** The sink's backpressure from a chunk handed over after its read (hold()): applied to the next read. */
+  private late: Promise<void> | undefined;
+  private releaseQueued = false;
   private readonly onEvent = (data: Buffer, start: number, end: number, event: string | undefined): void => this.event(data, start, end, event);
 
   constructor(
@@ -84,18 +87,55 @@ export class StreamReader implements BodySink {
    */
   data(bytes: Buffer): void | Promise<void> {
     if (this.done) return;
-    this.wait = undefined;
+    // Backpressure from a merged chunk handed over after the previous read (see hold()).
+    this.wait = this.late;
+    this.late = undefined;
     try {
       this.decoder.feed(bytes, this.onEvent);
-      this.release();
     } catch (err) {
       this.fail();
       throw err;
     }
+    if (this.heldTemplate !== undefined) this.hold();
     // Keep-alive comments are not progress (watchdog.ts).
     if (this.decoder.takeProgress()) this.watchdog.touch();
     return this.settleRead();
   }
+
+  /**
+   * A merged chunk waits for the rest of the socket read: undici hands over a chunked
+   * body one HTTP chunk at a time (one SSE event each, as upstreams write them), all in
+   * one synchronous parse of the read, so the held chunk goes to the sink in a microtask
+   * once the parse is over — before the next read is even looked at. Its backpressure is
+   * applied with the next read; a failure ends the attempt through the watchdog, as a
+   * stall does (nobody is on the stack to throw to).
+   */
+  private hold(): void {
+    if (this.releaseQueued) return;
+    this.releaseQueued = true;
+    queueMicrotask(this.releaseLater);
+  }
+
+  private readonly releaseLater = (): void => {
+    this.releaseQueued = false;
+    if (this.heldTemplate === undefined || this.done) return;
+    const before = this.wait;
+    this.wait = undefined;
+    try {
+      this.release();
+    } catch (err) {
+      this.watchdog.fail(GatewayError.from(err));
+      return;
+    } finally {
+      const pending = this.takeWait();
+      this.wait = before;
+      if (pending !== undefined) {
+        pending.catch((err: unknown) => this.watchdog.fail(GatewayError.from(err)));
+        this.late = this.late === undefined ? pending : Promise.all([this.late, pending]).then(noop);
+        this.late.catch(noop); // observed above; the read that returns it reports it again
+      }
+    }
+  };
 
   end(): void | Promise<void> {
     // An event left unterminated at EOF still counts.
@@ -170,6 +210,13 @@ export class StreamReader implements BodySink {
     }
     // One template per text field: a newer one (another id) replaces an older one.
     this.templates = [...this.templates.filter((x) => x.field !== t.field), t];
+  }
+
+  /** The backpressure collected since it was last reset. */
+  private takeWait(): Promise<void> | undefined {
+    const w = this.wait;
+    this.wait = undefined;
+    return w;
   }
 
   /** Hands over the held (merged) chunk, if any. */
