@@ -140,7 +140,8 @@ export class StreamReader implements BodySink {
   end(): void | Promise<void> {
     // An event left unterminated at EOF still counts.
     if (this.done) return;
-    this.wait = undefined;
+    this.wait = this.late;
+    this.late = undefined;
     try {
       this.decoder.finish(this.onEvent);
       this.release();
