@@ -289,6 +289,24 @@ describe("StreamReader fast path", () => {
     expect(stalls[0]).toBe(broke);
   });
 
+  it("several choices taking turns (n=2): each choice's chunks are the reference's, never another choice's template", () => {
+    const two: string[] = [ev({ ...head, choices: [{ delta: { role: "assistant" }, index: 0 }] }), ev({ ...head, choices: [{ delta: { role: "assistant" }, index: 1 }] })];
+    for (let i = 0; i < 40; i++) two.push(ev({ ...head, choices: [{ delta: { content: ` a${i}` }, index: i % 2 }] }));
+    two.push(ev({ ...head, choices: [{ delta: {}, finish_reason: "stop", index: 0 }] }), ev({ ...head, choices: [{ delta: {}, finish_reason: "length", index: 1 }], usage: { prompt_tokens: 1, completion_tokens: 40, total_tokens: 41 } }));
+    const body = Buffer.from(two.join(""));
+    const decoder = new SseDecoder();
+    const reference = decoder.push(body).map((e) => chatCompletionChunkFromJson(JSON.parse(e.data)));
+    for (const reads of [[body], Array.from({ length: two.length }, (_, i) => Buffer.from(two[i]!))]) {
+      const watchdog = new Watchdog(60_000, 60_000, () => {});
+      watchdogs.push(watchdog);
+      const seen: ChatCompletionChunk[] = [];
+      const r = new StreamReader((chunk) => void seen.push(chunk), watchdog, {});
+      for (const b of reads) r.data(b);
+      r.end();
+      expect(seen).toStrictEqual(reference);
+    }
+  });
+
   it("an event the mapper refuses (choices null or absent, not JSON) fails the read as it does without the fast path", () => {
     for (const bad of [ev({ ...head, choices: null }), ev({ ...head }), "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n"]) {
       for (const merge of [false, true]) {

@@ -38,8 +38,12 @@ export interface StreamReaderOptions {
   readonly mergeDeltas?: boolean;
 }
 
-/** Events per stream that may fail to yield a template before the reader stops trying. */
-const LEARN_ATTEMPTS = 4;
+/**
+ * Templates a stream may try to learn, successful or not, before the reader stops trying:
+ * a stream whose plain chunks keep changing shape (several choices taking turns replace
+ * each other's template) would otherwise pay for learning on every event.
+ */
+const LEARN_ATTEMPTS = 8;
 
 export class StreamReader implements BodySink {
   /** Chunks handed to the sink. */
@@ -204,11 +208,9 @@ export class StreamReader implements BodySink {
 
   private learn(data: Buffer, start: number, end: number, chunk: ChatCompletionChunk): void {
     if (chunk.usage !== undefined || chunk.choices.length !== 1) return;
+    this.learnAttempts--;
     const t = learnTemplate(data, start, end, chunk);
-    if (t === undefined) {
-      this.learnAttempts--;
-      return;
-    }
+    if (t === undefined) return;
     // One template per text field: a newer one (another id) replaces an older one.
     this.templates = [...this.templates.filter((x) => x.field !== t.field), t];
   }
