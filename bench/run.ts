@@ -27,6 +27,7 @@ import { grpcRequestBody, jsonRequestBody } from "./lib/wire.js";
 import { memoryScenario } from "./scenarios/memory.js";
 import { pacedRound } from "./scenarios/paced.js";
 import { profile } from "./scenarios/profile.js";
+import { capacityScenario, capacityTable } from "./scenarios/capacity.js";
 import { relayScenario } from "./scenarios/relay.js";
 
 /** Snapshots to remove at the end. */
@@ -68,11 +69,12 @@ async function main(): Promise<void> {
       only: { type: "string" },
       "gateway-node-args": { type: "string" },
       "gateway-env": { type: "string" },
+      "capacity-rate": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: npm run bench [-- --quick] [-- --rounds N] [-- --only ${GROUPS.join(",")}] [-- --gateway-node-args="--flag ..."] [-- --gateway-env=K=V,K=V] [-- --profile] [-- --json FILE]\n`);
+    process.stdout.write(`usage: npm run bench [-- --quick] [-- --rounds N] [-- --only ${GROUPS.join(",")}] [-- --gateway-node-args="--flag ..."] [-- --gateway-env=K=V,K=V] [-- --capacity-rate TOKENS_PER_S] [-- --profile] [-- --json FILE]\n`);
     return;
   }
   const only = (values.only ?? GROUPS.join(",")).split(",").map((g) => g.trim());
@@ -83,7 +85,9 @@ async function main(): Promise<void> {
     throw new Error("h2load not found: install Debian's nghttp2-client (apt-get install -y nghttp2-client); see bench/README.md");
   }
 
-  const s = settings(values.quick, rounds);
+  const capacityRate = values["capacity-rate"] === undefined ? undefined : Number(values["capacity-rate"]);
+  if (capacityRate !== undefined && !(Number.isFinite(capacityRate) && capacityRate >= 10 && capacityRate <= 20_000)) throw new Error("--capacity-rate must be 10-20000 tokens/s");
+  const s = settings(values.quick, rounds, capacityRate);
   const lay = layout(availableParallelism());
   const work = mkdtempSync(join(tmpdir(), "gateway-bench-"));
   const snap = snapshot(work);
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
     if (ctx.groups.has("unary") || ctx.groups.has("stream") || ctx.groups.has("info") || ctx.groups.has("floor")) await pacedRound(ctx, round);
     if (ctx.groups.has("relay")) await relayScenario(ctx, round);
     if (ctx.groups.has("memory")) await memoryScenario(ctx, round);
+    if (ctx.groups.has("capacity")) await capacityScenario(ctx, round);
   }
   const checks = targets(ctx);
   const report = [
@@ -123,6 +128,7 @@ async function main(): Promise<void> {
     ...header,
     table(),
     "",
+    ...(ctx.groups.has("capacity") ? [capacityTable(s.capacityRate), ""] : []),
     "Targets (issue 8), each judged on the worse round:",
     "",
     "| target | measured | | the floor measured |",

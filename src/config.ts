@@ -105,6 +105,9 @@ const EnvSchema = z.object({
   MODEL_FALLBACKS: z.string().optional(),
   UPSTREAM_QUOTA_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
   UPSTREAM_KEY_PROBE_S: z.coerce.number("must be a number").min(0.05, "must be at least 0.05").max(3600, "must be at most 3600").default(60),
+  // Streams (issue 18): plain text deltas that reach the gateway together go out as one chunk
+  // (opt-in: chat.proto promises one chunk per upstream chunk until the contract says otherwise).
+  STREAM_MERGE_DELTAS: z.stringbool({ error: "must be true or false" }).default(false),
 });
 
 const Env = z.preprocess(
@@ -146,6 +149,8 @@ export interface Config {
   readonly upstreamMaxRetries: number;
   readonly firstTokenTimeoutMs: number;
   readonly streamIdleTimeoutMs: number;
+  /** Plain text deltas of one upstream read go to the caller as one chunk (STREAM_MERGE_DELTAS). */
+  readonly streamMergeDeltas: boolean;
   /** Calls in progress, server-wide, beyond which new ones get RESOURCE_EXHAUSTED. */
   readonly maxInFlight: number;
   /** HTTP/2 streams per gRPC connection. */
@@ -262,6 +267,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstreamMaxRetries: e.UPSTREAM_MAX_RETRIES,
     firstTokenTimeoutMs: e.FIRST_TOKEN_TIMEOUT_S * 1000,
     streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_S * 1000,
+    streamMergeDeltas: e.STREAM_MERGE_DELTAS,
     maxInFlight: e.MAX_IN_FLIGHT,
     maxConcurrentStreams: e.MAX_CONCURRENT_STREAMS,
     maxRequestBytes: e.MAX_REQUEST_BYTES,

@@ -92,6 +92,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     connections: config.upstreamConnections,
     firstTokenTimeoutMs: config.firstTokenTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    mergeDeltas: config.streamMergeDeltas,
   });
   undo.push(() => provider.close());
   // The upstream keys' standing (cooldowns, revocations, backoff): shared through Redis when the limits are.

@@ -19,6 +19,8 @@ export interface StartOptions {
   /** stderr is also appended to this file. */
   readonly stderrFile?: string | undefined;
   readonly cwd?: string | undefined;
+  /** Keep a pipe to the child's stdin (Proc.send). */
+  readonly stdin?: boolean | undefined;
 }
 
 export class Proc {
@@ -76,6 +78,12 @@ export class Proc {
 
   stderr(): string {
     return this.stderrText;
+  }
+
+  /** Writes one line to the child's stdin (started with `stdin: true`). */
+  send(line: string): void {
+    if (this.child.stdin === null) throw new Error(`${this.name}: started without a stdin pipe`);
+    this.child.stdin.write(`${line}\n`);
   }
 
   onLine(listener: (line: string) => void): void {
@@ -192,7 +200,7 @@ export function start(name: string, cmd: string, args: readonly string[], option
   const out = options.stdoutFile === undefined ? "pipe" : openSync(options.stdoutFile, "a");
   try {
     // detached: its own process group, so stop() reaches anything it starts in turn.
-    const child = spawn(file, argv, { env: { ...options.env }, cwd: options.cwd, detached: true, stdio: ["ignore", out, "pipe"] });
+    const child = spawn(file, argv, { env: { ...options.env }, cwd: options.cwd, detached: true, stdio: [options.stdin === true ? "pipe" : "ignore", out, "pipe"] });
     return new Proc(name, child, options.stderrFile);
   } finally {
     if (typeof out === "number") closeSync(out);

@@ -27,10 +27,27 @@ export interface Settings {
   readonly settleS: readonly number[];
   /** Before each measured run: wait at most this long for other processes to leave the CPUs alone. */
   readonly quietWaitMs: number;
+  /** Capacity (issue 18): tokens per second of every stream (--capacity-rate). */
+  readonly capacityRate: number;
+  /** The ramp: first step, increment, last step (streams), and a bound on the steps measured per server. */
+  readonly capacityStart: number;
+  readonly capacityStep: number;
+  readonly capacityMax: number;
+  readonly capacitySteps: number;
+  /** Per step: tokens due in the first warm-up ms are not measured; then the measured window. */
+  readonly capacityWarmMs: number;
+  readonly capacityMeasureMs: number;
+  /** gRPC streams per HTTP/2 connection (callers are several services, each with a channel). */
+  readonly capacityStreamsPerConnection: number;
 }
 
-export function settings(quick: boolean, rounds: number | undefined): Settings {
+export function settings(quick: boolean, rounds: number | undefined, capacityRate = 2000): Settings {
   const common = {
+    capacityRate,
+    capacityStart: 10,
+    capacityStep: 10,
+    capacityMax: 400,
+    capacityStreamsPerConnection: 16,
     unaryConcurrency: [1, 16, 64],
     infoConcurrency: [1, 64],
     streamConcurrency: [1, 64],
@@ -40,8 +57,8 @@ export function settings(quick: boolean, rounds: number | undefined): Settings {
     relayTokens: 2000,
   };
   return quick
-    ? { ...common, quick, rounds: rounds ?? 1, gatewayWarmS: 1, unaryWarmS: 1, unaryS: 1, streamWarmMs: 300, streamMs: 1000, relayWarmMs: 300, relayMs: 1000, holdStreams: 200, holdDelayMs: 100, holdTokens: 10, settleS: [2], quietWaitMs: 3000 }
-    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10, 30], quietWaitMs: 60_000 };
+    ? { ...common, quick, rounds: rounds ?? 1, gatewayWarmS: 1, unaryWarmS: 1, unaryS: 1, streamWarmMs: 300, streamMs: 1000, relayWarmMs: 300, relayMs: 1000, holdStreams: 200, holdDelayMs: 100, holdTokens: 10, settleS: [2], quietWaitMs: 3000, capacitySteps: 8, capacityWarmMs: 300, capacityMeasureMs: 700 }
+    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10, 30], quietWaitMs: 60_000, capacitySteps: 24, capacityWarmMs: 500, capacityMeasureMs: 2000 };
 }
 
 /** Which CPU each process gets. */
@@ -68,5 +85,5 @@ export function layout(cores: number): Layout {
 }
 
 /** Scenario groups (--only). */
-export const GROUPS = ["unary", "stream", "info", "floor", "relay", "memory"] as const;
+export const GROUPS = ["unary", "stream", "info", "floor", "relay", "memory", "capacity"] as const;
 export type Group = (typeof GROUPS)[number];

@@ -5,7 +5,6 @@
  * plumbing: request id, the CallScope (cancellation + deadline budget), write
  * backpressure, error rendering and the one log line per call.
  */
-import { once } from "node:events";
 import { Metadata, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
 import type { KeyRing } from "../auth/key-ring.js";
@@ -135,10 +134,25 @@ function pump<Req, Res>(
     if (call.write(message)) return undefined;
     // A full buffer means a slow reader: stop reading from upstream until it drains (one
     // wait however many messages are written meanwhile; aborted: the provider fails with why).
-    return (draining ??= once(call, "drain", { signal: scope.signal }).then(
-      () => (draining = undefined),
-      () => (draining = undefined),
-    ));
+    return (draining ??= drained(call, scope).then(() => (draining = undefined)));
+  });
+}
+
+/**
+ * Resolves at the call's next "drain", or when the call is aborted. A plain listener and
+ * the scope's abort list rather than events.once with an AbortSignal: an unpaced stream
+ * fills grpc-js' buffer every few messages, and the signal's listeners showed in the profile.
+ */
+function drained(call: ServerWritableStream<unknown, unknown>, scope: CallScope): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      scope.offAbort(aborted);
+      resolve();
+    };
+    const aborted = { abort: done };
+    call.on("drain", done);
+    scope.onAbort(aborted);
   });
 }
 

@@ -51,6 +51,8 @@ export interface CerebrasProviderOptions {
   readonly firstTokenTimeoutMs?: number;
   /** Streams: longest gap between two chunks. */
   readonly streamIdleTimeoutMs?: number;
+  /** Streams: plain text deltas of one socket read go to the sink as one chunk (stream-reader.ts). */
+  readonly mergeDeltas?: boolean;
 }
 
 /** What a probe of a key found: it is accepted, refused (401/402/403), or the endpoint could not tell (any other failure). */
@@ -80,6 +82,7 @@ export class CerebrasProvider implements ChatProvider {
   private readonly maxResponseBytes: number;
   private readonly firstTokenMs: number;
   private readonly idleMs: number;
+  private readonly mergeDeltas: boolean;
 
   constructor(options: CerebrasProviderOptions) {
     const keys = options.keys ?? [{ name: DEFAULT_UPSTREAM_KEY, apiKey: options.apiKey ?? "", baseUrl: options.baseUrl ?? "" }];
@@ -87,6 +90,7 @@ export class CerebrasProvider implements ChatProvider {
     this.maxResponseBytes = options.maxResponseBytes ?? 32 * 1024 * 1024;
     this.firstTokenMs = options.firstTokenTimeoutMs ?? 60_000;
     this.idleMs = options.streamIdleTimeoutMs ?? 30_000;
+    this.mergeDeltas = options.mergeDeltas ?? false;
     for (const k of keys) {
       const url = new URL(k.baseUrl);
       let pool = this.pools.get(url.origin);
@@ -141,7 +145,7 @@ export class CerebrasProvider implements ChatProvider {
     const sent = performance.now();
     let exchange: Exchange | undefined;
     const watchdog = new Watchdog(this.firstTokenMs, this.idleMs, (stall) => exchange?.abort(stall));
-    const reader = new StreamReader(sink, watchdog, ctx.stats);
+    const reader = new StreamReader(sink, watchdog, ctx.stats, { mergeDeltas: this.mergeDeltas });
     const open = new Exchange(reader, ctx, MAX_ERROR_BODY, (_status, headers) => noteRateLimits(ctx, headers));
     exchange = open;
     const attempt = ctx.trace.startAttempt(request, upstream?.number ?? 1, true, t.upstream);

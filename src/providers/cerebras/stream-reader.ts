@@ -10,20 +10,46 @@
  * silence once every choice has finished (watchdog.settle). Delivery stops there; the
  * provider ends the call and lets the rest of the body drain, so the keep-alive socket
  * can still be reused.
+ *
+ * Per event: the SSE decoder hands over the data bytes; a plain text chunk of the stream
+ * is recognised on those bytes (wire/chunk-fast.ts) and needs no JSON.parse; anything
+ * else goes through the codec's mapper. With mergeDeltas, plain chunks of one read are
+ * joined into one (see StreamReaderOptions).
  */
 import type { ChatCompletionChunk } from "../../../gen/aigateway/v1/chat.js";
 import { FinishReason } from "../../../gen/aigateway/v1/chat.js";
 import { GatewayError, ProviderError, Reason } from "../../core/errors.js";
 import type { CallStats, ChunkSink } from "../../core/provider.js";
+import { chunkFromTemplate, learnTemplate, matchTemplate, type ChunkTemplate } from "../../wire/chunk-fast.js";
 import { badResponse, chatCompletionChunkFromJson } from "../../wire/response.js";
 import { errorFromResponse } from "./errors.js";
 import type { BodySink } from "./exchange.js";
-import { SseDecoder, type SseEvent } from "./sse.js";
+import { SseDecoder } from "./sse.js";
 import type { Watchdog } from "./watchdog.js";
+
+export interface StreamReaderOptions {
+  /**
+   * Plain text deltas of one choice that arrive in the same socket read are handed to the
+   * sink as one chunk with their texts joined (STREAM_MERGE_DELTAS): the caller gets the
+   * same text in fewer messages. Only chunks the fast path (wire/chunk-fast.ts)
+   * recognised are merged — never role, tool-call, logprob, finish or usage chunks, and
+   * never across reads, so no chunk waits for another read (see hold()).
+   */
+  readonly mergeDeltas?: boolean;
+}
+
+/**
+ * Templates a stream may try to learn, successful or not, before the reader stops trying:
+ * a stream whose plain chunks keep changing shape (several choices taking turns replace
+ * each other's template) would otherwise pay for learning on every event.
+ */
+const LEARN_ATTEMPTS = 8;
 
 export class StreamReader implements BodySink {
   /** Chunks handed to the sink. */
   delivered = 0;
+  /** Events read by the fast path (wire/chunk-fast.ts), not JSON.parse and the mapper. */
+  fast = 0;
   /** A finish_reason or [DONE] was seen: the stream is not truncated. */
   finished = false;
   /** Resolves when the answer is complete (see the file comment); never rejects. */
@@ -34,26 +60,28 @@ export class StreamReader implements BodySink {
   /** Choice indices seen, and those that finished. */
   private readonly open = new Set<number>();
   private readonly ended = new Set<number>();
+  /** Learned from this stream's plain chunks (content, reasoning). */
+  private templates: ChunkTemplate[] = [];
+  private learnAttempts = LEARN_ATTEMPTS;
+  private readonly merge: boolean;
+  /** A plain chunk of this read not handed over yet (merging): its template and texts. */
+  private heldTemplate: ChunkTemplate | undefined;
+  private heldText = "";
+  /** The sink's backpressure for the read in progress. */
+  private wait: Promise<void> | undefined;
+  /** The sink's backpressure from a chunk handed over after its read (hold()): applied to the next read. */
+  private late: Promise<void> | undefined;
+  private releaseQueued = false;
+  private readonly onEvent = (data: Buffer, start: number, end: number, event: string | undefined): void => this.event(data, start, end, event);
 
   constructor(
     private readonly sink: ChunkSink,
     private readonly watchdog: Watchdog,
     private readonly stats: CallStats,
+    options: StreamReaderOptions = {},
   ) {
     this.completed = new Promise((resolve) => (this.resolveCompleted = resolve));
-  }
-
-  data(bytes: Buffer): void | Promise<void> {
-    if (this.done) return;
-    const events = this.decoder.push(bytes);
-    // Keep-alive comments are not progress (watchdog.ts).
-    if (this.decoder.takeProgress()) this.watchdog.touch();
-    return this.deliver(events);
-  }
-
-  end(): void | Promise<void> {
-    // An event left unterminated at EOF still counts.
-    if (!this.done) return this.deliver(this.decoder.end());
+    this.merge = options.mergeDeltas === true;
   }
 
   /**
@@ -61,32 +89,156 @@ export class StreamReader implements BodySink {
    * and pausing between them would cost an event-loop turn per message under load. The
    * sink's backpressure (its returned promises) pauses the socket after the read.
    */
-  private deliver(events: SseEvent[]): void | Promise<void> {
-    let wait: Promise<void> | undefined;
+  data(bytes: Buffer): void | Promise<void> {
+    if (this.done) return;
+    // Backpressure from a merged chunk handed over after the previous read (see hold()).
+    this.wait = this.late;
+    this.late = undefined;
     try {
-      for (let i = 0; i < events.length; i++) {
-        const chunk = chunkFromEvent(events[i]!, this.delivered);
-        if (chunk === DONE) {
-          this.complete();
-          break;
-        }
-        this.noteChoices(chunk);
-        if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
-        const pending = this.sink(chunk);
-        // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
-        if (pending !== undefined && pending !== wait) wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
-        if (this.finished && chunk.usage !== undefined) {
-          this.complete(); // usage comes last
-          break;
-        }
-      }
-      // Every choice has finished and usage may still follow: wait a little for it, not for the idle timeout.
-      if (!this.done && this.finished && this.ended.size === this.open.size) this.watchdog.settle(() => this.complete());
+      this.decoder.feed(bytes, this.onEvent);
     } catch (err) {
-      wait?.catch(noop); // the stream fails with `err`; a later rejection says nothing new
+      this.fail();
       throw err;
     }
-    return wait;
+    if (this.heldTemplate !== undefined) this.hold();
+    // Keep-alive comments are not progress (watchdog.ts).
+    if (this.decoder.takeProgress()) this.watchdog.touch();
+    return this.settleRead();
+  }
+
+  /**
+   * A merged chunk waits for the rest of the socket read: undici hands over a chunked
+   * body one HTTP chunk at a time (one SSE event each, as upstreams write them), all in
+   * one synchronous parse of the read, so the held chunk goes to the sink in a microtask
+   * once the parse is over — before the next read is even looked at. Its backpressure is
+   * applied with the next read; a failure ends the attempt through the watchdog, as a
+   * stall does (nobody is on the stack to throw to).
+   */
+  private hold(): void {
+    if (this.releaseQueued) return;
+    this.releaseQueued = true;
+    queueMicrotask(this.releaseLater);
+  }
+
+  private readonly releaseLater = (): void => {
+    this.releaseQueued = false;
+    if (this.heldTemplate === undefined || this.done) return;
+    const before = this.wait;
+    this.wait = undefined;
+    try {
+      this.release();
+    } catch (err) {
+      this.watchdog.fail(GatewayError.from(err));
+      return;
+    } finally {
+      const pending = this.takeWait();
+      this.wait = before;
+      if (pending !== undefined) {
+        pending.catch((err: unknown) => this.watchdog.fail(GatewayError.from(err)));
+        this.late = this.late === undefined ? pending : Promise.all([this.late, pending]).then(noop);
+        this.late.catch(noop); // observed above; the read that returns it reports it again
+      }
+    }
+  };
+
+  end(): void | Promise<void> {
+    // An event left unterminated at EOF still counts.
+    if (this.done) return;
+    this.wait = this.late;
+    this.late = undefined;
+    try {
+      this.decoder.finish(this.onEvent);
+      this.release();
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+    return this.settleRead();
+  }
+
+  /** After a read's events: every choice has finished and usage may still follow: wait a little for it, not for the idle timeout. */
+  private settleRead(): void | Promise<void> {
+    if (!this.done && this.finished && this.ended.size === this.open.size) this.watchdog.settle(() => this.complete());
+    return this.wait;
+  }
+
+  /** A read failed: what it delivered stays delivered; a pending wait rejecting later says nothing new. */
+  private fail(): void {
+    try {
+      this.release();
+    } catch {
+      // the first error is the one reported
+    }
+    this.wait?.catch(noop);
+  }
+
+  private event(data: Buffer, start: number, end: number, type: string | undefined): void {
+    if (this.done) return;
+    if (type === undefined) {
+      const templates = this.templates;
+      for (let i = 0; i < templates.length; i++) {
+        const t = templates[i]!;
+        const text = matchTemplate(t, data, start, end);
+        if (text === undefined) continue;
+        this.fast++;
+        if (this.merge) {
+          if (this.heldTemplate !== t) {
+            this.release();
+            this.heldTemplate = t;
+            this.heldText = text;
+          } else {
+            this.heldText += text;
+          }
+        } else {
+          this.deliver(chunkFromTemplate(t, text));
+        }
+        return;
+      }
+    }
+    this.release();
+    const chunk = chunkFromEvent(data.toString("utf8", start, end), type, this.delivered);
+    if (chunk === DONE) {
+      this.complete();
+      return;
+    }
+    if (this.learnAttempts > 0 && type === undefined && this.templates.length < 2) this.learn(data, start, end, chunk);
+    this.deliver(chunk);
+    if (this.finished && chunk.usage !== undefined) this.complete(); // usage comes last
+  }
+
+  private learn(data: Buffer, start: number, end: number, chunk: ChatCompletionChunk): void {
+    if (chunk.usage !== undefined || chunk.choices.length !== 1) return;
+    this.learnAttempts--;
+    const t = learnTemplate(data, start, end, chunk);
+    if (t === undefined) return;
+    // One template per text field: a newer one (another id) replaces an older one.
+    this.templates = [...this.templates.filter((x) => x.field !== t.field), t];
+  }
+
+  /** The backpressure collected since it was last reset. */
+  private takeWait(): Promise<void> | undefined {
+    const w = this.wait;
+    this.wait = undefined;
+    return w;
+  }
+
+  /** Hands over the held (merged) chunk, if any. */
+  private release(): void {
+    const t = this.heldTemplate;
+    if (t === undefined) return;
+    this.heldTemplate = undefined;
+    const text = this.heldText;
+    this.heldText = "";
+    this.deliver(chunkFromTemplate(t, text));
+  }
+
+  private deliver(chunk: ChatCompletionChunk): void {
+    this.noteChoices(chunk);
+    if (this.delivered++ === 0) this.stats.firstChunkAt = performance.now();
+    const pending = this.sink(chunk);
+    // Sinks usually hand out one promise per full buffer; distinct ones are all awaited.
+    const wait = this.wait;
+    if (pending !== undefined && pending !== wait) this.wait = wait === undefined ? pending : Promise.all([wait, pending]).then(noop);
   }
 
   private noteChoices(chunk: ChatCompletionChunk): void {
@@ -102,6 +254,7 @@ export class StreamReader implements BodySink {
   /** Nothing more is owed to the caller: stop delivering, tell the provider. */
   private complete(): void {
     if (this.done) return;
+    this.release();
     this.done = this.finished = true;
     this.resolveCompleted();
   }
@@ -111,8 +264,8 @@ function noop(): void {}
 
 const DONE = Symbol("done");
 
-function chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk | typeof DONE {
-  const data = event.data;
+/** The full path: JSON.parse and the codec's mapper. */
+function chunkFromEvent(data: string, type: string | undefined, delivered: number): ChatCompletionChunk | typeof DONE {
   if (data === "[DONE]") return DONE;
   let json: unknown;
   try {
@@ -120,7 +273,7 @@ function chunkFromEvent(event: SseEvent, delivered: number): ChatCompletionChunk
   } catch {
     throw badResponse("a stream event is not JSON");
   }
-  if (event.event === "error" || (typeof json === "object" && json !== null && "error" in json)) {
+  if (type === "error" || (typeof json === "object" && json !== null && "error" in json)) {
     throw streamError(json, delivered);
   }
   return chatCompletionChunkFromJson(json);

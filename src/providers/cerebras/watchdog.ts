@@ -12,7 +12,7 @@
  * Once the answer is complete (or nearly: a finish_reason came, the usage chunk may
  * follow), settle() replaces the stall timer: silence is then no failure, only the end.
  */
-import { ProviderError, Reason } from "../../core/errors.js";
+import { ProviderError, Reason, type GatewayError } from "../../core/errors.js";
 
 /** Longest wait, once a stream has finished, for its last chunk or the end of its body. */
 const SETTLE_MS = 1000;
@@ -25,7 +25,7 @@ export class Watchdog {
   constructor(
     private readonly firstTokenMs: number,
     private readonly idleMs: number,
-    private readonly onStall: (error: ProviderError) => void,
+    private readonly onStall: (error: GatewayError) => void,
   ) {
     this.timer = setTimeout(() => this.stall("the first token"), firstTokenMs);
   }
@@ -53,6 +53,13 @@ export class Watchdog {
       this.timer = undefined;
       onQuiet();
     }, Math.min(SETTLE_MS, this.idleMs));
+  }
+
+  /** The attempt failed where no caller is on the stack (stream-reader.ts' merged chunks): end it as a stall would. */
+  fail(error: GatewayError): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.onStall(error);
   }
 
   dispose(): void {
