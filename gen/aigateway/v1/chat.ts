@@ -5567,6 +5567,12 @@ export const ChatServiceService = {
    * StreamChatCompletion streams one ChatCompletionChunk per upstream chunk, as it
    * arrives. The last chunk carries finish_reason, usage and time_info. A failure after
    * the first chunk ends the stream with a status (never silently).
+   *
+   * Exception, off by default: a gateway run with STREAM_MERGE_DELTAS=true may join
+   * consecutive plain text deltas of one choice (content only, or reasoning only; never
+   * role, tool_calls, logprobs, finish_reason or usage) that reached it in one upstream
+   * read into one chunk with the texts concatenated. Text, tool calls, usage and
+   * finish_reason are the same either way; a chunk count is never a token count (usage is).
    */
   streamChatCompletion: {
     path: "/aigateway.v1.ChatService/StreamChatCompletion" as const,
@@ -5587,6 +5593,12 @@ export interface ChatServiceServer extends UntypedServiceImplementation {
    * StreamChatCompletion streams one ChatCompletionChunk per upstream chunk, as it
    * arrives. The last chunk carries finish_reason, usage and time_info. A failure after
    * the first chunk ends the stream with a status (never silently).
+   *
+   * Exception, off by default: a gateway run with STREAM_MERGE_DELTAS=true may join
+   * consecutive plain text deltas of one choice (content only, or reasoning only; never
+   * role, tool_calls, logprobs, finish_reason or usage) that reached it in one upstream
+   * read into one chunk with the texts concatenated. Text, tool calls, usage and
+   * finish_reason are the same either way; a chunk count is never a token count (usage is).
    */
   streamChatCompletion: handleServerStreamingCall<ChatCompletionRequest, ChatCompletionChunk>;
 }
@@ -5612,6 +5624,12 @@ export interface ChatServiceClient extends Client {
    * StreamChatCompletion streams one ChatCompletionChunk per upstream chunk, as it
    * arrives. The last chunk carries finish_reason, usage and time_info. A failure after
    * the first chunk ends the stream with a status (never silently).
+   *
+   * Exception, off by default: a gateway run with STREAM_MERGE_DELTAS=true may join
+   * consecutive plain text deltas of one choice (content only, or reasoning only; never
+   * role, tool_calls, logprobs, finish_reason or usage) that reached it in one upstream
+   * read into one chunk with the texts concatenated. Text, tool calls, usage and
+   * finish_reason are the same either way; a chunk count is never a token count (usage is).
    */
   streamChatCompletion(
     request: ChatCompletionRequest,

@@ -66,6 +66,12 @@ class ChatServiceServicer(object):
         """StreamChatCompletion streams one ChatCompletionChunk per upstream chunk, as it
         arrives. The last chunk carries finish_reason, usage and time_info. A failure after
         the first chunk ends the stream with a status (never silently).
+
+        Exception, off by default: a gateway run with STREAM_MERGE_DELTAS=true may join
+        consecutive plain text deltas of one choice (content only, or reasoning only; never
+        role, tool_calls, logprobs, finish_reason or usage) that reached it in one upstream
+        read into one chunk with the texts concatenated. Text, tool calls, usage and
+        finish_reason are the same either way; a chunk count is never a token count (usage is).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
