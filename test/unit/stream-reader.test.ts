@@ -307,8 +307,8 @@ describe("StreamReader fast path", () => {
     }
   });
 
-  it("an event the mapper refuses (choices null or absent, not JSON) fails the read as it does without the fast path", () => {
-    for (const bad of [ev({ ...head, choices: null }), ev({ ...head }), "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n"]) {
+  it("an event the mapper refuses (choices not an array, not JSON) fails the read as it does without the fast path", () => {
+    for (const bad of [ev({ ...head, choices: "x" }), "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n"]) {
       for (const merge of [false, true]) {
         const seen: ChatCompletionChunk[] = [];
         const watchdog = new Watchdog(60_000, 60_000, () => {});
@@ -324,6 +324,20 @@ describe("StreamReader fast path", () => {
         expect((thrown as Error).message).toMatch(/choices is not an array|not JSON/);
         // What came before the bad event was delivered, in full.
         expect(seen.map((c) => c.choices[0]?.delta?.content).join("")).toBe("ab");
+      }
+    }
+  });
+
+  it("a chunk whose choices is null or absent (a usage-only chunk, as the SDK's types allow) is the mapper's, after the fast path's chunks", () => {
+    for (const odd of [ev({ ...head, choices: null }), ev({ ...head })]) {
+      for (const merge of [false, true]) {
+        const seen: ChatCompletionChunk[] = [];
+        const watchdog = new Watchdog(60_000, 60_000, () => {});
+        watchdogs.push(watchdog);
+        const r = new StreamReader((chunk) => void seen.push(chunk), watchdog, {}, { mergeDeltas: merge });
+        r.data(Buffer.from(content("a") + content("b") + odd));
+        expect(seen.map((c) => c.choices[0]?.delta?.content ?? "").join(""), odd).toBe("ab");
+        expect(seen.at(-1)!.choices, odd).toEqual([]);
       }
     }
   });
