@@ -12,7 +12,10 @@
  * Batches: the operations asked for in one event-loop turn (the reservations of every
  * call that arrived in it, and the turn's settlements) go to Redis together, as one
  * script run (setImmediate: after the turn's I/O callbacks, so a lone call waits for
- * nothing but the turn it is in). Each operation still runs exactly as if alone, in the
+ * nothing but the turn it is in). Settlements (adjust, sync) wait for the next
+ * reservation's batch, or SETTLE_WAIT_MS at most: nobody waits for them (the reply was
+ * sent), and at low concurrency a settlement otherwise costs its own script run and
+ * round trip, which Redis runs just as the next call's reservation arrives. Each operation still runs exactly as if alone, in the
  * order asked, and a reservation still costs its call one round trip; what the batch
  * saves is per command: the client's work (ioredis builds, writes and parses one command
  * instead of dozens), a syscall each way, and Redis' own work per script run and per
@@ -53,6 +56,13 @@ const MAX_BACKOFF_MS = 1000;
  */
 export const MAX_BATCH_NUMBERS = 4000;
 
+/**
+ * How long a settlement may wait for a reservation to ride with, ms: the delay before
+ * other replicas see a refund (or extra use, or an upstream report) grows by this much
+ * at most, and only when no call arrives meanwhile.
+ */
+export const SETTLE_WAIT_MS = 2;
+
 /** The command defineCommand adds (its Buffer variant: the reply is binary): ioredis types it as an unknown member, so it is declared here. */
 interface Scripted {
   aigwApplyBuffer(numKeys: number, ...keysAndArgs: (string | Buffer)[]): Promise<Buffer>;
@@ -86,6 +96,8 @@ export class RedisStore implements LimitStore {
   /** The queue's size in numbers (see size()). */
   private queued = 0;
   private scheduled = false;
+  /** Only settlements are queued: sent when a reservation's batch goes, or when this fires. */
+  private settleTimer: NodeJS.Timeout | undefined;
   private readonly flushNow = (): void => this.flush();
 
   constructor(options: RedisStoreOptions) {
@@ -134,17 +146,17 @@ export class RedisStore implements LimitStore {
   }
 
   reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult> {
-    return new Promise((resolve, reject) => this.enqueue({ kind: RESERVE, ops, now, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: RESERVE, ops, now, resolve, reject }, true));
   }
 
   adjust(ops: readonly BucketOp[], now: number): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => this.enqueue({ kind: ADJUST, ops, now, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: ADJUST, ops, now, resolve, reject }, false));
   }
 
   sync(reports: readonly SyncOp[], now: number): Promise<void> {
     if (reports.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => this.enqueue({ kind: SYNC, ops: reports, now, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: SYNC, ops: reports, now, resolve, reject }, false));
   }
 
   async ping(): Promise<void> {
@@ -153,12 +165,13 @@ export class RedisStore implements LimitStore {
 
   async close(): Promise<void> {
     // What is queued goes first; quit() waits for replies to what was sent; disconnect() if Redis is not there to answer.
-    if (this.queue.length > 0) this.flush();
+    this.flush();
     if (this.redis.status === "ready") await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
 
-  private enqueue(p: Pending): void {
+  /** `urgent`: a call waits for the answer (a reservation), so the batch goes after this turn. */
+  private enqueue(p: Pending, urgent: boolean): void {
     // A non-finite number is a bug upstream of the store: refused alone, before it could spoil a batch.
     if (!finite(p)) {
       p.reject(new RangeError("the limit store was asked for a non-finite amount"));
@@ -166,15 +179,23 @@ export class RedisStore implements LimitStore {
     }
     this.queue.push(p);
     this.queued += size(p);
-    if (!this.scheduled) {
+    if (this.scheduled) return;
+    if (urgent || this.queued > MAX_BATCH_NUMBERS) {
       this.scheduled = true;
       setImmediate(this.flushNow);
+    } else {
+      this.settleTimer ??= setTimeout(this.flushNow, SETTLE_WAIT_MS);
     }
   }
 
   /** Sends what the turn queued: one command per MAX_BATCH_NUMBERS, in order. */
   private flush(): void {
     this.scheduled = false;
+    if (this.settleTimer !== undefined) {
+      clearTimeout(this.settleTimer);
+      this.settleTimer = undefined;
+    }
+    if (this.queue.length === 0) return;
     const queue = this.queue;
     const queued = this.queued;
     this.queue = [];

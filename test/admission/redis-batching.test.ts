@@ -16,7 +16,7 @@ import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "../../src/admi
 import { CallerLimitTable } from "../../src/admission/limits.js";
 import { MemoryStore } from "../../src/admission/memory-store.js";
 import { QuotaAdmission } from "../../src/admission/quota-admission.js";
-import { MAX_BATCH_NUMBERS, RedisStore } from "../../src/admission/redis-store.js";
+import { MAX_BATCH_NUMBERS, RedisStore, SETTLE_WAIT_MS } from "../../src/admission/redis-store.js";
 import { CallScope } from "../../src/core/call-scope.js";
 import { Code, GatewayError, Reason } from "../../src/core/errors.js";
 import { createLogger } from "../../src/log.js";
@@ -129,6 +129,36 @@ describe("the Redis store's batches", () => {
       expect(refusedFirst).toMatchObject({ ok: false, levels: [0] });
       // The org bucket was empty: the second reservation is refused by it, not by the refunded caller bucket.
       expect(admitted).toMatchObject({ ok: false, index: 1, levels: [50, 0] });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("let a settlement ride with the next reservation (one script run for both, the refund there for it), or send it alone after SETTLE_WAIT_MS", async () => {
+    const store = await redisStore();
+    try {
+      const b = bucket("c:k:tokens_per_minute", 100);
+      await store.reserve([{ bucket: b, amount: 100 }], T0);
+      // A refund, then in a later turn a reservation that needs it: both go in one script run, in that order.
+      let before = await scriptRuns();
+      const refund = store.adjust([{ bucket: b, amount: 60 }], T0);
+      await turn();
+      const admitted = await store.reserve([{ bucket: b, amount: 50 }], T0);
+      await refund;
+      expect(await scriptRuns()).toBe(before + 1);
+      expect(admitted).toMatchObject({ ok: true, levels: [10] });
+      // A settlement with no reservation after it still reaches Redis, on its own (bounded wait: the timer).
+      before = await scriptRuns();
+      const started = performance.now();
+      await store.adjust([{ bucket: b, amount: 30 }], T0);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(SETTLE_WAIT_MS - 1);
+      expect(await scriptRuns()).toBe(before + 1);
+      expect(await store.reserve([{ bucket: b, amount: 40 }], T0)).toMatchObject({ ok: true, levels: [0] });
+      // close() sends what is still queued rather than drop it.
+      const last = store.adjust([{ bucket: b, amount: 25 }], T0);
+      await store.close();
+      await last;
+      expect(Number(await admin.hget(`{b${serial}}:c:k`, "tokens_per_minute:l"))).toBe(25);
     } finally {
       await store.close();
     }
