@@ -35,7 +35,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { ChatCompletionRequest, Role } from "../gen/aigateway/v1/chat.js";
+import type { BucketSpec } from "../src/admission/bucket.js";
 import { estimatePromptTokens } from "../src/admission/estimator.js";
+import { WINDOW_MS, type Window } from "../src/admission/limits.js";
+import { RedisStore } from "../src/admission/redis-store.js";
 import { formatProfile, summariseProfile } from "./lib/cpuprofile.js";
 import { runH2load, type H2loadResult } from "./lib/h2load.js";
 import { startRedis } from "./lib/redis.js";
@@ -257,11 +260,71 @@ async function profiles(gateways: readonly Gw[], peers: readonly Proc[], s: Sett
   return out;
 }
 
+/** What one Redis round trip costs, measured on the gateway's CPU with the gateways idle (see floorChild). */
+interface Floor {
+  /** p50 of a PING through ioredis, ms: loopback, the syscalls, redis-server's loop. */
+  readonly pingMs: number;
+  /** p50 of a lone reservation of the bench's four caller buckets through the gateway's RedisStore, ms: the round trip plus the script. */
+  readonly reserveMs: number;
+}
+
+const FLOOR_CALLS = 3000;
+
+/**
+ * `--floor-child URL`: run pinned where the gateway runs, one call at a time (as at c=1):
+ * FLOOR_CALLS PINGs, then FLOOR_CALLS reservations through the gateway's own RedisStore
+ * (the four caller buckets of LIMITS, a prefix of its own), each followed by its settlement
+ * like a call's; prints the p50s as one JSON line.
+ */
+async function floorChild(url: string): Promise<void> {
+  const ping = new Redis(url, { maxRetriesPerRequest: 1 });
+  const store = new RedisStore({ url, prefix: "bench-floor", commandTimeoutMs: 1000 });
+  try {
+    if (!(await store.ready(5000))) throw new Error("floor: redis did not connect");
+    const pingTimes: number[] = [];
+    for (let i = 0; i < FLOOR_CALLS + 200; i++) {
+      const t = performance.now();
+      await ping.ping();
+      if (i >= 200) pingTimes.push(performance.now() - t);
+    }
+    const windows: Record<keyof typeof LIMITS, Window> = { requests_per_minute: "minute", requests_per_day: "day", tokens_per_minute: "minute", tokens_per_day: "day" };
+    const specs: BucketSpec[] = Object.entries(LIMITS).map(([name, limit]) => ({ id: `c:bench:${name}`, capacity: limit, ratePerMs: limit / WINDOW_MS[windows[name as keyof typeof LIMITS]], shared: false }));
+    const ops = specs.map((bucket) => ({ bucket, amount: bucket.id.includes("tokens") ? 100 : 1 }));
+    const refund = specs.filter((b) => b.id.includes("tokens")).map((bucket) => ({ bucket, amount: 90 }));
+    const reserveTimes: number[] = [];
+    for (let i = 0; i < FLOOR_CALLS + 200; i++) {
+      const t = performance.now();
+      const r = await store.reserve(ops, Date.now());
+      const dt = performance.now() - t;
+      if (!r.ok) throw new Error("floor: a reservation was refused");
+      if (i >= 200) reserveTimes.push(dt);
+      void store.adjust(refund, Date.now());
+    }
+    const p50 = (xs: number[]): number => median(xs);
+    process.stdout.write(`${JSON.stringify({ pingMs: p50(pingTimes), reserveMs: p50(reserveTimes) } satisfies Floor)}\n`);
+  } finally {
+    ping.disconnect();
+    await store.close();
+  }
+}
+
+async function measureFloor(url: string, cpus: string | undefined): Promise<Floor> {
+  const busy = await waitQuiet(10_000);
+  if (busy >= 15) log(`the machine was busy (${busy.toFixed(0)}% of a core) before the Redis floor`);
+  const proc = start("redis-floor", process.execPath, [fileURLToPath(import.meta.url), "--floor-child", url], { cpus, env: env() });
+  try {
+    return JSON.parse(await proc.waitForLine((l) => l.startsWith("{"), 60_000)) as Floor;
+  } finally {
+    await proc.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" } },
+    options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
     strict: true,
   });
+  if (values["floor-child"] !== undefined) return floorChild(values["floor-child"]);
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   if (values["baseline-redis"] === true && baseline === undefined) throw new Error("--baseline-redis needs --baseline DIR");
   const variants: Variant[] = ["off", "redis", "memory", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
@@ -286,6 +349,7 @@ async function main(): Promise<void> {
   const peers = [fake.proc, redis.proc];
   const results = new Map<string, (H2loadResult & { errors: number })[]>();
   const perCall = new Map<string, string>();
+  const floors: Floor[] = [];
   const add = (key: string, r: H2loadResult & { errors: number }): void => void results.set(key, [...(results.get(key) ?? []), r]);
   let profileText: string[] = [];
   try {
@@ -301,6 +365,8 @@ async function main(): Promise<void> {
         }
       }
       for (let round = 0; round < s.rounds; round++) {
+        log(`round ${round + 1}/${s.rounds}: the Redis floor`);
+        floors.push(await measureFloor(redis.url, pin.gateway));
         const order = round % 2 === 0 ? gateways : [...gateways].reverse();
         for (const c of [1, 64]) {
           for (const gw of order) {
@@ -349,6 +415,12 @@ async function main(): Promise<void> {
     "",
     `Targets (redis vs off): p50 +${fmt(p50("redis") - p50("off"), 3)} ms (≤ +0.15: ${p50("redis") - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps("redis") / rps("off")) * 100, 1)}% (≥ 90%: ${rps("redis") / rps("off") >= 0.9 ? "met" : "MISSED"}).`,
     "",
+    ...(floors.length === 0
+      ? []
+      : [
+          `The Redis floor, one call at a time from a process on the gateway's CPU with the gateways idle (${FLOOR_CALLS} each, medians of the rounds' p50s): PING ${fmt(median(floors.map((f) => f.pingMs)), 3)} ms; a lone reservation of the four caller buckets through the gateway's RedisStore ${fmt(median(floors.map((f) => f.reserveMs)), 3)} ms. Redis' p50 over memory's at c=1: +${fmt(p50("redis") - p50("memory"), 3)} ms.`,
+          "",
+        ]),
     "Redis per call (INFO commandstats and total_reads_processed over a counted run: 2,000 calls at c=1, 10,000 at c=64):",
     "",
     ...[...perCall].map(([k, v]) => `- ${k.replace(":", ", c=")}: ${v}`),
