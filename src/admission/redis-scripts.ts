@@ -18,7 +18,8 @@
  *   s  running total of reservations (sync)
  *
  * A hash expires (PEXPIRE, only ever extended) once its written buckets would all be
- * full again, so Redis never fills with dead windows: a missing bucket is a full one.
+ * full again, plus up to EXPIRY_MARGIN_MS (it is extended only when it would expire
+ * before that), so Redis never fills with dead windows: a missing bucket is a full one.
  *
  * Numbers cross as binary: ARGV[1] is float64s, little-endian (struct.unpack, in C), and
  * so is the reply (struct.pack). On this project's VM Lua's tonumber of a 17-digit
@@ -209,7 +210,9 @@ for i = 1, nStates do
 end
 for k, list in pairs(args) do
   redis.call('HSET', KEYS[k], unpack(list))
-  if redis.call('PTTL', KEYS[k]) < ttl[k] then redis.call('PEXPIRE', KEYS[k], ttl[k]) end
+  -- Extended (to full + margin) only once the expiry would come before full: a busy hash
+  -- pays one PEXPIRE per margin, not one per batch.
+  if redis.call('PTTL', KEYS[k]) < ttl[k] - ${EXPIRY_MARGIN_MS} then redis.call('PEXPIRE', KEYS[k], ttl[k]) end
 end
 if #out == 0 then return '' end
 return struct.pack('<' .. string.rep('d', #out), unpack(out))
