@@ -86,6 +86,30 @@ describe("SseDecoder", () => {
     }).toThrow(SseLineTooLongError);
   });
 
+  it("joins multi-line data and long lines the same however they are split, CR and CRLF included", () => {
+    const text = "event: e\r\ndata: one\rdata: two\r\ndata:\ndata: four\n\n" + `data: ${"z".repeat(300)}\r\n\r\n`;
+    const expected = [
+      { event: "e", data: "one\ntwo\n\nfour" },
+      { event: undefined, data: "z".repeat(300) },
+    ];
+    for (const parts of splits(bytes(text))) expect(decodeAll(parts)).toEqual(expected);
+    for (const size of [2, 3, 5, 7, 64]) {
+      const buf = bytes(text);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < buf.length; i += size) parts.push(buf.subarray(i, i + size));
+      expect(decodeAll(parts), `reads of ${size} bytes`).toEqual(expected);
+    }
+  });
+
+  it("refuses a line over its bound when it arrives in many reads, and one of many data lines", () => {
+    const d = new SseDecoder(64);
+    expect(() => {
+      for (let i = 0; i < 10; i++) d.push(bytes("x".repeat(10)));
+    }).toThrow(SseLineTooLongError);
+    const e = new SseDecoder(64);
+    expect(() => e.push(bytes(`data: ${"a".repeat(30)}\ndata: ${"b".repeat(30)}\ndata: c\n`))).toThrow(SseLineTooLongError);
+  });
+
   it("returns events from many in one read in order", () => {
     const many = Array.from({ length: 200 }, (_, i) => `data: ${i}\n\n`).join("");
     expect(decodeAll([bytes(many)]).map((e) => Number(e.data))).toEqual(Array.from({ length: 200 }, (_, i) => i));

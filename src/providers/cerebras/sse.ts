@@ -36,14 +36,23 @@ export class SseLineTooLongError extends Error {
 }
 
 export class SseDecoder {
-  /** Bytes of a line not yet terminated. */
-  private pending: Buffer | undefined;
+  /**
+   * Bytes of a line not yet terminated, one copy per read it spans: joined once, when the
+   * line ends, so a long line costs its length in copies, not its length times its reads.
+   */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   /** The previous read ended with CR: a LF starting the next read belongs to it. */
   private afterCR = false;
   /** The event's data so far: data[dataStart, dataEnd), or undefined before its first data line. */
   private data: Buffer | undefined;
   private dataStart = 0;
   private dataEnd = 0;
+  /**
+   * The event's data once it has a second data line: a copy that grows by doubling, so an
+   * event of many lines costs its length in copies, not its length times its lines.
+   */
+  private joined: Buffer | undefined;
   private eventType: string | undefined;
   private eventBytes = 0;
   /** A field line (not a comment) was read, or part of one is pending, since takeProgress(). */
@@ -61,19 +70,28 @@ export class SseDecoder {
 
   /** Feeds the next bytes; `onEvent` is told about each event they complete, in order. */
   feed(chunk: Uint8Array, onEvent: SseEventHandler): void {
-    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
     if (this.afterCR) {
       this.afterCR = false;
       if (buf.length > 0 && buf[0] === LF) start = 1;
     }
-    if (this.pending !== undefined) {
-      buf = Buffer.concat([this.pending, buf.subarray(start)]);
-      start = 0;
-      this.pending = undefined;
+    const len = buf.length;
+    if (this.pendingBytes > 0) {
+      // Only the new bytes can end the pending line: never rescan what was held.
+      const end = lineEnd(buf, start);
+      if (end === -1) {
+        this.hold(buf, start);
+        return;
+      }
+      this.pending.push(buf.subarray(start, end));
+      const line = Buffer.concat(this.pending);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.line(line, 0, line.length, onEvent);
+      start = this.pastLineEnd(buf, end);
     }
 
-    const len = buf.length;
     let nextLF = buf.indexOf(LF, start);
     let nextCR = buf.indexOf(CR, start);
     while (start < len) {
@@ -82,23 +100,10 @@ export class SseDecoder {
       const end = nextCR === -1 ? nextLF : nextLF === -1 ? nextCR : Math.min(nextLF, nextCR);
       if (end === -1) break;
       this.line(buf, start, end, onEvent);
-      if (buf[end] === CR) {
-        if (end + 1 < len) start = buf[end + 1] === LF ? end + 2 : end + 1;
-        else {
-          this.afterCR = true;
-          start = end + 1;
-        }
-      } else {
-        start = end + 1;
-      }
+      start = this.pastLineEnd(buf, end);
     }
 
-    if (start < len) {
-      if (len - start > this.maxEventBytes) throw new SseLineTooLongError(this.maxEventBytes);
-      if (buf[start] !== COLON) this.progressed = true; // part of a field line, not of a comment
-      // Copy: keeping a view would pin the whole socket read in memory.
-      this.pending = Buffer.from(buf.subarray(start));
-    }
+    if (start < len) this.hold(buf, start);
     // An event whose blank line is still to come keeps its data, copied for the same reason.
     if (this.data === buf) {
       this.data = Buffer.from(buf.subarray(this.dataStart, this.dataEnd));
@@ -130,12 +135,51 @@ export class SseDecoder {
 
   /** The stream ended: as end(), through `onEvent`. */
   finish(onEvent: SseEventHandler): void {
-    if (this.pending !== undefined) {
-      const p = this.pending;
-      this.pending = undefined;
+    if (this.pendingBytes > 0) {
+      const p = Buffer.concat(this.pending);
+      this.pending = [];
+      this.pendingBytes = 0;
       this.line(p, 0, p.length, onEvent);
     }
     this.dispatch(onEvent);
+  }
+
+  /** Appends LF and buf[start, end) to the event's data, in `joined` (grown by doubling). */
+  private appendData(buf: Buffer, start: number, end: number): void {
+    const have = this.dataEnd - this.dataStart;
+    const need = have + 1 + (end - start);
+    let joined = this.joined;
+    if (joined === undefined || this.data !== joined || need > joined.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * have, 256));
+      this.data!.copy(grown, 0, this.dataStart, this.dataEnd);
+      joined = this.joined = grown;
+    } else if (this.dataStart !== 0) {
+      joined.copyWithin(0, this.dataStart, this.dataEnd);
+    }
+    joined[have] = LF;
+    buf.copy(joined, have + 1, start, end);
+    this.data = joined;
+    this.dataStart = 0;
+    this.dataEnd = need;
+  }
+
+  /** Keeps buf[start..] as part of the unterminated line, within the bound. */
+  private hold(buf: Buffer, start: number): void {
+    const bytes = buf.length - start;
+    if (this.pendingBytes + bytes > this.maxEventBytes) throw new SseLineTooLongError(this.maxEventBytes);
+    const first = this.pendingBytes > 0 ? this.pending[0]![0] : buf[start];
+    if (first !== COLON) this.progressed = true; // part of a field line, not of a comment
+    // Copy: keeping a view would pin the whole socket read in memory.
+    this.pending.push(Buffer.from(buf.subarray(start)));
+    this.pendingBytes += bytes;
+  }
+
+  /** Where the next line starts after the line end at buf[end] (a CRLF split between reads included). */
+  private pastLineEnd(buf: Buffer, end: number): number {
+    if (buf[end] !== CR) return end + 1;
+    if (end + 1 < buf.length) return buf[end + 1] === LF ? end + 2 : end + 1;
+    this.afterCR = true;
+    return end + 1;
   }
 
   private line(buf: Buffer, start: number, end: number, onEvent: SseEventHandler): void {
@@ -161,11 +205,8 @@ export class SseDecoder {
         this.dataStart = valueStart;
         this.dataEnd = end;
       } else {
-        // A second data line: joined with LF (rare; copies).
-        const joined = Buffer.concat([this.data.subarray(this.dataStart, this.dataEnd), NEWLINE, buf.subarray(valueStart, end)]);
-        this.data = joined;
-        this.dataStart = 0;
-        this.dataEnd = joined.length;
+        // A later data line (rare): appended with its LF to the growing copy.
+        this.appendData(buf, valueStart, end);
       }
     } else if (nameLength === 5 && buf.toString("latin1", start, colon) === "event") {
       this.eventType = valueStart < end ? buf.toString("utf8", valueStart, end) : "";
@@ -179,8 +220,15 @@ export class SseDecoder {
     this.data = undefined;
     this.eventType = undefined;
     this.eventBytes = 0;
-    if (data !== undefined) onEvent(data, this.dataStart, this.dataEnd, type);
+    if (data === undefined) return;
+    this.joined = undefined;
+    onEvent(data, this.dataStart, this.dataEnd, type);
   }
 }
 
-const NEWLINE = Buffer.from("\n");
+/** The first line end (LF or CR) at or after start, or -1. */
+function lineEnd(buf: Buffer, start: number): number {
+  const lf = buf.indexOf(LF, start);
+  const cr = buf.indexOf(CR, start);
+  return cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr);
+}
