@@ -44,8 +44,8 @@ export interface Settings {
 export function settings(quick: boolean, rounds: number | undefined, capacityRate = 2000): Settings {
   const common = {
     capacityRate,
-    capacityStart: 10,
-    capacityStep: 10,
+    capacityStart: 2,
+    capacityStep: 4,
     capacityMax: 400,
     capacityStreamsPerConnection: 16,
     unaryConcurrency: [1, 16, 64],
@@ -58,7 +58,7 @@ export function settings(quick: boolean, rounds: number | undefined, capacityRat
   };
   return quick
     ? { ...common, quick, rounds: rounds ?? 1, gatewayWarmS: 1, unaryWarmS: 1, unaryS: 1, streamWarmMs: 300, streamMs: 1000, relayWarmMs: 300, relayMs: 1000, holdStreams: 200, holdDelayMs: 100, holdTokens: 10, settleS: [2], quietWaitMs: 3000, capacitySteps: 8, capacityWarmMs: 300, capacityMeasureMs: 700 }
-    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10, 30], quietWaitMs: 60_000, capacitySteps: 24, capacityWarmMs: 500, capacityMeasureMs: 2000 };
+    : { ...common, quick, rounds: rounds ?? 2, gatewayWarmS: 3, unaryWarmS: 2, unaryS: 5, streamWarmMs: 1000, streamMs: 5000, relayWarmMs: 1000, relayMs: 5000, holdStreams: 1000, holdDelayMs: 200, holdTokens: 30, settleS: [2, 10, 30], quietWaitMs: 60_000, capacitySteps: 30, capacityWarmMs: 500, capacityMeasureMs: 2000 };
 }
 
 /** Which CPU each process gets. */
