@@ -5,9 +5,8 @@
  * time, so timing says nothing about which key, or how much of one, matched.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { readConfigFile } from "../config-file.js";
 import { CallerLimitsSchema, type CallerLimitsInput } from "../admission/limits.js";
 import { Code, GatewayError, Reason } from "../core/errors.js";
 
@@ -138,18 +137,9 @@ export interface KeysFromFile {
  * or the bare list. Make an entry with: printf %s "$KEY" | sha256sum
  */
 export function keysFromFile(path: string): KeysFromFile {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    return { entries: [], problems: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`] };
-  }
-  let data: unknown;
-  try {
-    data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch {
-    return { entries: [], problems: [`${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}`] };
-  }
+  const file = readConfigFile(path);
+  if (file.problem !== undefined) return { entries: [], problems: [file.problem] };
+  const data = file.data;
   const parsed = parseKeysFile(data);
   if (!parsed.success) return { entries: [], problems: parsed.error.issues.map((i) => `${path}: ${i.path.join(".") || "(root)"}: ${i.message}`) };
   const list = Array.isArray(parsed.data) ? parsed.data : (parsed.data.keys ?? []);

@@ -15,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { readConfigFile } from "../config-file.js";
 import { z } from "zod";
 import { KEY_NAME, MIN_KEY_LENGTH, parseItem } from "../auth/key-ring.js";
 
@@ -133,19 +133,9 @@ const KeysObject = z.object({ keys: z.array(z.unknown(), { error: "must be a lis
  * or the bare list. `.json` is JSON, anything else YAML.
  */
 export function keysFromFile(path: string, defaultBaseUrl: string, env: Readonly<Record<string, string | undefined>>): ParsedKeys {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    return { keys: [], problems: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`] };
-  }
-  let data: unknown;
-  try {
-    data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch {
-    // The parser's message may quote the file, and the file may hold keys: say only where.
-    return { keys: [], problems: [`${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}`] };
-  }
+  const file = readConfigFile(path);
+  if (file.problem !== undefined) return { keys: [], problems: [file.problem] };
+  const data = file.data;
   let entries: readonly unknown[];
   let prefix = "";
   if (Array.isArray(data)) {
