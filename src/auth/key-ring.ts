@@ -81,7 +81,17 @@ export const KEY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
  *   padding; name it to use any other).
  */
 export function keysFromList(value: string): { entries: KeyEntry[]; problems: string[] } {
-  const entries: KeyEntry[] = [];
+  const { items, problems } = parseKeyList(value);
+  return { entries: items.map((k) => ({ name: k.name, sha256: sha256(k.key) })), problems };
+}
+
+/**
+ * The items of a comma-separated key list by the rule above (also CEREBRAS_API_KEYS', in
+ * src/upstreams/config.ts), each named (`key-N` when bare), or a problem naming its entry,
+ * in the list's order. `check` may refuse a key for a reason of its caller's.
+ */
+export function parseKeyList(value: string, check?: (key: string) => string | undefined): { items: { name: string; key: string }[]; problems: string[] } {
+  const items: { name: string; key: string }[] = [];
   const problems: string[] = [];
   value
     .split(",")
@@ -97,10 +107,12 @@ export function keysFromList(value: string): { entries: KeyEntry[]; problems: st
       } else if (parsed.key.length < MIN_KEY_LENGTH) {
         problems.push(`${entry}: keys must be at least ${MIN_KEY_LENGTH} characters`);
       } else {
-        entries.push({ name: parsed.name ?? `key-${i + 1}`, sha256: sha256(parsed.key) });
+        const refused = check?.(parsed.key);
+        if (refused !== undefined) problems.push(`${entry}: ${refused}`);
+        else items.push({ name: parsed.name ?? `key-${i + 1}`, key: parsed.key });
       }
     });
-  return { entries, problems };
+  return { items, problems };
 }
 
 /** One item by the rule above; undefined when it is ambiguous. (Also the rule of CEREBRAS_API_KEYS, src/upstreams/config.ts.) */

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readConfigFile } from "../config-file.js";
 import { z } from "zod";
-import { KEY_NAME, MIN_KEY_LENGTH, parseItem } from "../auth/key-ring.js";
+import { KEY_NAME, parseKeyList } from "../auth/key-ring.js";
 
 /** One upstream key as the pool uses it. */
 export interface UpstreamKey {
@@ -85,26 +85,8 @@ export function upstreamKeysFrom(sources: KeySources, env: Readonly<Record<strin
 
 /** CEREBRAS_API_KEYS: the GATEWAY_API_KEYS rule (name=key, or a bare key named key-N). */
 function keysFromList(value: string): { keys: { name: string; apiKey: string }[]; problems: string[] } {
-  const keys: { name: string; apiKey: string }[] = [];
-  const problems: string[] = [];
-  value
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .forEach((item, i) => {
-      const entry = `entry ${i + 1}`;
-      const parsed = parseItem(item);
-      if (parsed === undefined) {
-        problems.push(`${entry}: cannot tell a name=key pair from a bare key containing "=" (write name=key with a name of letters, digits, _ . - and a key of at least ${MIN_KEY_LENGTH} characters)`);
-      } else if (parsed.key.length < MIN_KEY_LENGTH) {
-        problems.push(`${entry}: keys must be at least ${MIN_KEY_LENGTH} characters`);
-      } else if (!KEY_CHARS.test(parsed.key)) {
-        problems.push(`${entry}: the key contains spaces or control characters`);
-      } else {
-        keys.push({ name: parsed.name ?? `key-${i + 1}`, apiKey: parsed.key });
-      }
-    });
-  return { keys, problems };
+  const { items, problems } = parseKeyList(value, (key) => (KEY_CHARS.test(key) ? undefined : "the key contains spaces or control characters"));
+  return { keys: items.map((k) => ({ name: k.name, apiKey: k.key })), problems };
 }
 
 const FileKey = z
