@@ -6,13 +6,11 @@
  * settlement the gateways issued has reached their store.
  */
 import { createHash } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { ChatServiceClient, type ChatCompletion, type ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { CallerLimitsInput } from "../../src/admission/limits.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/fake-upstream/server.js";
+import { tempFile } from "../helpers/config.js";
 import { listening, spawnGateway, type GatewayProcess } from "../helpers/gateway-process.js";
 import { startHarness, UPSTREAM_KEY, type Harness } from "../helpers/harness.js";
 import { raw } from "../helpers/http.js";
@@ -41,11 +39,8 @@ export interface TestKey {
 }
 
 export async function keysFile(keys: readonly TestKey[]): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aigw-quota-"));
-  const path = join(dir, "keys.json");
   const entries = keys.map((k) => ({ name: k.name, sha256: createHash("sha256").update(k.key).digest("hex"), ...(k.limits ? { limits: k.limits } : {}) }));
-  await writeFile(path, JSON.stringify({ keys: entries }));
-  return path;
+  return tempFile("keys.json", JSON.stringify({ keys: entries }));
 }
 
 export interface FleetOptions {

@@ -3,36 +3,17 @@
  * defaults for every caller, a key's own values over them (`null`: unlimited for that
  * key), and a malformed limit refused with one line per problem (exit 2 at start-up).
  */
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
+import { configError, tempFile } from "../helpers/config.js";
 import { spawnGateway } from "../helpers/gateway-process.js";
 
 const DIGEST_A = "a".repeat(64);
 const DIGEST_B = "b".repeat(64);
 
-async function keysFile(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aigw-limits-"));
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
-
-function configError(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
-
 describe("caller limits in the keys file", () => {
   it("gives every key the defaults, with its own values over them and null removing one", async () => {
-    const path = await keysFile(
+    const path = await tempFile(
       "keys.yaml",
       `defaults:
   limits:
@@ -59,7 +40,7 @@ keys:
   });
 
   it("reads JSON too, and a file with only defaults (the keys come from GATEWAY_API_KEYS, or auth is off)", async () => {
-    const path = await keysFile("keys.json", JSON.stringify({ defaults: { limits: { tokens_per_minute: 5000 } } }));
+    const path = await tempFile("keys.json", JSON.stringify({ defaults: { limits: { tokens_per_minute: 5000 } } }));
     const withList = loadConfig({ GATEWAY_KEYS_FILE: path, GATEWAY_API_KEYS: "svc=0123456789abcdef0123" });
     expect(withList.keys?.size).toBe(1);
     expect(withList.quotas.callers.limitsFor("svc").map((l) => [l.name, l.limit])).toEqual([["tokens_per_minute", 5000]]);
@@ -69,13 +50,13 @@ keys:
   });
 
   it("is empty (admission is a no-op) when no limit is set anywhere", async () => {
-    const path = await keysFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n`);
+    const path = await tempFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n`);
     expect(loadConfig({ GATEWAY_KEYS_FILE: path }).quotas.callers.empty).toBe(true);
     expect(loadConfig({}).quotas.callers.empty).toBe(true);
   });
 
   it("refuses malformed limits with one line per problem, naming the file and the field", async () => {
-    const path = await keysFile(
+    const path = await tempFile(
       "keys.yaml",
       `defaults:
   limits:
@@ -102,12 +83,12 @@ keys:
   });
 
   it("refuses a key name used twice (limits and metrics are per name)", async () => {
-    const path = await keysFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n  - name: a\n    sha256: ${DIGEST_B}\n`);
+    const path = await tempFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n  - name: a\n    sha256: ${DIGEST_B}\n`);
     expect(configError({ GATEWAY_KEYS_FILE: path })).toContain('the key name "a" is used twice');
   });
 
   it("makes the gateway process exit 2 with the configuration message", async () => {
-    const path = await keysFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n    limits: { tokens_per_minute: 0 }\n`);
+    const path = await tempFile("keys.yaml", `keys:\n  - name: a\n    sha256: ${DIGEST_A}\n    limits: { tokens_per_minute: 0 }\n`);
     const p = spawnGateway({ GRPC_PORT: "0", GATEWAY_KEYS_FILE: path });
     expect(await p.exited).toBe(2);
     expect(p.stderr()).toContain("keys.0.limits.tokens_per_minute: must be a positive integer");

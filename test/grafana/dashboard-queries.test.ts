@@ -7,13 +7,12 @@
  * _bucket/_sum/_count samples).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { parser } from "@prometheus-io/lezer-promql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
+import { tempFile } from "../helpers/config.js";
 import { collect, create, rejection, startHarness, userRequest, type Harness } from "../helpers/harness.js";
 import { scrape, type Exposition } from "../helpers/prometheus.js";
 
@@ -130,9 +129,8 @@ describe("the Grafana dashboard", () => {
   beforeAll(async () => {
     // Every caller gets a token limit and team-b one request a minute, so the quota panels
     // have admissions, settlements and a refusal to show.
-    const keysFile = join(mkdtempSync(join(tmpdir(), "grafana-keys-")), "keys.json");
     const teamB = { name: "team-b", sha256: createHash("sha256").update("grafana-test-key-b").digest("hex"), limits: { requests_per_minute: 1 } };
-    writeFileSync(keysFile, JSON.stringify({ defaults: { limits: { tokens_per_minute: 10_000_000 } }, keys: [teamB] }));
+    const keysFile = await tempFile("keys.json", JSON.stringify({ defaults: { limits: { tokens_per_minute: 10_000_000 } }, keys: [teamB] }));
     h = await startHarness({
       env: {
         HTTP_PORT: "0",

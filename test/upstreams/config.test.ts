@@ -4,33 +4,14 @@
  * from a variable or from a file), MODEL_FALLBACKS; and every malformed form refused
  * with a line naming the variable and the entry, never the key.
  */
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
+import { configError, tempFile } from "../helpers/config.js";
 import { spawnGateway } from "../helpers/gateway-process.js";
 
 const KEY_A = "csk-aaaaaaaaaaaaaaaaaaaaaaaa";
 const KEY_B = "csk-bbbbbbbbbbbbbbbbbbbbbbbb";
 const KEY_C = "csk-cccccccccccccccccccccccc";
-
-async function file(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aigw-upstreams-"));
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
-
-function problems(env: Record<string, string>): string {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("upstream keys", () => {
   it("a single CEREBRAS_API_KEY is one key named default on CEREBRAS_BASE_URL, as before", () => {
@@ -53,8 +34,8 @@ describe("upstream keys", () => {
   });
 
   it("CEREBRAS_KEYS_FILE (YAML): inline, from a variable and from a mounted file; base URL, weight and models", async () => {
-    const secret = await file("dedicated", `${KEY_C}\n`);
-    const path = await file(
+    const secret = await tempFile("dedicated", `${KEY_C}\n`);
+    const path = await tempFile(
       "keys.yaml",
       [
         "keys:",
@@ -78,12 +59,12 @@ describe("upstream keys", () => {
   });
 
   it("CEREBRAS_KEYS_FILE (JSON), the bare-list form", async () => {
-    const path = await file("keys.json", JSON.stringify([{ name: "a", api_key: KEY_A }]));
+    const path = await tempFile("keys.json", JSON.stringify([{ name: "a", api_key: KEY_A }]));
     expect(loadConfig({ CEREBRAS_KEYS_FILE: path }).upstreams.keys.map((k) => k.name)).toEqual(["a"]);
   });
 
   it("refuses malformed keys with one line each, naming the entry and never the key", async () => {
-    const path = await file(
+    const path = await tempFile(
       "keys.yaml",
       [
         "keys:",
@@ -104,7 +85,7 @@ describe("upstream keys", () => {
         "    modles: [x]",
       ].join("\n"),
     );
-    const message = problems({ CEREBRAS_KEYS_FILE: path, AIGW_TEST_KEY_B: KEY_B, CEREBRAS_API_KEYS: `short=abc,${KEY_A}=x==y` });
+    const message = configError({ CEREBRAS_KEYS_FILE: path, AIGW_TEST_KEY_B: KEY_B, CEREBRAS_API_KEYS: `short=abc,${KEY_A}=x==y` });
     for (const expected of [
       "keys.0.name: must be a letter",
       "keys.1: needs exactly one of api_key, api_key_env, api_key_file",
@@ -121,15 +102,15 @@ describe("upstream keys", () => {
   });
 
   it("refuses a name or a key used twice, and an upstream key that is also a caller key", () => {
-    expect(problems({ CEREBRAS_API_KEYS: `a=${KEY_A},a=${KEY_B}` })).toContain('"a" is used twice');
-    expect(problems({ CEREBRAS_API_KEYS: `a=${KEY_A},b=${KEY_A}` })).toContain('upstream keys "a" and "b" are the same key');
-    const m = problems({ CEREBRAS_API_KEYS: `a=${KEY_A}`, GATEWAY_API_KEYS: `caller=${KEY_A}` });
+    expect(configError({ CEREBRAS_API_KEYS: `a=${KEY_A},a=${KEY_B}` })).toContain('"a" is used twice');
+    expect(configError({ CEREBRAS_API_KEYS: `a=${KEY_A},b=${KEY_A}` })).toContain('upstream keys "a" and "b" are the same key');
+    const m = configError({ CEREBRAS_API_KEYS: `a=${KEY_A}`, GATEWAY_API_KEYS: `caller=${KEY_A}` });
     expect(m).toContain('must not contain the upstream key "a"');
     expect(m).not.toContain(KEY_A);
   });
 
   it("production needs a key from any of the three sources", async () => {
-    expect(problems({ NODE_ENV: "production", GATEWAY_AUTH: "none" })).toMatch(/CEREBRAS_API_KEY: is required when NODE_ENV=production \(or CEREBRAS_API_KEYS/);
+    expect(configError({ NODE_ENV: "production", GATEWAY_AUTH: "none" })).toMatch(/CEREBRAS_API_KEY: is required when NODE_ENV=production \(or CEREBRAS_API_KEYS/);
     expect(loadConfig({ NODE_ENV: "production", GATEWAY_AUTH: "none", CEREBRAS_API_KEYS: `a=${KEY_A}` }).production).toBe(true);
   });
 
@@ -164,16 +145,16 @@ describe("MODEL_FALLBACKS", () => {
   });
 
   it("refuses a model falling back to itself, two chains for one model, and broken forms", () => {
-    expect(problems({ MODEL_FALLBACKS: "a>b>a" })).toContain("MODEL_FALLBACKS: chain 1: a model appears twice in the chain");
-    expect(problems({ MODEL_FALLBACKS: "a>b,a>c" })).toContain("MODEL_FALLBACKS: chain 2: a has two fallback chains");
-    expect(problems({ MODEL_FALLBACKS: "a>" })).toContain("MODEL_FALLBACKS: chain 1: must be model>fallback");
-    expect(problems({ MODEL_FALLBACKS: "{not json" })).toContain("MODEL_FALLBACKS: must be chains");
-    expect(problems({ MODEL_FALLBACKS: JSON.stringify({ a: [] }) })).toContain("MODEL_FALLBACKS: a:");
+    expect(configError({ MODEL_FALLBACKS: "a>b>a" })).toContain("MODEL_FALLBACKS: chain 1: a model appears twice in the chain");
+    expect(configError({ MODEL_FALLBACKS: "a>b,a>c" })).toContain("MODEL_FALLBACKS: chain 2: a has two fallback chains");
+    expect(configError({ MODEL_FALLBACKS: "a>" })).toContain("MODEL_FALLBACKS: chain 1: must be model>fallback");
+    expect(configError({ MODEL_FALLBACKS: "{not json" })).toContain("MODEL_FALLBACKS: must be chains");
+    expect(configError({ MODEL_FALLBACKS: JSON.stringify({ a: [] }) })).toContain("MODEL_FALLBACKS: a:");
   });
 
   it("UPSTREAM_QUOTA_MAX_WAIT_MS and UPSTREAM_KEY_PROBE_S are bounded", () => {
     expect(loadConfig({ UPSTREAM_QUOTA_MAX_WAIT_MS: "0", UPSTREAM_KEY_PROBE_S: "0.5" }).upstreams).toMatchObject({ quotaMaxWaitMs: 0, probeIntervalMs: 500 });
-    expect(problems({ UPSTREAM_QUOTA_MAX_WAIT_MS: "120000" })).toContain("UPSTREAM_QUOTA_MAX_WAIT_MS: must be at most 60000");
-    expect(problems({ UPSTREAM_KEY_PROBE_S: "0" })).toContain("UPSTREAM_KEY_PROBE_S: must be at least 0.05");
+    expect(configError({ UPSTREAM_QUOTA_MAX_WAIT_MS: "120000" })).toContain("UPSTREAM_QUOTA_MAX_WAIT_MS: must be at most 60000");
+    expect(configError({ UPSTREAM_KEY_PROBE_S: "0" })).toContain("UPSTREAM_KEY_PROBE_S: must be at least 0.05");
   });
 });

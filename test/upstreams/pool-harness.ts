@@ -5,9 +5,6 @@
  * would, in this process or as processes sharing one Redis, and real gRPC and HTTP
  * clients. Log lines are kept for assertions.
  */
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { credentials, Metadata, type CallOptions, type ServiceError } from "@grpc/grpc-js";
 import { ChatServiceClient, type ChatCompletion, type ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
@@ -15,6 +12,7 @@ import { loadConfig } from "../../src/config.js";
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from "../../src/fake-upstream/server.js";
 import { startGateway, type Gateway } from "../../src/gateway.js";
 import { createLogger } from "../../src/log.js";
+import { tempFile } from "../helpers/config.js";
 import { startGatewayProcess, type StartedGateway } from "../helpers/gateway-process.js";
 import { scrape, type Exposition } from "../helpers/prometheus.js";
 
@@ -40,10 +38,8 @@ export interface Fakes {
 export async function startFakes(keys: readonly PoolKey[]): Promise<Fakes> {
   const fakes: Record<string, FakeUpstream> = {};
   for (const k of keys) fakes[k.name] = await startFakeUpstream({ apiKey: keyOf(k.name), tokenDelayMs: 0, ...k.fake });
-  const dir = await mkdtemp(join(tmpdir(), "aigw-pool-"));
-  const keysFile = join(dir, "upstream-keys.json");
   const entries = keys.map((k) => ({ name: k.name, api_key: keyOf(k.name), base_url: fakes[k.name]!.url, ...(k.weight !== undefined ? { weight: k.weight } : {}), ...(k.models !== undefined ? { models: k.models } : {}) }));
-  await writeFile(keysFile, JSON.stringify({ keys: entries }));
+  const keysFile = await tempFile("upstream-keys.json", JSON.stringify({ keys: entries }));
   return {
     fakes,
     keysFile,
