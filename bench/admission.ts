@@ -42,6 +42,7 @@ import { RedisStore, SETTLE_WAIT_MS } from "../src/admission/redis-store.js";
 import { formatProfile, summariseProfile } from "./lib/cpuprofile.js";
 import { runH2load, type H2loadResult } from "./lib/h2load.js";
 import { startRedis } from "./lib/redis.js";
+import { failedCalls } from "./lib/servers.js";
 import { freePort, hasCommand, hasTaskset, start, stopAll, waitQuiet, type Proc } from "./lib/proc.js";
 import { fmt, median, signed } from "./lib/stats.js";
 import { GRPC_UNARY_PATH, grpcRequestBody } from "./lib/wire.js";
@@ -164,16 +165,6 @@ function unaryOnce(port: number): Promise<{ ok: boolean; detail: string; headers
     req.on("close", () => finish(status === "0", `grpc-status ${status}`));
     req.end(grpcRequestBody());
   });
-}
-
-function failedCalls(gw: Gw): number {
-  try {
-    return readFileSync(gw.logFile, "utf8")
-      .split("\n")
-      .filter((l) => l.includes('"msg":"call failed"') && !l.includes('"code":"CANCELLED"')).length;
-  } catch {
-    return 0;
-  }
 }
 
 /** One h2load run against `gw`: warm-up then a timed phase, or exactly `requests` calls. */

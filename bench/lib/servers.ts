@@ -197,7 +197,7 @@ export async function directPreflight(port: number): Promise<void> {
  * CANCELLED: h2load and the load generator end a timed run by closing connections with
  * calls still in flight, and the gateway rightly logs those as cancelled by the caller.
  */
-export function failedCalls(gw: Gw): number {
+export function failedCalls(gw: { readonly logFile: string }): number {
   try {
     return readFileSync(gw.logFile, "utf8")
       .split("\n")
