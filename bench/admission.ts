@@ -9,6 +9,8 @@
  *   redis   the key has limits (generous, so nothing is refused) and REDIS_URL points at a
  *           redis-server on loopback: one script per call to admit, one to settle
  *   memory  the same limits, no REDIS_URL: the in-memory store
+ *   leased  as redis, with QUOTA_LEASE_CALLS=LEASE_CALLS: calls admitted from the replica's
+ *           leases of the key's buckets (lease-store.ts), a script run per half lease
  * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
  * fourth column runs that build as `off` runs this one: what this branch costs on the
  * path with nothing configured. `--baseline-redis` adds that build run as `redis` runs
@@ -53,11 +55,14 @@ const CALLER_KEY = "bench-caller-key-0123456789";
 /** Far above what a run can use: admission does all its work, nothing is refused. */
 const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_minute: 1e12, tokens_per_day: 1e14 };
 
-type Variant = "off" | "redis" | "memory" | "baseline" | "baseline-redis";
+type Variant = "off" | "redis" | "memory" | "leased" | "baseline" | "baseline-redis";
+
+/** QUOTA_LEASE_CALLS of the leased variant. */
+const LEASE_CALLS = 16;
 
 /** Which variants are limited (the keys file gives the key limits), and which use Redis. */
-const LIMITED: ReadonlySet<Variant> = new Set(["redis", "memory", "baseline-redis"]);
-const ON_REDIS: ReadonlySet<Variant> = new Set(["redis", "baseline-redis"]);
+const LIMITED: ReadonlySet<Variant> = new Set(["redis", "memory", "leased", "baseline-redis"]);
+const ON_REDIS: ReadonlySet<Variant> = new Set(["redis", "leased", "baseline-redis"]);
 const OTHER_BUILD: ReadonlySet<Variant> = new Set(["baseline", "baseline-redis"]);
 
 interface Settings {
@@ -122,6 +127,7 @@ async function startGateway(variant: Variant, dir: string, fakeUrl: string, redi
         LOG_LEVEL: "warn",
         GATEWAY_KEYS_FILE: keysFile(dir, LIMITED.has(variant)),
         ...(ON_REDIS.has(variant) ? { REDIS_URL: redisUrl, QUOTA_REDIS_PREFIX: `bench-${variant}` } : {}),
+        ...(variant === "leased" ? { QUOTA_LEASE_CALLS: String(LEASE_CALLS) } : {}),
       },
       stdoutFile: logFile,
     },
@@ -328,7 +334,7 @@ async function main(): Promise<void> {
   if (values["floor-child"] !== undefined) return floorChild(values["floor-child"]);
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   if (values["baseline-redis"] === true && baseline === undefined) throw new Error("--baseline-redis needs --baseline DIR");
-  const variants: Variant[] = ["off", "redis", "memory", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
+  const variants: Variant[] = ["off", "redis", "memory", "leased", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
   const quick = values.quick === true;
   const s: Settings = quick ? { rounds: Number(values.rounds ?? 1), warmS: 1, measureS: 2 } : { rounds: Number(values.rounds ?? 3), warmS: 2, measureS: 5 };
   for (const cmd of [["h2load", "--version"], ["redis-server", "--version"]]) {
@@ -397,7 +403,7 @@ async function main(): Promise<void> {
   // % of one core per (calls per second) → µs of CPU per call: less sensitive to others' load than req/s.
   const cpuPerCall = (v: Variant): number => m(v, 64, (r) => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4);
   const errors = (v: Variant): number => [1, 64].reduce((n, c) => n + (results.get(`${v}:${c}`) ?? []).reduce((k, r) => k + r.errors, 0), 0);
-  const title: Record<Variant, string> = { off: "off (no limits)", redis: "redis (REDIS_URL, loopback)", memory: "memory", baseline: "baseline build, no limits", "baseline-redis": "baseline build, redis" };
+  const title: Record<Variant, string> = { off: "off (no limits)", redis: "redis (REDIS_URL, loopback)", memory: "memory", leased: `redis, leases of ${LEASE_CALLS} calls`, baseline: "baseline build, no limits", "baseline-redis": "baseline build, redis" };
   const col = (f: (v: Variant) => string): string => `| ${variants.map(f).join(" | ")} |`;
   const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
   const lines = [
@@ -415,7 +421,7 @@ async function main(): Promise<void> {
     `| other processes CPU %, c=1 ${col((v) => fmt(m(v, 1, (r) => r.cpu["other"] ?? Number.NaN)))}`,
     `| failed calls ${col((v) => String(errors(v)))}`,
     "",
-    `Targets (redis vs off): p50 +${fmt(p50("redis") - p50("off"), 3)} ms (≤ +0.15: ${p50("redis") - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps("redis") / rps("off")) * 100, 1)}% (≥ 90%: ${rps("redis") / rps("off") >= 0.9 ? "met" : "MISSED"}).`,
+    ...(["redis", "leased"] as const).map((v) => `Targets (${title[v]} vs off): p50 +${fmt(p50(v) - p50("off"), 3)} ms (≤ +0.15: ${p50(v) - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps(v) / rps("off")) * 100, 1)}% (≥ 90%: ${rps(v) / rps("off") >= 0.9 ? "met" : "MISSED"}).`),
     "",
     ...(floors.length === 0
       ? []

@@ -94,6 +94,8 @@ const EnvSchema = z.object({
   QUOTA_REDIS_TIMEOUT_MS: positiveInt.max(10_000, "must be at most 10000").default(250),
   QUOTA_REDIS_PREFIX: z.string().regex(/^[\w.:-]{1,64}$/, "must be 1-64 of letters, digits, _ . : -").default("aigw"),
   QUOTA_DEFAULT_COMPLETION_TOKENS: positiveInt.default(16_384),
+  QUOTA_LEASE_CALLS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(1000, "must be at most 1000").default(0),
+  QUOTA_LEASE_IDLE_MS: positiveInt.max(60_000, "must be at most 60000").default(1000),
   ORG_LIMITS: z.string().optional(),
   ORG_QUEUE_MAX_WAIT_MS: z.coerce.number().int("must be an integer").min(0, "must be at least 0").max(60_000, "must be at most 60000").default(1000),
   // Upstream keys and model fallbacks (issue 15): several Cerebras keys, failover, fallback chains.
@@ -382,6 +384,8 @@ function loadQuotas(e: Env, limits: KeyLimits, problems: string[]): QuotaConfig 
     redisTimeoutMs: e.QUOTA_REDIS_TIMEOUT_MS,
     redisPrefix: e.QUOTA_REDIS_PREFIX,
     defaultCompletionTokens: e.QUOTA_DEFAULT_COMPLETION_TOKENS,
+    leaseCalls: e.QUOTA_LEASE_CALLS,
+    leaseIdleMs: e.QUOTA_LEASE_IDLE_MS,
     orgQueueMaxWaitMs: e.ORG_QUEUE_MAX_WAIT_MS,
   };
 }

@@ -21,6 +21,10 @@ export interface QuotaConfig {
   readonly redisPrefix: string;
   /** QUOTA_DEFAULT_COMPLETION_TOKENS: completion tokens reserved when neither the request nor the catalog gives a maximum. */
   readonly defaultCompletionTokens: number;
+  /** QUOTA_LEASE_CALLS: calls' worth of a caller's buckets each replica leases ahead (0: none, every call is reserved in Redis). Redis only. */
+  readonly leaseCalls: number;
+  /** QUOTA_LEASE_IDLE_MS: a lease unused this long goes back to Redis. */
+  readonly leaseIdleMs: number;
   /** ORG_QUEUE_MAX_WAIT_MS: longest a call waits for the organisation's capacity before it is refused (0: refuse at once). */
   readonly orgQueueMaxWaitMs: number;
 }

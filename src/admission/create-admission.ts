@@ -11,6 +11,8 @@ import type { Clock } from "./bucket.js";
 import type { QuotaConfig } from "./config.js";
 import { NO_OBSERVER, type AdmissionObserver } from "./events.js";
 import { GuardedStore } from "./fail-mode.js";
+import { LeasedStore } from "./lease-store.js";
+import type { AdmissionStore } from "./limit-store.js";
 import { MemoryStore } from "./memory-store.js";
 import { OrgLimitTracker } from "./org-limits.js";
 import { QuotaAdmission } from "./quota-admission.js";
@@ -57,11 +59,17 @@ export async function createAdmission(deps: AdmissionDeps): Promise<BuiltAdmissi
     where = "memory";
   }
   observer.storeState(guarded.up);
+  // Leases only where there is something to save: a round trip to a shared Redis.
+  let store: AdmissionStore = guarded;
+  if (config.redisUrl !== undefined && config.leaseCalls > 0) {
+    store = new LeasedStore(guarded, { calls: config.leaseCalls, idleMs: config.leaseIdleMs, clock: deps.clock ?? Date.now, onLocal: () => observer.leaseAdmitted() });
+    where += `, leases of ${config.leaseCalls} calls`;
+  }
 
   const admission = new QuotaAdmission({
     callers: config.callers,
     org: config.org === undefined ? undefined : new OrgLimitTracker(config.org),
-    store: guarded,
+    store,
     failMode: config.failMode,
     pricing: deps.pricing,
     defaultCompletionTokens: config.defaultCompletionTokens,

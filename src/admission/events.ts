@@ -20,6 +20,8 @@ export interface AdmissionObserver {
   storeOp(op: StoreOp, seconds: number, failed: boolean): void;
   /** The store became reachable (true) or unreachable (false). */
   storeState(up: boolean): void;
+  /** A call was admitted from this replica's leases, with no store round trip (lease-store.ts). */
+  leaseAdmitted(): void;
 }
 
 export const NO_OBSERVER: AdmissionObserver = {
@@ -30,4 +32,5 @@ export const NO_OBSERVER: AdmissionObserver = {
   settled() {},
   storeOp() {},
   storeState() {},
+  leaseAdmitted() {},
 };

@@ -11,7 +11,7 @@
 import type { Logger } from "../log.js";
 import type { FailMode } from "./config.js";
 import type { AdmissionObserver, StoreOp } from "./events.js";
-import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
+import type { AdmissionStore, BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 
 /** A reservation could not be checked: the store is down. */
 export class StoreDown extends Error {
@@ -20,7 +20,7 @@ export class StoreDown extends Error {
 
 const PROBE_INTERVAL_MS = 500;
 
-export class GuardedStore {
+export class GuardedStore implements AdmissionStore {
   private isUp = true;
   private probe: NodeJS.Timeout | undefined;
   private probing = false;

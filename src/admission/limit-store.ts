@@ -70,3 +70,17 @@ export interface LimitStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * What the admission calls: the store behind its breaker (fail-mode.ts), or leases in
+ * front of that (lease-store.ts). reserve() throws StoreDown while the store is down;
+ * adjust() and sync() never throw (a settlement that cannot be stored is dropped).
+ */
+export interface AdmissionStore {
+  /** Whether the store answers (false: reserve() throws StoreDown at once). */
+  readonly up: boolean;
+  reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult>;
+  adjust(ops: readonly BucketOp[], now: number): Promise<void>;
+  sync(reports: readonly SyncOp[], now: number): Promise<void>;
+  close(): Promise<void>;
+}

@@ -23,8 +23,8 @@ import { reserveFor, type Amounts, type Reserve } from "./charges.js";
 import type { FailMode } from "./config.js";
 import type { AdmissionObserver } from "./events.js";
 import { FairQueue, REAL_TIMERS, type Timers, type Turn } from "./fair-queue.js";
-import { StoreDown, type GuardedStore } from "./fail-mode.js";
-import type { BucketOp, Refused, SyncOp } from "./limit-store.js";
+import { StoreDown } from "./fail-mode.js";
+import type { AdmissionStore, BucketOp, Refused, SyncOp } from "./limit-store.js";
 import { WINDOW_MS, type CallerLimitTable, type Limit } from "./limits.js";
 import type { OrgBucket, OrgLimitTracker } from "./org-limits.js";
 import { callerRefusal, orgRefusal, storeUnavailable } from "./refusals.js";
@@ -41,7 +41,8 @@ export interface QuotaAdmissionOptions {
   readonly callers: CallerLimitTable;
   /** Undefined: organisation limits are off (ORG_LIMITS unset). Its siblings (forUpstream) track the other keys. */
   readonly org: OrgLimitTracker | undefined;
-  readonly store: GuardedStore;
+  /** The guarded store, or leases in front of it (lease-store.ts). */
+  readonly store: AdmissionStore;
   readonly failMode: FailMode;
   /** The catalog's prices for a model id (PRICING_OVERRIDES included). */
   readonly pricing: (model: string) => ModelPricing | undefined;

@@ -5,7 +5,7 @@
  * `store_unavailable`; `op` and `result`, `state` and `outcome` small fixed sets.
  * Series per key are resolved once and kept (a Map lookup per update).
  */
-import { Gauge, type Registry } from "prom-client";
+import { Counter as PromCounter, Gauge, type Registry } from "prom-client";
 import type { AdmissionObserver, StoreOp } from "../admission/events.js";
 import { OVERHEAD_BUCKETS } from "./buckets.js";
 import { Counter, Histogram, type CounterSeries } from "./metric-series.js";
@@ -71,6 +71,11 @@ export function createAdmissionMetrics(registry: Registry): AdmissionObserver {
     labelNames: ["state"] as const,
     registers,
   });
+  const leased = new PromCounter({
+    name: "gateway_quota_lease_admissions_total",
+    help: "Calls admitted from this replica's leases of their caller's buckets, with no Redis round trip (QUOTA_LEASE_CALLS).",
+    registers,
+  });
   const up = new Gauge({ name: "gateway_limit_store_up", help: "1 while the limit store answers, 0 while it is unreachable (see QUOTA_FAIL_MODE).", registers });
 
   const byKey = <T>(make: (key: string) => T): ((key: string) => T) => {
@@ -120,5 +125,6 @@ export function createAdmissionMetrics(registry: Registry): AdmissionObserver {
       if (stateKnown) transitions.series(isUp ? "up" : "down").inc();
       stateKnown = true;
     },
+    leaseAdmitted: () => leased.inc(),
   };
 }

@@ -114,23 +114,27 @@ describe("ORG_LIMITS and the quota variables", () => {
       QUOTA_FAIL_MODE: "maybe",
       REDIS_URL: "http://user:secret@127.0.0.1:6379",
       QUOTA_REDIS_PREFIX: "{bad}",
+      QUOTA_LEASE_CALLS: "-1",
     });
     expect(message).toMatch(/QUOTA_FAIL_MODE: must be open or closed/);
     expect(message).toMatch(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
     expect(message).toMatch(/QUOTA_REDIS_PREFIX: must be/);
+    expect(message).toMatch(/QUOTA_LEASE_CALLS: must be at least 0/);
     expect(message).not.toContain("secret");
     const org = configError({ ORG_LIMITS: JSON.stringify({ "gpt-oss-120b": { usd_per_day: 5 } }) });
     expect(org).toContain('ORG_LIMITS: gpt-oss-120b: Unrecognized key: "usd_per_day"');
     expect(configError({ ORG_LIMITS: "lots" })).toContain("ORG_LIMITS: must be off, learn, or JSON");
   });
 
-  it("has defaults: memory store, fail open, 250 ms Redis timeout, {aigw} keys, 16384 completion tokens, 1 s queue", () => {
+  it("has defaults: memory store, fail open, 250 ms Redis timeout, {aigw} keys, 16384 completion tokens, no leases, 1 s queue", () => {
     expect(loadConfig({}).quotas).toMatchObject({
       redisUrl: undefined,
       failMode: "open",
       redisTimeoutMs: 250,
       redisPrefix: "aigw",
       defaultCompletionTokens: 16_384,
+      leaseCalls: 0,
+      leaseIdleMs: 1000,
       orgQueueMaxWaitMs: 1000,
     });
   });

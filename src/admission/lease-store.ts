@@ -1,0 +1,285 @@
+/**
+ * Leases (QUOTA_LEASE_CALLS > 0, with REDIS_URL): each replica takes a few calls' worth of
+ * a caller's buckets from Redis ahead of need and admits that caller's next calls from it
+ * in memory, so most calls cost no round trip. Exact admission (the default) waits for
+ * one Redis round trip per call; on loopback that alone is more than the 0.15 ms a call
+ * may add (bench/admission.ts prints it as "the Redis floor").
+ *
+ * What it keeps and what it gives up:
+ * - Never more than the limit: a lease is capacity taken from the shared bucket in Redis,
+ *   atomically, like a reservation; calls admitted from it were counted there already.
+ * - A replica takes a lease only while the bucket holds at least LEASE_HEADROOM times the
+ *   lease after taking it. A key near its limit (or with a small limit: fewer than
+ *   LEASE_HEADROOM × QUOTA_LEASE_CALLS calls' worth) is admitted call by call in Redis,
+ *   exactly as without leases.
+ * - What a lease holds is capacity the other replicas cannot use until it is spent or
+ *   given back: a replica may be refused while another holds unused leases, by at most
+ *   (replicas − 1) × QUOTA_LEASE_CALLS calls' worth per bucket, and only once the bucket
+ *   is under LEASE_HEADROOM times a lease. A lease unused for QUOTA_LEASE_IDLE_MS goes
+ *   back, and so does what is left of one that cannot cover a call (in the same script
+ *   run as that call's exact reservation, before it).
+ * - The `x-ratelimit-remaining-*` a locally admitted call reports is the bucket's level in
+ *   Redis as of this replica's last round trip for it (refilled since), plus what the lease
+ *   still holds: other replicas' use since then is not in it.
+ * - Only calls limited by their caller's own buckets alone use leases. A call that also
+ *   counts against the organisation's buckets (ORG_LIMITS) is reserved in Redis whole,
+ *   as before: those buckets are shared by every caller and follow the upstream's reports.
+ * - Settlement refunds of a leased bucket go back into the lease (up to a full lease; the
+ *   rest to Redis), so a steady caller costs Redis one script run per lease, not per call.
+ * - With the store down, leases are dropped and every call gets the fail mode
+ *   (QUOTA_FAIL_MODE), as without leases: a closed gateway refuses at once.
+ *
+ * Leases are taken in the background: when a call goes to Redis, and whenever a lease
+ * falls under half of QUOTA_LEASE_CALLS calls' worth, one more reservation (the top-up)
+ * rides in the same batch or the next; no call waits for it.
+ */
+import { refilled, type BucketSpec, type Clock } from "./bucket.js";
+import type { AdmissionStore, Admitted, BucketOp, ReserveResult, SyncOp } from "./limit-store.js";
+
+/** A lease is taken only while the bucket keeps this many times the lease after it. */
+export const LEASE_HEADROOM = 10;
+
+export interface LeaseOptions {
+  /** Calls' worth one lease holds: QUOTA_LEASE_CALLS (≥ 1). */
+  readonly calls: number;
+  /** A lease unused this long goes back, ms: QUOTA_LEASE_IDLE_MS. */
+  readonly idleMs: number;
+  readonly clock: Clock;
+  /** Told of each call admitted from a lease (a metric). */
+  readonly onLocal?: () => void;
+}
+
+/** This replica's hold on one caller bucket. */
+interface Lease {
+  readonly bucket: BucketSpec;
+  /** Capacity taken from Redis and not yet given to a call. */
+  held: number;
+  /** A full lease: QUOTA_LEASE_CALLS of the last call's amount. */
+  full: number;
+  /** The bucket's level in Redis (leases excluded) at `at`, from the last reply about it. */
+  level: number;
+  at: number;
+  /** When a call last took from it. */
+  used: number;
+}
+
+export class LeasedStore implements AdmissionStore {
+  private readonly leases = new Map<string, Lease>();
+  /** Bucket sets (joined ids) with a top-up in flight: one at a time each. */
+  private readonly toppingUp = new Set<string>();
+  /** Top-ups on their way (idle() waits for them). */
+  private readonly inflight = new Set<Promise<void>>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly inner: AdmissionStore,
+    private readonly o: LeaseOptions,
+  ) {}
+
+  get up(): boolean {
+    return this.inner.up;
+  }
+
+  reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult> {
+    if (!this.inner.up) {
+      this.leases.clear();
+      return this.inner.reserve(ops, now);
+    }
+    if (!callerOnly(ops)) return this.inner.reserve(ops, now);
+    const local = this.takeLocal(ops, now);
+    if (local !== undefined) {
+      this.o.onLocal?.();
+      this.topUp(ops, now);
+      return Promise.resolve(local);
+    }
+    // Not covered: what the leases of these buckets still hold goes back first (the same
+    // script run, ahead of the reservation), and the call is reserved exactly.
+    this.giveBack(ops, now);
+    const reply = this.inner.reserve(ops, now);
+    return reply.then((r) => {
+      if (r.ok) {
+        this.learn(ops, r, now);
+        this.topUp(ops, now);
+      }
+      return r;
+    });
+  }
+
+  adjust(ops: readonly BucketOp[], now: number): Promise<void> {
+    const rest: BucketOp[] = [];
+    for (const op of ops) {
+      const lease = this.leases.get(op.bucket.id);
+      if (lease === undefined || lease.held === 0) {
+        rest.push(op);
+        continue;
+      }
+      // A refund fills the lease up to a full one; a shortfall comes out of it while it lasts.
+      const into = op.amount > 0 ? Math.min(op.amount, Math.max(0, lease.full - lease.held)) : Math.max(op.amount, -lease.held);
+      lease.held += into;
+      if (op.amount !== into) rest.push({ bucket: op.bucket, amount: op.amount - into });
+    }
+    return rest.length === 0 ? Promise.resolve() : this.inner.adjust(rest, now);
+  }
+
+  sync(reports: readonly SyncOp[], now: number): Promise<void> {
+    return this.inner.sync(reports, now);
+  }
+
+  /** Gives back every lease unused for QUOTA_LEASE_IDLE_MS at `now` (the sweeper's tick; tests call it with their clock). */
+  sweep(now: number): void {
+    const back: BucketOp[] = [];
+    for (const [id, lease] of this.leases) {
+      if (now - lease.used < this.o.idleMs) continue;
+      if (lease.held > 0) back.push({ bucket: lease.bucket, amount: lease.held });
+      this.leases.delete(id);
+    }
+    if (back.length > 0) void this.inner.adjust(back, now);
+    if (this.leases.size === 0) this.stopSweeper();
+  }
+
+  /** What this replica's leases hold now, by bucket id (tests, metrics). */
+  held(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, lease] of this.leases) if (lease.held > 0) out.set(id, lease.held);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.stopSweeper();
+    await this.idle();
+    const back: BucketOp[] = [];
+    for (const lease of this.leases.values()) if (lease.held > 0) back.push({ bucket: lease.bucket, amount: lease.held });
+    this.leases.clear();
+    // Queued before the store closes: its close sends what is queued first.
+    if (back.length > 0 && this.inner.up) void this.inner.adjust(back, this.o.clock());
+    await this.inner.close();
+  }
+
+  /** Admits from the leases when each of the call's buckets holds enough; undefined otherwise (nothing taken). */
+  private takeLocal(ops: readonly BucketOp[], now: number): Admitted | undefined {
+    const n = ops.length;
+    for (let i = 0; i < n; i++) {
+      const op = ops[i]!;
+      const lease = this.leases.get(op.bucket.id);
+      if (lease === undefined || lease.held < op.amount) return undefined;
+    }
+    const levels = new Array<number>(n);
+    const capacities = new Array<number>(n);
+    const seqs = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const { bucket, amount } = ops[i]!;
+      const lease = this.leases.get(bucket.id)!;
+      lease.held -= amount;
+      lease.used = now;
+      const level = refilled(lease.level, lease.at, now, bucket.capacity, bucket.ratePerMs) + lease.held;
+      levels[i] = level > bucket.capacity ? bucket.capacity : level;
+      capacities[i] = bucket.capacity;
+      // As the stores answer for a caller bucket: no running total (limit-store.ts).
+      seqs[i] = amount;
+    }
+    return { ok: true, levels, capacities, seqs };
+  }
+
+  /** Puts back into Redis what the leases of `ops`' buckets hold (queued: it goes with the next batch). */
+  private giveBack(ops: readonly BucketOp[], now: number): void {
+    const back: BucketOp[] = [];
+    for (const op of ops) {
+      const lease = this.leases.get(op.bucket.id);
+      if (lease !== undefined && lease.held > 0) {
+        back.push({ bucket: op.bucket, amount: lease.held });
+        lease.held = 0;
+      }
+    }
+    if (back.length > 0) void this.inner.adjust(back, now);
+  }
+
+  /** Remembers the buckets' levels from a reply (leases excluded: Redis' own figure). */
+  private learn(ops: readonly BucketOp[], r: Admitted, now: number): void {
+    for (let i = 0; i < ops.length; i++) {
+      const { bucket } = ops[i]!;
+      const lease = this.leases.get(bucket.id);
+      if (lease === undefined) this.leases.set(bucket.id, { bucket, held: 0, full: 0, level: r.levels[i]!, at: now, used: now });
+      else {
+        lease.level = r.levels[i]!;
+        lease.at = now;
+      }
+    }
+    this.startSweeper();
+  }
+
+  /**
+   * Tops the leases of `ops`' buckets up to a full lease each when one is under half,
+   * if every bucket keeps LEASE_HEADROOM times its grant after it; one reservation for
+   * all of them (all or none), in the background.
+   */
+  private topUp(ops: readonly BucketOp[], now: number): void {
+    const grants: BucketOp[] = [];
+    let low = false;
+    for (const op of ops) {
+      const lease = this.leases.get(op.bucket.id);
+      if (lease === undefined) return;
+      const full = op.amount * this.o.calls;
+      lease.full = full;
+      if (lease.held * 2 < full) low = true;
+      const grant = full - lease.held;
+      if (grant <= 0) continue;
+      const level = refilled(lease.level, lease.at, now, op.bucket.capacity, op.bucket.ratePerMs);
+      if (level - grant < LEASE_HEADROOM * grant) return;
+      grants.push({ bucket: op.bucket, amount: grant });
+    }
+    if (!low || grants.length === 0) return;
+    const group = groupOf(ops);
+    if (this.toppingUp.has(group)) return;
+    this.toppingUp.add(group);
+    const p: Promise<void> = this.inner.reserve(grants, now).then(
+      (r) => {
+        this.toppingUp.delete(group);
+        if (!r.ok || !this.inner.up) return; // near the limit after all (other replicas): no lease
+        for (let i = 0; i < grants.length; i++) {
+          const { bucket, amount } = grants[i]!;
+          const lease = this.leases.get(bucket.id);
+          if (lease === undefined) {
+            // Swept meanwhile: the grant goes straight back.
+            void this.inner.adjust([{ bucket, amount }], this.o.clock());
+            continue;
+          }
+          lease.held += amount;
+          lease.level = r.levels[i]!;
+          lease.at = now;
+        }
+      },
+      () => void this.toppingUp.delete(group), // the store is down: the fail mode has it; no lease
+    );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** Resolves once the top-ups asked for so far have their answer (tests). */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = setInterval(() => this.sweep(this.o.clock()), Math.max(1, Math.ceil(this.o.idleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  private stopSweeper(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+}
+
+/** Whether every bucket of the call is a caller's own (none shared by the organisation). */
+function callerOnly(ops: readonly BucketOp[]): boolean {
+  if (ops.length === 0) return false;
+  for (const op of ops) if (op.bucket.shared) return false;
+  return true;
+}
+
+function groupOf(ops: readonly BucketOp[]): string {
+  let s = "";
+  for (const op of ops) s += op.bucket.id + "\u0000";
+  return s;
+}
