@@ -208,26 +208,26 @@ export class LeasedStore implements AdmissionStore {
   }
 
   /**
-   * Tops the leases of `ops`' buckets up to a full lease each when one is under half,
-   * if every bucket keeps LEASE_HEADROOM times its grant after it; one reservation for
-   * all of them (all or none), in the background.
+   * Tops up to a full lease those of `ops`' buckets whose lease is under half, if each
+   * keeps LEASE_HEADROOM times its grant after it; one reservation for all of them (all
+   * or none), in the background. (A bucket whose refunds keep its lease full, as a token
+   * bucket's do when calls use less than they reserve, is left out: its grant would only
+   * push the next refunds past a full lease and back to Redis.)
    */
   private topUp(ops: readonly BucketOp[], now: number): void {
-    const grants: BucketOp[] = [];
-    let low = false;
+    let grants: BucketOp[] | undefined;
     for (const op of ops) {
       const lease = this.leases.get(op.bucket.id);
       if (lease === undefined) return;
       const full = op.amount * this.o.calls;
       lease.full = full;
-      if (lease.held * 2 < full) low = true;
+      if (lease.held * 2 >= full) continue;
       const grant = full - lease.held;
-      if (grant <= 0) continue;
       const level = refilled(lease.level, lease.at, now, op.bucket.capacity, op.bucket.ratePerMs);
       if (level - grant < LEASE_HEADROOM * grant) return;
-      grants.push({ bucket: op.bucket, amount: grant });
+      (grants ??= []).push({ bucket: op.bucket, amount: grant });
     }
-    if (!low || grants.length === 0) return;
+    if (grants === undefined) return;
     const group = groupOf(ops);
     if (this.toppingUp.has(group)) return;
     this.toppingUp.add(group);

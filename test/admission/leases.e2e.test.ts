@@ -49,7 +49,9 @@ describe("two gateways with leases (QUOTA_LEASE_CALLS=8) on one Redis", () => {
     let local = 0;
     for (const m of fleet.members) local += (await scrape(m.httpPort)).metrics.sum("gateway_quota_lease_admissions_total");
     expect(local).toBeGreaterThanOrEqual(30);
-    expect(runs).toBeLessThan(40 / 2);
+    // Exact admission runs at least one script per call (40 here); leases, one per top-up,
+    // plus the first call of each replica and settlements that do not fit a full lease.
+    expect(runs).toBeLessThanOrEqual(40 * 0.6);
     // One replica's view: every call it admitted is one fewer (what the other used since its
     // last round trip aside; the bucket refills one request in 8.6 s, longer than this test).
     expect(remaining[0]).toBe(9_999);
