@@ -182,7 +182,7 @@ export interface Config {
   readonly metricsKey: KeyRing | undefined;
   /** METRICS_HOST: /metrics on its own listener there (not on the shim); undefined: on the shim, or HTTP_HOST when the shim is off. */
   readonly metricsHost: string | undefined;
-  /** HTTP: longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S); 408 after. */
+  /** Longest a request may take to arrive whole (REQUEST_BODY_TIMEOUT_S): HTTP 408 after, gRPC DEADLINE_EXCEEDED REQUEST_BODY_TIMEOUT. */
   readonly requestBodyTimeoutMs: number;
   /** DROP_UNSUPPORTED_FIELDS: the shim drops (and logs) OpenAI fields Cerebras cannot honour instead of answering 400. */
   readonly dropUnsupportedFields: boolean;

@@ -176,6 +176,7 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
     ceilingMs: config.requestTimeoutMs,
     limit,
     maxRequestBytes: config.maxRequestBytes,
+    requestBodyTimeoutMs: config.requestBodyTimeoutMs,
     maxConcurrentStreams: config.maxConcurrentStreams,
     keys: config.keys,
     tls: config.tls,

@@ -7,7 +7,7 @@
  * (admission.ts), walks the candidates with the provider (upstream-walk.ts), prices the
  * usage, and settles the admission.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from "../../gen/aigateway/v1/chat.js";
+import { FinishReason, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, type Usage } from "../../gen/aigateway/v1/chat.js";
 import type { ListModelsResponse, Model } from "../../gen/aigateway/v1/models.js";
 import { NO_ADMISSION, type Admission, type Reservation } from "./admission.js";
 import type { ModelCatalog } from "./catalog.js";
@@ -218,11 +218,12 @@ export class ChatService {
 /**
  * The answer's id, model and finish reasons, for the call's span: from a unary answer, or
  * from a stream's usage chunk (Cerebras sends usage with the finish_reason, in the last chunk).
+ * A reason the contract does not know is kept as the upstream said it.
  */
 function noteResponse(stats: CallStats, answer: ChatCompletion | ChatCompletionChunk): void {
   stats.responseId = answer.id;
   stats.responseModel = answer.model;
-  stats.finishReasons = answer.choices.map((c) => c.finishReason);
+  stats.finishReasons = answer.choices.map((c) => (c.finishReason === FinishReason.FINISH_REASON_OTHER ? (c.finishReasonRaw ?? c.finishReason) : c.finishReason));
 }
 
 /** No upstream key is configured to serve the model (the keys' `models` lists leave it out). */

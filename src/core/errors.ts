@@ -74,6 +74,12 @@ export const Reason = {
   UPSTREAM_STREAM_TRUNCATED: "UPSTREAM_STREAM_TRUNCATED",
   /** The call's time budget ran out. */
   DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
+  /**
+   * gRPC: the request (its one message and the end of its stream) did not arrive whole
+   * within REQUEST_BODY_TIMEOUT_S of its metadata; the call ends DEADLINE_EXCEEDED. (The
+   * HTTP shim's 408 `request_timeout` is the same bound.)
+   */
+  REQUEST_BODY_TIMEOUT: "REQUEST_BODY_TIMEOUT",
   /** The caller went away. */
   CANCELLED: "CANCELLED",
   /** The gateway is at its in-flight call limit (MAX_IN_FLIGHT): retry later. */

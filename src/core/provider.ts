@@ -86,8 +86,11 @@ export interface CallStats {
   /** The completion's id and model as the upstream reported them (for the call's span). */
   responseId?: string;
   responseModel?: string;
-  /** The finish reasons of the answer's choices (a stream's: of its last chunk). */
-  finishReasons?: readonly FinishReason[];
+  /**
+   * The finish reasons of the answer's choices (a stream's: of its last chunk); one the
+   * contract does not know (FINISH_REASON_OTHER) as the upstream's own string (finish_reason_raw).
+   */
+  finishReasons?: readonly (FinishReason | string)[];
 }
 
 /** Where a stream's chunks go; see ChatProvider.streamChatCompletion. */

@@ -12,13 +12,10 @@
  *
  * Health and reflection stay open, as before.
  */
-import { Metadata, ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor } from "@grpc/grpc-js";
+import { Metadata, ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import type { KeyRing } from "../auth/key-ring.js";
-import type { CallReporter } from "../core/call-log.js";
 import { GatewayError } from "../core/errors.js";
-import { requestIdFrom } from "../core/request-id.js";
-import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
-import { toGrpcError } from "./status.js";
+import { refuseCall, type RefusalOptions } from "./refusal.js";
 
 /** Services callers reach without a key. */
 const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
@@ -30,12 +27,8 @@ export function keyNameOf(metadata: Metadata): string | undefined {
   return keyNames.get(metadata);
 }
 
-export interface AuthInterceptorOptions {
+export interface AuthInterceptorOptions extends RefusalOptions {
   readonly keys: KeyRing;
-  /** Refused calls are logged and counted like any other. */
-  readonly reporter: CallReporter;
-  /** ...and traced like any other (a refused caller is what an operator looks for). */
-  readonly tracer?: Tracer | undefined;
 }
 
 export function authInterceptor(options: AuthInterceptorOptions): ServerInterceptor {
@@ -52,7 +45,7 @@ export function authInterceptor(options: AuthInterceptorOptions): ServerIntercep
             try {
               keyName = options.keys.authenticate(typeof authorization === "string" ? authorization : undefined);
             } catch (err) {
-              refuse(call, metadata, GatewayError.from(err), name, started, options);
+              refuseCall(call, metadata, GatewayError.from(err), name, started, options);
               return; // no `pass`: the handler never starts, the message is never read
             }
             keyNames.set(metadata, keyName);
@@ -61,16 +54,4 @@ export function authInterceptor(options: AuthInterceptorOptions): ServerIntercep
         }),
     });
   };
-}
-
-function refuse(call: ServerInterceptingCallInterface, metadata: Metadata, error: GatewayError, method: string | undefined, started: number, options: AuthInterceptorOptions): void {
-  const requestId = requestIdFrom(metadata.get("x-request-id")[0]);
-  const traceparent = headerValue(metadata.get("traceparent")[0]);
-  const tracestate = traceparent === undefined ? undefined : headerValue(metadata.get("tracestate")[0]);
-  const trace = (options.tracer ?? PASS_THROUGH).startCall({ transport: "grpc", method: method ?? "", requestId, traceparent, tracestate });
-  // One trailers-only reply: the request id rides with the status.
-  const status = toGrpcError(error, requestId);
-  status.metadata.set("x-request-id", requestId);
-  call.sendStatus(status);
-  options.reporter.report({ transport: "grpc", method, requestId, trace }, {}, {}, started, error);
 }

@@ -15,6 +15,7 @@ import { GatewayError } from "../core/errors.js";
 import { LiveCalls } from "../core/live-calls.js";
 import type { Tracer } from "../core/tracing.js";
 import { authInterceptor } from "./auth-interceptor.js";
+import { requestBodyTimeoutInterceptor } from "./request-body-timeout.js";
 import { serverStreamHandler, unaryHandler } from "./handlers.js";
 import { addReflection, DescriptorIndex } from "./reflection.js";
 import { withRequestChecks } from "./request-decoder.js";
@@ -32,6 +33,8 @@ export interface GrpcServerOptions {
   readonly limit: InFlightLimit;
   /** Largest request message accepted. */
   readonly maxRequestBytes: number;
+  /** REQUEST_BODY_TIMEOUT_S in ms: a unary or server-streaming call's request must arrive whole within it (request-body-timeout.ts). */
+  readonly requestBodyTimeoutMs: number;
   /** HTTP/2 streams per connection. */
   readonly maxConcurrentStreams: number;
   /** Gateway keys callers must present; undefined: no caller authentication. Health and reflection are always open. */
@@ -91,8 +94,13 @@ function credentials(tls: TlsFiles | undefined): ServerCredentials {
 }
 
 export async function startGrpcServer(chat: ChatService, options: GrpcServerOptions): Promise<GrpcServer> {
-  // With keys, calls are authenticated on their metadata, before their message is read (auth-interceptor.ts).
-  const interceptors = options.keys === undefined ? [] : [authInterceptor({ keys: options.keys, reporter: options.reporter, tracer: options.tracer })];
+  const refusals = { reporter: options.reporter, tracer: options.tracer };
+  const interceptors = [
+    // First: it needs grpc-js' own call, which only the first interceptor gets (request-body-timeout.ts).
+    requestBodyTimeoutInterceptor({ ...refusals, timeoutMs: options.requestBodyTimeoutMs }),
+    // With keys, calls are authenticated on their metadata, before their message is read (auth-interceptor.ts).
+    ...(options.keys === undefined ? [] : [authInterceptor({ ...refusals, keys: options.keys })]),
+  ];
   const server = new Server({ ...channelOptions(options), interceptors });
   const calls = new LiveCalls();
   const h = { reporter: options.reporter, ceilingMs: options.ceilingMs, limit: options.limit, keys: options.keys, calls, tracer: options.tracer };

@@ -27,7 +27,7 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
+import { FinishReason, type ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { OtlpProtocol } from "../config.js";
 import type { CallRecord } from "../core/call-log.js";
 import type { GatewayError } from "../core/errors.js";
@@ -179,7 +179,7 @@ class OtelCallTrace implements CallTrace {
     if (s.upstreamRequestId !== undefined) attributes[A.UPSTREAM_REQUEST_ID] = s.upstreamRequestId;
     if (s.responseId !== undefined) attributes[A.RESPONSE_ID] = s.responseId;
     if (s.responseModel !== undefined) attributes[A.RESPONSE_MODEL] = s.responseModel;
-    if (s.finishReasons !== undefined) attributes[A.FINISH_REASONS] = s.finishReasons.map((r) => finishReasons.toWire(r) ?? "unknown");
+    if (s.finishReasons !== undefined) attributes[A.FINISH_REASONS] = s.finishReasons.map(finishReasonName);
     if (s.promptTokens !== undefined) attributes[A.INPUT_TOKENS] = s.promptTokens;
     if (s.completionTokens !== undefined) attributes[A.OUTPUT_TOKENS] = s.completionTokens;
     if (s.cachedTokens !== undefined) attributes[A.CACHED_TOKENS] = s.cachedTokens;
@@ -220,4 +220,15 @@ class OtelAttemptTrace implements AttemptTrace {
     }
     span.end();
   }
+}
+
+/**
+ * A finish reason as the HTTP shim's JSON spells it: the OpenAI name, or for one the
+ * contract does not know the upstream's own string (the core keeps it in its place;
+ * "other" if it was not sent); "unknown" for a choice without one.
+ */
+function finishReasonName(r: FinishReason | string): string {
+  if (typeof r === "string") return r;
+  if (r === FinishReason.FINISH_REASON_OTHER) return "other";
+  return finishReasons.toWire(r) ?? "unknown";
 }

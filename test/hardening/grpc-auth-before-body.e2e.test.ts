@@ -3,7 +3,8 @@
  * or decodes a byte of its message: a caller with a bad (or no) key gets UNAUTHENTICATED
  * while its body is still incomplete, and forty half-sent 16 MiB messages hold nothing.
  * What one authenticated connection may hold is bounded by MAX_CONCURRENT_STREAMS
- * streams, each at most MAX_REQUEST_BYTES: grpc-js reads eagerly, so HTTP/2 windows do not
+ * streams, each at most MAX_REQUEST_BYTES, for at most REQUEST_BODY_TIMEOUT_S
+ * (grpc-stalled-request.e2e.test.ts): grpc-js reads eagerly, so HTTP/2 windows do not
  * bound it, and grpc-node.max_session_memory does not count its buffers (README).
  *
  * Memory is measured in this process (the gateway runs in it), with a real GC between
@@ -11,13 +12,13 @@
  */
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
-import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
+import type { ClientHttp2Session } from "node:http2";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../gen/google/rpc/status.js";
 import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
-import { open, reply, responseHeaders, session } from "../helpers/raw-grpc.js";
+import { announce, closeSession, open, reply, responseHeaders, sendFiller, session } from "../helpers/raw-grpc.js";
 import { scrape } from "../helpers/prometheus.js";
 
 setFlagsFromString("--expose-gc");
@@ -26,35 +27,6 @@ const gc = runInNewContext("gc") as () => void;
 const KEY = "grpc-key-0123456789abcdef";
 const CREATE = "/aigateway.v1.ChatService/CreateChatCompletion";
 const MiB = 1024 * 1024;
-
-/** A gRPC frame header announcing a message of `size` bytes (none of which are sent yet). */
-const announce = (size: number): Buffer => {
-  const b = Buffer.alloc(5);
-  b.writeUInt32BE(size, 1);
-  return b;
-};
-
-/** Writes `bytes` of filler to the stream, honouring backpressure; stops early if the stream closes. */
-async function send(stream: ClientHttp2Stream, bytes: number): Promise<void> {
-  const chunk = Buffer.alloc(64 * 1024, 0x41);
-  for (let sent = 0; sent < bytes && !stream.destroyed && !stream.closed; sent += chunk.length) {
-    if (!stream.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        stream.once("drain", resolve);
-        stream.once("close", resolve);
-      });
-    }
-  }
-  // Wait until what was written has left the client (flow control: the server consumed all but a window).
-  if (!stream.destroyed && !stream.closed) await new Promise<void>((resolve) => stream.write(Buffer.alloc(0), () => resolve()));
-}
-
-/** Destroys a session and resolves once it is closed (so the server has let go of its streams). */
-const closed = (s: ClientHttp2Session): Promise<void> =>
-  new Promise((resolve) => {
-    s.once("close", () => resolve());
-    s.destroy();
-  });
 
 const arrayBuffers = (): number => {
   gc();
@@ -124,7 +96,7 @@ describe("CPU", () => {
       // Decoding it takes well over a CPU-second; moving its bytes (both ends, one process) a fraction.
       expect(cpuMs).toBeLessThan(500);
     } finally {
-      await closed(s);
+      await closeSession(s);
     }
   });
 });
@@ -140,13 +112,13 @@ describe("memory", () => {
       for (const st of streams) st.on("error", () => {});
       await Promise.all(streams.map(async (st) => {
         st.write(announce(16 * MiB));
-        await send(st, 4 * MiB);
+        await sendFiller(st, 4 * MiB);
       }));
       const grown = arrayBuffers() - before;
       // Before: ≥ 160 MiB held by grpc-js' decoders; now, the refused streams' bytes are dropped as they come.
       expect(grown).toBeLessThan(16 * MiB);
     } finally {
-      await Promise.all(sessions.map(closed));
+      await Promise.all(sessions.map(closeSession));
     }
   });
 
@@ -160,14 +132,14 @@ describe("memory", () => {
       // did not would have them refused by the server's HTTP/2 stack). Write to the four.
       await Promise.all(streams.slice(0, 4).map(async (st) => {
         st.write(announce(16 * MiB));
-        await send(st, 4 * MiB);
+        await sendFiller(st, 4 * MiB);
       }));
       for (const st of streams.slice(4)) st.write(announce(16 * MiB));
       const grown = arrayBuffers() - before;
       expect(grown).toBeGreaterThan(8 * MiB); // the four admitted streams' bytes are held: this measures something
       expect(grown).toBeLessThan(4 * 4 * MiB + 8 * MiB); // and no more than four streams' worth
     } finally {
-      await closed(s);
+      await closeSession(s);
     }
   });
 });

@@ -14,6 +14,50 @@ export function frame(message: Uint8Array): Buffer {
   return out;
 }
 
+/** A gRPC frame header announcing a message of `size` bytes (none of which are sent yet). */
+export function announce(size: number): Buffer {
+  const b = Buffer.alloc(5);
+  b.writeUInt32BE(size, 1);
+  return b;
+}
+
+/**
+ * Writes `bytes` of filler to the stream, honouring backpressure; stops early if the
+ * stream closes. Resolves once what was written has left the client (flow control: the
+ * server consumed all but a window).
+ */
+export async function sendFiller(stream: ClientHttp2Stream, bytes: number): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  for (let sent = 0; sent < bytes && !stream.destroyed && !stream.closed; sent += chunk.length) {
+    if (!stream.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          stream.off("drain", done);
+          stream.off("close", done);
+          resolve();
+        };
+        stream.on("drain", done);
+        stream.on("close", done);
+      });
+    }
+  }
+  if (!stream.destroyed && !stream.closed) await new Promise<void>((resolve) => stream.write(Buffer.alloc(0), () => resolve()));
+}
+
+/**
+ * Destroys a session and resolves once it is closed (so the server has let go of its streams).
+ * The destroy waits for the next turn of the event loop: on Node 20, destroying a client
+ * session while it is still delivering the closes of several streams reset together (a
+ * test failing right after one of them, in the await that follows its 'close') spins
+ * forever, and takes the test worker with it.
+ */
+export function closeSession(s: ClientHttp2Session): Promise<void> {
+  return new Promise((resolve) => {
+    s.once("close", () => resolve());
+    setImmediate(() => s.destroy());
+  });
+}
+
 /**
  * Opens an h2c session to host:port; `close()` it when done. Its session memory cap is
  * raised (Node's default is 10 MB, counting queued output), so a test can send big messages.

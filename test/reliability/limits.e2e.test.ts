@@ -84,6 +84,7 @@ describe("a bug in the gateway", () => {
       ceilingMs: 5000,
       limit: new InFlightLimit(10),
       maxRequestBytes: 1 << 20,
+      requestBodyTimeoutMs: 10_000,
       maxConcurrentStreams: 10,
       keys: undefined,
       tls: undefined,

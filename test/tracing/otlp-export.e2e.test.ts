@@ -181,6 +181,22 @@ describe("OpenTelemetry traces over OTLP http/protobuf (the default protocol)", 
     expect(upstream.map((r) => r.headers["traceparent"])).toEqual(attempts.map((a) => `00-${caller.traceId}-${a.spanId}-01`));
   });
 
+  it("names a finish reason the contract does not know as the upstream said it (FINISH_REASON_OTHER), unary and streamed", async () => {
+    const unary = callerContext();
+    fake.failNext({ kind: "odd-values", finishReason: "eos_token" });
+    const completion = await create(gw.chat, userRequest(PROMPT), {}, metadata({ traceparent: unary.traceparent, authorization: `Bearer ${CALLER_KEY}` }));
+    expect(completion.choices[0]!.finishReasonRaw).toBe("eos_token"); // the fake did send it
+    const streamed = callerContext();
+    fake.failNext({ kind: "odd-values", finishReason: "end_of_turn" });
+    const result = await collect(gw.chat.streamChatCompletion(userRequest(PROMPT), metadata({ traceparent: streamed.traceparent, authorization: `Bearer ${CALLER_KEY}` })));
+    expect(result.error).toBeUndefined();
+
+    const spans = await receiver.spans((all) => all.some((s) => s.kind === SERVER && inTrace(unary.traceId)(s)) && all.some((s) => s.kind === SERVER && inTrace(streamed.traceId)(s)));
+    const callOf = (traceId: string) => spans.find((s) => s.kind === SERVER && inTrace(traceId)(s))!;
+    expect(callOf(unary.traceId).attributes["gen_ai.response.finish_reasons"]).toEqual(["eos_token"]);
+    expect(callOf(streamed.traceId).attributes["gen_ai.response.finish_reasons"]).toEqual(["end_of_turn"]);
+  });
+
   it("records a failed call's gRPC status and ErrorInfo reason", async () => {
     const caller = callerContext();
     fake.failNext(cerebrasErrors.modelNotFound());
