@@ -17,8 +17,8 @@ import type { KeyRing } from "../auth/key-ring.js";
 import { GatewayError } from "../core/errors.js";
 import { refuseCall, type RefusalOptions } from "./refusal.js";
 
-/** Services callers reach without a key. */
-const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+/** Services callers reach without a key (their requests are kept small: request-size-cap.ts). */
+export const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 
 const keyNames = new WeakMap<Metadata, string>();
 

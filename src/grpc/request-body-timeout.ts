@@ -1,33 +1,54 @@
 /**
- * The request of a unary or server-streaming call must arrive whole (its one message and
- * the end of its stream) within REQUEST_BODY_TIMEOUT_S of its metadata: the bound the HTTP
- * shim puts on a body, on the gRPC port. Without it, a caller (with a valid key: others are
- * refused on their metadata, auth-interceptor.ts) that sends a message's length prefix and
- * part of it, then stalls without a deadline, has grpc-js buffer up to MAX_REQUEST_BYTES
- * and hold the HTTP/2 stream (one of MAX_CONCURRENT_STREAMS) for as long as the
- * connection lives. The bound ends at the half-close, not at the message: grpc-js runs a
- * unary or server-streaming handler only then, so a whole message without it is held just
- * the same. It does not apply to what follows (the handler's time, a response stream),
- * nor to client-streaming or bidi methods (reflection), which have no "whole request".
+ * A request must arrive in time: the bound the HTTP shim puts on a body
+ * (REQUEST_BODY_TIMEOUT_S), on the gRPC port. Without it, a caller that sends a message's
+ * length prefix and part of it, then stalls without a deadline, has grpc-js buffer the
+ * partial message (up to MAX_REQUEST_BYTES; request-size-cap.ts caps it far lower for the
+ * services open without a key) and hold the HTTP/2 stream (one of MAX_CONCURRENT_STREAMS)
+ * for as long as the connection lives.
+ *
+ * - Unary and server-streaming: the request (its one message and the end of its stream)
+ *   must be whole within the bound of the call's metadata. The bound ends at the
+ *   half-close, not at the message: grpc-js runs the handler only then, so a whole
+ *   message without it is held just the same.
+ * - Client-streaming and bidi (reflection): each message must arrive whole within the
+ *   bound of the metadata or of the previous message, until the half-close. So the
+ *   silence between messages counts too: a stream left open and idle is ended after
+ *   REQUEST_BODY_TIMEOUT_S. Why not bound only a message once it has started: grpc-js
+ *   does not tell an interceptor that a message has started (its decoder is fed by the
+ *   HTTP/2 stream's 'data' events; `onReceiveMessage` fires only once one is whole and
+ *   the handler asked for it), and a watcher of those events (as request-size-cap.ts has)
+ *   sees nothing while grpc-js has the stream paused (the handler applying backpressure,
+ *   reflection.ts), when up to a flow-control window of the client's bytes wait in Node
+ *   unseen. An idle stream still holds its slot, grpc-js' call and a handler; this way
+ *   nothing an unauthenticated caller opens is held past the bound without sending. Real
+ *   clients are not hurt: grpcurl, buf curl and IDE plugins open a reflection stream, send
+ *   their requests one after another (each as soon as the last was answered) and close
+ *   it; grpcurl's and Evans' client (jhump/protoreflect grpcreflect) opens a new stream
+ *   when it finds one closed by the server, and retries the request on it.
+ *
+ * It never applies to the response: the handler's time, a response stream.
  *
  * Past the bound the call ends DEADLINE_EXCEEDED, reason REQUEST_BODY_TIMEOUT: a deadline
- * (the gateway's, on the request's arrival) passed before the call could start. The same
- * code the HTTP shim's 408 maps to, so both transports count it alike; not CANCELLED,
- * which says the caller went away (DESIGN.md's table), nor UNAVAILABLE, which clients
- * retry: sending the same request the same slow way again would fail the same way.
+ * (the gateway's, on the request's arrival) passed. The same code the HTTP shim's 408
+ * maps to, so both transports count it alike; not CANCELLED, which says the caller went
+ * away (DESIGN.md's table), nor UNAVAILABLE, which clients retry: sending the same
+ * request the same slow way again would fail the same way.
  *
- * Tearing down: the status goes out trailers-only (nothing was sent yet), and grpc-js
- * stops reading, but it sends no RST_STREAM when the client has not half-closed, so the
- * HTTP/2 stream stays half-open, and with it grpc-js' decoder and the partial message it
- * holds, until the client ends it. So the stream is then closed with RST_STREAM(NO_ERROR),
- * which RFC 9113 §8.1 provides for this case (a complete response before the request
- * ended; clients must not discard the response) and gRPC servers are expected to send
- * (grpc-java#2162). That closes grpc-js' call and frees the partial buffer.
+ * Tearing down: the status goes out trailers-only (nothing was sent yet) or as trailers,
+ * and grpc-js stops reading, but it sends no RST_STREAM when the client has not
+ * half-closed, so the HTTP/2 stream stays half-open, and with it grpc-js' decoder and the
+ * partial message it holds, until the client ends it. So the stream is then closed with
+ * RST_STREAM(NO_ERROR), which RFC 9113 §8.1 provides for this case (a complete response
+ * before the request ended; clients must not discard the response) and gRPC servers are
+ * expected to send (grpc-java#2162). That closes grpc-js' call and frees the partial
+ * buffer. A message over request-size-cap.ts' cap ends the same way.
  *
- * Cost: one `setTimeout` per call, cleared at the half-close. Node keeps all timers of one
- * duration in one list behind one native timer, so arming and clearing are O(1) list
- * operations (the "coarse timer wheel" is built in), and the timer is unref'd so it never
- * holds the process up. A refused call (bad key) clears it in the same tick.
+ * Cost: one `setTimeout` per call, refreshed on each message of a request stream and
+ * cleared at the half-close. Node keeps all timers of one duration in one list behind one
+ * native timer, so arming, refreshing and clearing are O(1) list operations (the "coarse
+ * timer wheel" is built in), and the timer is unref'd so it never holds the process up.
+ * A refused call (bad key) clears it in the same tick. The chat methods get no watcher of
+ * their stream's data (their cap is grpc-js' own).
  */
 import type { ServerHttp2Stream } from "node:http2";
 import { constants as http2 } from "node:http2";
@@ -36,6 +57,7 @@ import { ServerInterceptingCall, type Metadata, type ServerInterceptingCallInter
 import { Code, GatewayError, Reason } from "../core/errors.js";
 import { keyNameOf } from "./auth-interceptor.js";
 import { refuseCall, type RefusalOptions } from "./refusal.js";
+import { requestSizeCap, requestTooLarge, watchMessageSizes } from "./request-size-cap.js";
 
 export interface RequestBodyTimeoutOptions extends RefusalOptions {
   /** REQUEST_BODY_TIMEOUT_S in ms. */
@@ -44,13 +66,18 @@ export interface RequestBodyTimeoutOptions extends RefusalOptions {
 
 /**
  * Must be the first interceptor in the server's list: grpc-js hands the first one its own
- * call, which holds the HTTP/2 stream this closes past the bound.
+ * call, which holds the HTTP/2 stream this closes past the bound (and watches, for the
+ * methods request-size-cap.ts caps).
  */
 export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions): ServerInterceptor {
   return (method, call) => {
-    if (method.requestStream) return new ServerInterceptingCall(call);
+    const streaming = method.requestStream;
+    const cap = requestSizeCap(method.path);
     let timer: NodeJS.Timeout | undefined;
+    let unwatch: (() => void) | undefined;
     const stop = (): void => {
+      unwatch?.();
+      unwatch = undefined;
       if (timer === undefined) return;
       clearTimeout(timer);
       timer = undefined;
@@ -60,14 +87,25 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
         next({
           onReceiveMetadata: (metadata, pass) => {
             const started = performance.now();
+            const refuse = (error: GatewayError): void => {
+              stop();
+              end(call, metadata, error, method.path, started, options);
+            };
             timer = setTimeout(() => {
               timer = undefined;
-              expire(call, metadata, method.path, started, options);
+              refuse(requestBodyTimeout(options.timeoutMs, streaming));
             }, options.timeoutMs);
             timer.unref();
+            const stream = cap === undefined ? undefined : http2StreamOf(call);
+            if (cap !== undefined && stream !== undefined) unwatch = watchMessageSizes(stream, cap, (size) => refuse(requestTooLarge(method.path, size, cap)));
             pass(metadata);
           },
-          // The request is whole: grpc-js now runs the handler.
+          // A request stream's next message gets the bound again, from now.
+          onReceiveMessage: (message, pass) => {
+            if (streaming) timer?.refresh();
+            pass(message);
+          },
+          // The request is whole: grpc-js now runs the handler (unary, server-streaming), or the client is done sending.
           onReceiveHalfClose: (pass) => {
             stop();
             pass();
@@ -75,7 +113,7 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
           // Whatever ended the call (the client went away, a status grpc-js sent itself).
           onCancel: stop,
         }),
-      // Any status (a refused key, a message grpc-js could not decode…) ends the wait.
+      // Any status (a refused key, a message grpc-js could not decode, the handler's…) ends the wait.
       sendStatus: (status, next) => {
         stop();
         next(status);
@@ -85,22 +123,41 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
 }
 
 /** The error a call whose request did not arrive in time ends with. */
-export function requestBodyTimeout(timeoutMs: number): GatewayError {
+export function requestBodyTimeout(timeoutMs: number, streaming = false): GatewayError {
+  const since = streaming ? "the call's metadata or of its previous message" : "the call's metadata";
   return new GatewayError({
     code: Code.DEADLINE_EXCEEDED,
     reason: Reason.REQUEST_BODY_TIMEOUT,
-    message: `the request message did not arrive whole within ${timeoutMs / 1000} s of the call's metadata (REQUEST_BODY_TIMEOUT_S)`,
+    message: `the request message did not arrive whole within ${timeoutMs / 1000} s of ${since} (REQUEST_BODY_TIMEOUT_S)`,
     metadata: { setting: "REQUEST_BODY_TIMEOUT_S", timeoutMs: String(timeoutMs) },
   });
 }
 
-function expire(call: ServerInterceptingCallInterface, metadata: Metadata, path: string, started: number, options: RequestBodyTimeoutOptions): void {
+/** Refuses the call with `error` (logged and counted), then resets its HTTP/2 stream so grpc-js lets go of it. */
+function end(call: ServerInterceptingCallInterface, metadata: Metadata, error: GatewayError, path: string, started: number, options: RequestBodyTimeoutOptions): void {
   const stream = http2StreamOf(call);
   if (stream !== undefined && (stream.closed || stream.destroyed)) return; // gone already: nothing to refuse
   const keyName = keyNameOf(metadata);
-  refuseCall(call, metadata, requestBodyTimeout(options.timeoutMs), path.split("/")[2], started, options, keyName === undefined ? {} : { keyName });
-  // After the trailers-only reply (close with NO_ERROR waits for the writable side to finish).
-  stream?.close(http2.NGHTTP2_NO_ERROR);
+  const answered = stream?.headersSent === true; // a request stream's handler has answered already
+  refuseCall(call, metadata, error, path.split("/")[2], started, options, keyName === undefined ? {} : { keyName });
+  if (stream === undefined) return;
+  if (!answered) {
+    // After the trailers-only reply (close with NO_ERROR waits for the writable side to finish).
+    stream.close(http2.NGHTTP2_NO_ERROR);
+    return;
+  }
+  // The status goes out as trailers once the answers before it have left: grpc-js calls
+  // sendTrailers on 'wantTrailers' (its listener, added by refuseCall, runs before this
+  // one), and Node hands them to nghttp2 on the next setImmediate, so the reset is
+  // scheduled after that one. A client that does not read its answers never lets them
+  // leave: it gets the reset without a status (CANCEL) one bound later.
+  const cancel = setTimeout(() => stream.close(http2.NGHTTP2_CANCEL), options.timeoutMs);
+  cancel.unref();
+  stream.once("wantTrailers", () => {
+    clearTimeout(cancel);
+    setImmediate(() => stream.close(http2.NGHTTP2_NO_ERROR));
+  });
+  stream.once("close", () => clearTimeout(cancel));
 }
 
 /**

@@ -117,7 +117,7 @@ describe("a client that sends reflection requests and never reads", () => {
 });
 
 describe("requests are never echoed beyond a small size", () => {
-  it("a 1 MiB host or symbol gets a small INVALID_ARGUMENT answer, not its own bytes back", async () => {
+  it("a host or symbol over 1024 characters gets a small INVALID_ARGUMENT answer, not its own bytes back (a larger message is refused whole: reflection-stalled-request.e2e.test.ts)", async () => {
     const client = new reflection.ServerReflectionClient(h.address, credentials.createInsecure());
     try {
       const call = client.serverReflectionInfo();
@@ -127,8 +127,8 @@ describe("requests are never echoed beyond a small size", () => {
         call.on("end", resolve);
         call.on("error", reject);
       });
-      call.write({ host: "h".repeat(MiB), messageRequest: { $case: "listServices", value: "" } });
-      call.write({ host: "", messageRequest: { $case: "fileContainingSymbol", value: "s".repeat(MiB) } });
+      call.write({ host: "h".repeat(7000), messageRequest: { $case: "listServices", value: "" } }); // under the 8 KiB cap on open services' messages
+      call.write({ host: "", messageRequest: { $case: "fileContainingSymbol", value: "s".repeat(7000) } });
       call.write({ host: "", messageRequest: { $case: "listServices", value: "" } });
       call.end();
       await done;
