@@ -6,7 +6,8 @@
  * seconds until the bucket is full again (a float, as Cerebras sends it). Sent with every
  * admitted call's reply and with a refusal, on both transports.
  */
-import { setResponseHeader, type CallContext } from "../core/provider.js";
+import { replyHeadersOf, type CallContext } from "../core/provider.js";
+import { responseHeaderName } from "../core/response-headers.js";
 import { msToFull } from "./bucket.js";
 import type { Limit } from "./limits.js";
 
@@ -24,19 +25,26 @@ function namesOf(limit: Limit): Names {
   let n = names.get(limit);
   if (n === undefined) {
     const suffix = `${limit.resource}-${limit.window}`;
-    n = { limit: `x-ratelimit-limit-${suffix}`, remaining: `x-ratelimit-remaining-${suffix}`, reset: `x-ratelimit-reset-${suffix}`, value: String(limit.limit) };
+    // Checked once here, so every call sets them unchecked (ResponseHeaders.setLegal).
+    n = {
+      limit: responseHeaderName(`x-ratelimit-limit-${suffix}`),
+      remaining: responseHeaderName(`x-ratelimit-remaining-${suffix}`),
+      reset: responseHeaderName(`x-ratelimit-reset-${suffix}`),
+      value: String(limit.limit),
+    };
     // Limits are few and live as long as the configuration: a bounded cache.
     if (names.size < 1024) names.set(limit, n);
   }
   return n;
 }
 
-/** Sets the three headers of one limit. */
+/** Sets the three headers of one limit: names checked in namesOf, values made of digits and a point. */
 export function setLimitHeaders(ctx: CallContext, limit: Limit, level: number, capacity: number, ratePerMs: number): void {
   const n = namesOf(limit);
-  setResponseHeader(ctx, n.limit, n.value);
-  setResponseHeader(ctx, n.remaining, remaining(limit, level));
-  setResponseHeader(ctx, n.reset, (msToFull(level, capacity, ratePerMs) / 1000).toFixed(2));
+  const headers = replyHeadersOf(ctx);
+  headers.setLegal(n.limit, n.value);
+  headers.setLegal(n.remaining, remaining(limit, level));
+  headers.setLegal(n.reset, (msToFull(level, capacity, ratePerMs) / 1000).toFixed(2));
 }
 
 function remaining(limit: Limit, level: number): string {

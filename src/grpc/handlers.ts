@@ -184,13 +184,13 @@ function settle(scope: CallScope, options: HandlerOptions): void {
 
 /**
  * Response headers carry the request id and whatever the call added for its caller
- * (CallContext.responseHeaders: rate-limit standing); sent with the reply, never on their own.
+ * (CallContext.replyHeaders: rate-limit standing, …); sent with the reply, never on their own.
  */
 function sendHeaders(call: SurfaceCall, scope: CallScope): void {
   const headers = new Metadata();
   headers.set("x-request-id", scope.requestId);
-  const extra = scope.responseHeaders;
-  if (extra !== undefined) for (const name in extra) headers.set(name, extra[name]!);
+  const f = scope.replyHeaders?.flat ?? [];
+  for (let i = 0; i < f.length; i += 2) headers.set(f[i]!, f[i + 1]!);
   call.sendMetadata(headers);
 }
 
