@@ -41,15 +41,19 @@ export function responseHeaderName(name: string): string {
 }
 
 export class ResponseHeaders {
+  private readonly entries: string[] = [];
+
   /** name₀, value₀, name₁, value₁…: each name once, in the order it was first set. */
-  readonly flat: string[] = [];
+  get flat(): readonly string[] {
+    return this.entries;
+  }
 
   /**
    * Sets `name` to `value`, replacing the value it had (its place is kept). Both must be
    * legal (see above): the caller vouches for them; setResponseHeader checks.
    */
   setLegal(name: string, value: string): void {
-    const f = this.flat;
+    const f = this.entries;
     for (let i = 0; i < f.length; i += 2) {
       if (f[i] === name) {
         f[i + 1] = value;
@@ -60,7 +64,7 @@ export class ResponseHeaders {
   }
 
   get(name: string): string | undefined {
-    const f = this.flat;
+    const f = this.entries;
     for (let i = 0; i < f.length; i += 2) if (f[i] === name) return f[i + 1];
     return undefined;
   }
@@ -68,7 +72,7 @@ export class ResponseHeaders {
   /** A copy by name (for tests and diagnostics: the transports walk `flat`). */
   toRecord(): Record<string, string> {
     const out: Record<string, string> = {};
-    const f = this.flat;
+    const f = this.entries;
     for (let i = 0; i < f.length; i += 2) out[f[i]!] = f[i + 1]!;
     return out;
   }
