@@ -10,6 +10,7 @@
  */
 import { GatewayError, Code, Reason } from "./errors.js";
 import type { Abortable, CallContext, CallStats } from "./provider.js";
+import type { ResponseHeaders } from "./response-headers.js";
 import { NO_TRACE, type CallTrace } from "./tracing.js";
 
 const CANCELLED = new GatewayError({ code: Code.CANCELLED, reason: Reason.CANCELLED, message: "the caller cancelled the call" });
@@ -20,7 +21,7 @@ export class CallScope implements CallContext {
   readonly stats: CallStats = {};
   /** Set by the transport when the call starts (its span, or the caller's forwarded context). */
   trace: CallTrace = NO_TRACE;
-  responseHeaders: Record<string, string> | undefined = undefined;
+  replyHeaders: ResponseHeaders | undefined = undefined;
   /** The caller's `x-aigw-fallbacks` (set by the transport): false refuses model fallbacks for this call. */
   fallbacks = true;
   abortReason: GatewayError | undefined;
@@ -42,6 +43,11 @@ export class CallScope implements CallContext {
     const remaining = this.deadline - now;
     if (remaining <= 0) this.abort(GatewayError.deadlineExceeded());
     else this.timer = setTimeout(() => this.abort(GatewayError.deadlineExceeded()), remaining);
+  }
+
+  /** The reply headers by name, a copy (for tests and diagnostics: the transports walk replyHeaders). */
+  get responseHeaders(): Record<string, string> | undefined {
+    return this.replyHeaders?.toRecord();
   }
 
   get signal(): AbortSignal {

@@ -5,6 +5,7 @@
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, FinishReason, TimeInfo } from "../../gen/aigateway/v1/chat.js";
 import type { Model } from "../../gen/aigateway/v1/models.js";
 import type { GatewayError } from "./errors.js";
+import { isLegalHeaderName, isLegalHeaderValue, ResponseHeaders } from "./response-headers.js";
 import type { CallTrace } from "./tracing.js";
 
 /** Something an aborted call stops: an upstream request, a wait. */
@@ -43,12 +44,22 @@ export interface CallContext {
    * before a failure's status). The core, the admission and the provider add to it before
    * the first message (setResponseHeader); undefined until one does.
    */
-  responseHeaders: Record<string, string> | undefined;
+  replyHeaders: ResponseHeaders | undefined;
 }
 
-/** Adds a header for the caller to the call's reply (see CallContext.responseHeaders). */
+/**
+ * Adds a header for the caller to the call's reply (see CallContext.replyHeaders),
+ * replacing the value it had. An entry that could not travel on both transports (gRPC
+ * metadata takes less than HTTP: response-headers.ts) is dropped: sending it would fail
+ * the gRPC reply, and a caller must see the same headers on both.
+ */
 export function setResponseHeader(ctx: CallContext, name: string, value: string): void {
-  (ctx.responseHeaders ??= {})[name] = value;
+  if (isLegalHeaderName(name) && isLegalHeaderValue(value)) replyHeadersOf(ctx).setLegal(name, value);
+}
+
+/** The call's reply headers, made on first use: for code whose names and values are legal by construction (ResponseHeaders.setLegal). */
+export function replyHeadersOf(ctx: CallContext): ResponseHeaders {
+  return (ctx.replyHeaders ??= new ResponseHeaders());
 }
 
 /**

@@ -5,7 +5,7 @@
  * plumbing: request id, the CallScope (cancellation + deadline budget), write
  * backpressure, error rendering and the one log line per call.
  */
-import { Metadata, type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { type handleServerStreamingCall, type handleUnaryCall, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope } from "../core/call-scope.js";
 import type { KeyRing } from "../auth/key-ring.js";
 import type { CallReporter } from "../core/call-log.js";
@@ -17,6 +17,7 @@ import type { CallContext } from "../core/provider.js";
 import { headerValue, PASS_THROUGH, type Tracer } from "../core/tracing.js";
 import { FALLBACKS_HEADER, fallbacksAllowed } from "../core/upstreams.js";
 import { keyNameOf } from "./auth-interceptor.js";
+import { replyMetadata } from "./reply-metadata.js";
 import { decodeRefusal } from "./request-decoder.js";
 import { toGrpcError } from "./status.js";
 
@@ -184,14 +185,10 @@ function settle(scope: CallScope, options: HandlerOptions): void {
 
 /**
  * Response headers carry the request id and whatever the call added for its caller
- * (CallContext.responseHeaders: rate-limit standing); sent with the reply, never on their own.
+ * (CallContext.replyHeaders: rate-limit standing, …); sent with the reply, never on their own.
  */
 function sendHeaders(call: SurfaceCall, scope: CallScope): void {
-  const headers = new Metadata();
-  headers.set("x-request-id", scope.requestId);
-  const extra = scope.responseHeaders;
-  if (extra !== undefined) for (const name in extra) headers.set(name, extra[name]!);
-  call.sendMetadata(headers);
+  call.sendMetadata(replyMetadata(scope.requestId, scope.replyHeaders));
 }
 
 function report(reporter: CallReporter, method: string, scope: CallScope, started: number, error: GatewayError | undefined): void {

@@ -6,13 +6,14 @@ import type { CallContext } from "../core/provider.js";
 import type { HttpFailure } from "./errors.js";
 
 /**
- * The headers the call added for its caller (CallContext.responseHeaders: rate-limit
- * standing), set on the response before its head is written: replies and failures alike.
+ * The headers the call added for its caller (CallContext.replyHeaders: rate-limit
+ * standing, …), set on the response before its head is written: replies and failures alike.
  */
-export function setCallHeaders(res: ServerResponse, ctx: Pick<CallContext, "responseHeaders">): void {
-  const extra = ctx.responseHeaders;
+export function setCallHeaders(res: ServerResponse, ctx: Pick<CallContext, "replyHeaders">): void {
+  const extra = ctx.replyHeaders;
   if (extra === undefined || res.headersSent) return;
-  for (const name in extra) res.setHeader(name, extra[name]!);
+  const f = extra.flat;
+  for (let i = 0; i < f.length; i += 2) res.setHeader(f[i]!, f[i + 1]!);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
