@@ -18,12 +18,10 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatCompletionChunk, ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
-import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
-import { Status } from "../../gen/google/rpc/status.js";
 import { Gate } from "../../src/fake-upstream/faults.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
-import { announce, closeSession, frame, open, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
+import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -65,16 +63,6 @@ function stall(s: ClientHttp2Session, path: string, bytes: Uint8Array = Buffer.c
   return { stream, ended, startedAt };
 }
 
-/** The ErrorInfo reason of a raw trailers-only reply, checking AIP-193's shape on the way. */
-function refusal(r: RawReply): { code: number; message: string; errorInfo: ErrorInfo } {
-  const code = Number(r.trailers["grpc-status"]);
-  const details = Status.decode(Buffer.from(String(r.trailers["grpc-status-details-bin"]), "base64"));
-  expect(details.code).toBe(code);
-  expect(decodeURIComponent(String(r.trailers["grpc-message"]))).toBe(details.message);
-  const infos = details.details.filter((d) => d.typeUrl === "type.googleapis.com/google.rpc.ErrorInfo");
-  expect(infos).toHaveLength(1);
-  return { code, message: details.message, errorInfo: ErrorInfo.decode(infos[0]!.value) };
-}
 
 const lines: Array<Record<string, unknown>> = [];
 const logSink = new Writable({

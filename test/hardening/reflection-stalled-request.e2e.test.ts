@@ -15,14 +15,12 @@ import { Writable } from "node:stream";
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
-import { Status } from "../../gen/google/rpc/status.js";
 import { HealthCheckRequest } from "../../gen/grpc/health/v1/health.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection.js";
 import { decodeStatus, startHarness, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
-import { announce, closeSession, frame, open, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
+import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
 
 const KEY = "reflection-stall-key-0123456789";
 const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
@@ -57,16 +55,6 @@ function stall(s: ClientHttp2Session, path: string, bytes: Buffer = halfMessage(
   return { stream, ended, startedAt };
 }
 
-/** Code, message and ErrorInfo of a raw reply's status, checking AIP-193's shape on the way. */
-function refusal(r: RawReply): { code: number; message: string; errorInfo: ErrorInfo } {
-  const code = Number(r.trailers["grpc-status"]);
-  const details = Status.decode(Buffer.from(String(r.trailers["grpc-status-details-bin"]), "base64"));
-  expect(details.code).toBe(code);
-  expect(decodeURIComponent(String(r.trailers["grpc-message"]))).toBe(details.message);
-  const infos = details.details.filter((d) => d.typeUrl === "type.googleapis.com/google.rpc.ErrorInfo");
-  expect(infos).toHaveLength(1);
-  return { code, message: details.message, errorInfo: ErrorInfo.decode(infos[0]!.value) };
-}
 
 /** The reflection answers (gRPC frames) in a raw reply's body. */
 function answers(body: Buffer): v1.ServerReflectionResponse[] {

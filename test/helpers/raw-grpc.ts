@@ -4,6 +4,9 @@
  * came over the wire (the size C-core and Java clients hold against their 8 KiB limit).
  */
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { expect } from "vitest";
+import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
+import { Status } from "../../gen/google/rpc/status.js";
 
 /** A length-prefixed gRPC message (uncompressed). */
 export function frame(message: Uint8Array): Buffer {
@@ -133,4 +136,15 @@ export function headerListSize(headers: IncomingHttpHeaders): number {
     for (const v of Array.isArray(value) ? value : [String(value)]) size += Buffer.byteLength(name) + Buffer.byteLength(v) + 32;
   }
   return size;
+}
+
+/** Code, message and ErrorInfo of a raw reply's status, checking AIP-193's shape on the way (one ErrorInfo, Status.code = grpc-status). */
+export function refusal(r: RawReply): { code: number; message: string; errorInfo: ErrorInfo } {
+  const code = Number(r.trailers["grpc-status"]);
+  const details = Status.decode(Buffer.from(String(r.trailers["grpc-status-details-bin"]), "base64"));
+  expect(details.code).toBe(code);
+  expect(decodeURIComponent(String(r.trailers["grpc-message"]))).toBe(details.message);
+  const infos = details.details.filter((d) => d.typeUrl === "type.googleapis.com/google.rpc.ErrorInfo");
+  expect(infos).toHaveLength(1);
+  return { code, message: details.message, errorInfo: ErrorInfo.decode(infos[0]!.value) };
 }
