@@ -9,6 +9,7 @@
  *
  * Variants:
  * - off: the same call with no caller limits (what the `off` gateway pays): the floor;
+ *   "off, before" is the same with the code before;
  * - before: the code before ResponseHeaders and replyMetadata, copied below: a Record
  *   filled with a keyed store per header, a grpc-js Metadata filled with set() (which
  *   checks every name and value), grpc-js' toHttp2Headers, String() and toFixed(2);
@@ -156,22 +157,29 @@ function newContext(): CallContext {
   return { replyHeaders: undefined, stats: {} } as unknown as CallContext;
 }
 
-const before: Variant = {
-  id: "before",
-  name: "before",
-  render: (i) => {
-    const ctx: OldContext = { responseHeaders: undefined, stats: {} };
-    const ls = levels(i);
-    LIMITS.forEach((l, k) => oldSetLimitHeaders(ctx, l, ls[k]!, l.limit, RATES[k]!));
-    oldSetResponseHeader(ctx, UPSTREAM_KEY_HEADER, "default");
-    oldSetResponseHeader(ctx, ATTEMPTS_HEADER, String(1));
-    if (SAFE_HEADER_VALUE.test(MODEL)) oldSetResponseHeader(ctx, MODEL_HEADER, MODEL);
-    oldNoteRateLimits(ctx, UPSTREAM_HEADERS);
-    return ctx;
-  },
-  metadata: (ctx) => oldMetadata(ctx as OldContext),
-  hand: (m) => grpcHeaders(m.toHttp2Headers()),
-};
+function beforeVariant(id: string, name: string, limited: boolean): Variant {
+  return {
+    id,
+    name,
+    render: (i) => {
+      const ctx: OldContext = { responseHeaders: undefined, stats: {} };
+      if (limited) {
+        const ls = levels(i);
+        LIMITS.forEach((l, k) => oldSetLimitHeaders(ctx, l, ls[k]!, l.limit, RATES[k]!));
+      }
+      oldSetResponseHeader(ctx, UPSTREAM_KEY_HEADER, "default");
+      oldSetResponseHeader(ctx, ATTEMPTS_HEADER, String(1));
+      if (SAFE_HEADER_VALUE.test(MODEL)) oldSetResponseHeader(ctx, MODEL_HEADER, MODEL);
+      oldNoteRateLimits(ctx, UPSTREAM_HEADERS);
+      return ctx;
+    },
+    metadata: (ctx) => oldMetadata(ctx as OldContext),
+    hand: (m) => grpcHeaders(m.toHttp2Headers()),
+  };
+}
+
+const before = beforeVariant("before", "before", true);
+const offBefore = beforeVariant("off-before", "off, before", false);
 
 function afterVariant(id: string, name: string, limited: boolean, hand: (m: Metadata) => Record<string, unknown>): Variant {
   return {
@@ -207,7 +215,7 @@ const afterSet: Variant = {
     return m;
   },
 };
-const VARIANTS = [off, before, after, afterPlain, afterSet];
+const VARIANTS = [off, offBefore, before, after, afterPlain, afterSet];
 
 
 // ---- a child: one variant in a process of its own ----
@@ -402,7 +410,7 @@ function load(): string {
 async function parent(): Promise<void> {
   // The variants must send the same headers: a bench of different work would prove nothing.
   const entries = (v: Variant): string => JSON.stringify(Object.entries(v.hand(v.metadata(v.render(7)))).sort());
-  if (![before, afterPlain, afterSet].every((v) => entries(v) === entries(after))) throw new Error("before and after do not send the same headers");
+  if (![before, afterPlain, afterSet].every((v) => entries(v) === entries(after)) || entries(offBefore) !== entries(off)) throw new Error("before and after do not send the same headers");
   if (headerCount(off) >= headerCount(after)) throw new Error("off sends the limited headers");
 
   const lines = [`node ${process.version}; headers per reply: off ${headerCount(off)}, limited ${headerCount(after)} (with grpc-js' 4 defaults); load average before ${load()}`, ""];
