@@ -7,18 +7,7 @@ import { describe, expect, it } from "vitest";
 import { integerText, setLimitHeaders, toFixed2 } from "../../src/admission/caller-headers.js";
 import { limitsFrom, WINDOW_MS } from "../../src/admission/limits.js";
 import { CallScope } from "../../src/core/call-scope.js";
-
-/** A small seeded generator (mulberry32): the same values every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../helpers/random.js";
 
 describe("integerText", () => {
   it("writes what String() writes, for integers from 0 to 2^53 and past", () => {
@@ -26,7 +15,7 @@ describe("integerText", () => {
     for (const n of edges) expect(integerText(n), String(n)).toBe(String(n));
     const wrong: number[] = [];
     for (let k = 1; k < 9_007_199; k += 997) for (const d of [-1, 0, 1]) if (integerText(k * 1e9 + d) !== String(k * 1e9 + d)) wrong.push(k * 1e9 + d);
-    const r = random(14);
+    const r = seededRandom(14);
     for (let i = 0; i < 200_000; i++) {
       const n = Math.floor(r() * 2 ** (31 + r() * 22));
       if (integerText(n) !== String(n)) wrong.push(n);
@@ -44,7 +33,7 @@ describe("toFixed2", () => {
     for (let k = 0; k < 720_000; k++) if (toFixed2(k / 200) !== (k / 200).toFixed(2)) wrong.push(k / 200);
     for (let k = 720_000; k < 17_280_000; k += 97) if (toFixed2(k / 200) !== (k / 200).toFixed(2)) wrong.push(k / 200);
     for (let k = 17_280_000; k < 5e9; k += 99_991) if (toFixed2(k / 200) !== (k / 200).toFixed(2)) wrong.push(k / 200);
-    const r = random(2);
+    const r = seededRandom(2);
     for (let i = 0; i < 200_000; i++) {
       const x = r() * 10 ** Math.floor(r() * 9);
       if (toFixed2(x) !== x.toFixed(2)) wrong.push(x);

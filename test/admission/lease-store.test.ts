@@ -5,7 +5,7 @@
  * work a replica does is read from redis-server itself (INFO commandstats).
  */
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { BucketSpec } from "../../src/admission/bucket.js";
 import { NO_OBSERVER } from "../../src/admission/events.js";
 import { GuardedStore, StoreDown } from "../../src/admission/fail-mode.js";
@@ -13,7 +13,7 @@ import { LEASE_HEADROOM, LeasedStore } from "../../src/admission/lease-store.js"
 import type { AdmissionStore, BucketOp } from "../../src/admission/limit-store.js";
 import { RedisStore } from "../../src/admission/redis-store.js";
 import { createLogger } from "../../src/log.js";
-import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { redisForFile, type RedisServer } from "../helpers/redis.js";
 
 const DAY = 86_400_000;
 const T0 = 1_750_000_000_000;
@@ -26,13 +26,9 @@ function bucket(id: string, capacity: number, shared = false): BucketSpec {
 
 let redis: RedisServer;
 let admin: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = new Redis(redis.url);
-});
-afterAll(async () => {
-  admin.disconnect();
-  await redis.stop();
+redisForFile((server, client) => {
+  redis = server;
+  admin = client;
 });
 
 interface Replica {

@@ -4,12 +4,12 @@
  * injected `now`, never a sleep.
  */
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { EXPIRY_MARGIN_MS, type BucketSpec } from "../../src/admission/bucket.js";
 import type { LimitStore } from "../../src/admission/limit-store.js";
 import { MemoryStore } from "../../src/admission/memory-store.js";
 import { RedisStore } from "../../src/admission/redis-store.js";
-import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { redisForFile, type RedisServer } from "../helpers/redis.js";
 
 const MINUTE = 60_000;
 const T0 = 1_750_000_000_000;
@@ -28,13 +28,9 @@ interface Subject {
 
 let redis: RedisServer;
 let admin: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = new Redis(redis.url);
-});
-afterAll(async () => {
-  admin.disconnect();
-  await redis.stop();
+redisForFile((server, client) => {
+  redis = server;
+  admin = client;
 });
 
 let serial = 0;

@@ -8,7 +8,7 @@
  * `now`.
  */
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { BucketSpec } from "../../src/admission/bucket.js";
 import { NO_OBSERVER } from "../../src/admission/events.js";
 import { GuardedStore } from "../../src/admission/fail-mode.js";
@@ -21,20 +21,17 @@ import { CallScope } from "../../src/core/call-scope.js";
 import { Code, GatewayError, Reason } from "../../src/core/errors.js";
 import { createLogger } from "../../src/log.js";
 import { userRequest } from "../helpers/harness.js";
-import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { redisForFile, startRedis, type RedisServer } from "../helpers/redis.js";
+import { seededRandom } from "../helpers/random.js";
 
 const MINUTE = 60_000;
 const T0 = 1_750_000_000_000;
 
 let redis: RedisServer;
 let admin: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = new Redis(redis.url);
-});
-afterAll(async () => {
-  admin.disconnect();
-  await redis.stop();
+redisForFile((server, client) => {
+  redis = server;
+  admin = client;
 });
 
 let serial = 0;
@@ -78,18 +75,6 @@ function comparable(r: ReserveResult | undefined, call: Call): unknown {
   if (!r.ok) return { ok: false, index: r.index, waitMs: Number.isFinite(r.waitMs) ? Math.round(r.waitMs * 1e3) / 1e3 : r.waitMs, levels: round(r.levels), capacities: round(r.capacities) };
   const shared = call.kind === "reserve" ? call.ops.map((o) => o.bucket.shared) : [];
   return { ok: true, levels: round(r.levels), capacities: round(r.capacities), seqs: round(r.seqs.filter((_, i) => shared[i])) };
-}
-
-/** A small deterministic generator (tests must not depend on luck, and a failure must replay). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("the Redis store's batches", () => {
@@ -166,7 +151,7 @@ describe("the Redis store's batches", () => {
 
   /** A seeded mix of reservations, refunds, extra use and reports, in turns of 1-12 calls. */
   function mix(seed: number, seqs: boolean): Call[][] {
-    const rand = random(seed);
+    const rand = seededRandom(seed);
     const buckets = [bucket("c:a:requests_per_minute", 20), bucket("c:a:tokens_per_minute", 500), bucket("c:b:tokens_per_minute", 300), bucket("o:default:m:tokens_per_minute", 800, true), bucket("o:default:m:requests_per_minute", 30, true), bucket("o:default:n:tokens_per_minute", 400, true)];
     const pick = (): BucketSpec => buckets[Math.floor(rand() * buckets.length)]!;
     const distinct = (n: number): BucketSpec[] => [...new Set(Array.from({ length: n }, pick))];

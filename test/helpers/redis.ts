@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll } from "vitest";
 
 export interface RedisServer {
   readonly port: number;
@@ -109,4 +111,22 @@ export async function startRedis(): Promise<RedisServer> {
       current = undefined;
     },
   };
+}
+
+/**
+ * For a test file that shares one server: a redis-server started before its tests, with
+ * an admin client on it, both handed to `use` once started; stopped after the tests.
+ */
+export function redisForFile(use: (server: RedisServer, admin: Redis) => void): void {
+  let server: RedisServer | undefined;
+  let admin: Redis | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    admin = new Redis(server.url);
+    use(server, admin);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await server?.stop();
+  });
 }

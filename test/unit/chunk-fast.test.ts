@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import type { ChatCompletionChunk } from "../../gen/aigateway/v1/chat.js";
 import { chunkFromTemplate, learnTemplate, matchTemplate, type ChunkTemplate } from "../../src/wire/chunk-fast.js";
 import { chatCompletionChunkFromJson } from "../../src/wire/response.js";
+import { seededRandom } from "../helpers/random.js";
 
 /** The reference: what the stream reader's full path makes of an event's data. */
 function reference(data: Buffer): { ok: true; chunk: ChatCompletionChunk } | { ok: false } {
@@ -24,18 +25,6 @@ function reference(data: Buffer): { ok: true; chunk: ChatCompletionChunk } | { o
 function learn(data: Buffer): ChunkTemplate | undefined {
   const r = reference(data);
   return r.ok ? learnTemplate(data, 0, data.length, r.chunk) : undefined;
-}
-
-/** A deterministic PRNG (mulberry32), so a failure is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const HEAD = { id: "chatcmpl-9f3c2a1e-7b44-4d0e-9a51-0c6f2d8e7a10", object: "chat.completion.chunk", created: 1764590000, model: "gpt-oss-120b", system_fingerprint: "fp_70185065a4" };
@@ -139,7 +128,7 @@ describe("chunk fast path", () => {
   });
 
   it("gives what JSON.parse and the full mapper give, for every event it accepts, over an adversarial corpus", () => {
-    const rand = prng(18);
+    const rand = seededRandom(18);
     let accepted = 0;
     let cases = 0;
     const check = (t: ChunkTemplate, ev: Buffer, where: string): void => {
