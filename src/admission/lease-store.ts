@@ -94,7 +94,7 @@ export class LeasedStore implements AdmissionStore {
     }
     // Not covered: what the leases of these buckets still hold goes back first (the same
     // script run, ahead of the reservation), and the call is reserved exactly.
-    this.giveBack(ops, now);
+    this.giveBack(this.leasesOf(ops), now);
     const reply = this.inner.reserve(ops, now);
     return reply.then((r) => {
       if (r.ok) {
@@ -127,13 +127,10 @@ export class LeasedStore implements AdmissionStore {
 
   /** Gives back every lease unused for QUOTA_LEASE_IDLE_MS at `now` (the sweeper's tick; tests call it with their clock). */
   sweep(now: number): void {
-    const back: BucketOp[] = [];
-    for (const [id, lease] of this.leases) {
-      if (now - lease.used < this.o.idleMs) continue;
-      if (lease.held > 0) back.push({ bucket: lease.bucket, amount: lease.held });
-      this.leases.delete(id);
-    }
-    if (back.length > 0) void this.inner.adjust(back, now);
+    const idle: Lease[] = [];
+    for (const lease of this.leases.values()) if (now - lease.used >= this.o.idleMs) idle.push(lease);
+    this.giveBack(idle, now);
+    for (const lease of idle) this.leases.delete(lease.bucket.id);
     if (this.leases.size === 0) this.stopSweeper();
   }
 
@@ -147,11 +144,9 @@ export class LeasedStore implements AdmissionStore {
   async close(): Promise<void> {
     this.stopSweeper();
     await this.idle();
-    const back: BucketOp[] = [];
-    for (const lease of this.leases.values()) if (lease.held > 0) back.push({ bucket: lease.bucket, amount: lease.held });
-    this.leases.clear();
     // Queued before the store closes: its close sends what is queued first.
-    if (back.length > 0 && this.inner.up) void this.inner.adjust(back, this.o.clock());
+    this.giveBack(this.leases.values(), this.o.clock());
+    this.leases.clear();
     await this.inner.close();
   }
 
@@ -180,17 +175,25 @@ export class LeasedStore implements AdmissionStore {
     return { ok: true, levels, capacities, seqs };
   }
 
-  /** Puts back into Redis what the leases of `ops`' buckets hold (queued: it goes with the next batch). */
-  private giveBack(ops: readonly BucketOp[], now: number): void {
+  /** Puts back into Redis what `leases` hold, in one adjustment (queued: it goes with the next batch); they hold nothing after. */
+  private giveBack(leases: Iterable<Lease>, now: number): void {
     const back: BucketOp[] = [];
-    for (const op of ops) {
-      const lease = this.leases.get(op.bucket.id);
-      if (lease !== undefined && lease.held > 0) {
-        back.push({ bucket: op.bucket, amount: lease.held });
-        lease.held = 0;
-      }
+    for (const lease of leases) {
+      if (lease.held <= 0) continue;
+      back.push({ bucket: lease.bucket, amount: lease.held });
+      lease.held = 0;
     }
     if (back.length > 0) void this.inner.adjust(back, now);
+  }
+
+  /** The leases this replica has of `ops`' buckets. */
+  private leasesOf(ops: readonly BucketOp[]): Lease[] {
+    const out: Lease[] = [];
+    for (const op of ops) {
+      const lease = this.leases.get(op.bucket.id);
+      if (lease !== undefined) out.push(lease);
+    }
+    return out;
   }
 
   /** Remembers the buckets' levels from a reply (leases excluded: Redis' own figure). */

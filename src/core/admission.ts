@@ -76,7 +76,7 @@ export interface Admission {
    * Reserves what `request` may use for its caller (ctx.stats.keyName; "anonymous" with
    * auth off) and for the organisation's limits of its model, or throws a GatewayError
    * (RESOURCE_EXHAUSTED when a limit has no room; UNAVAILABLE when the limit store is down
-   * and QUOTA_FAIL_MODE=closed). May set ctx.responseHeaders (the caller's standing).
+   * and QUOTA_FAIL_MODE=closed). May add to ctx.replyHeaders (the caller's standing).
    *
    * With organisation limits, the candidates are tried in order: the first whose key has
    * room for the call is held (the others before it are Reservation.skipped); when none
