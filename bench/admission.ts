@@ -6,6 +6,8 @@
  * Three gateways on the same fake Cerebras, the same keys file and the same caller key,
  * measured in turns in the same run:
  *   off     the key has no limits: the no-op admission (the baseline)
+ *   off again  the same as off, another process: what two identical gateways differ by
+ *           (an A/A control: a difference to off smaller than theirs is noise)
  *   redis   the key has limits (generous, so nothing is refused) and REDIS_URL points at a
  *           redis-server on loopback: one script per call to admit, one to settle
  *   memory  the same limits, no REDIS_URL: the in-memory store
@@ -23,8 +25,11 @@
  * streams). Targets: redis adds at most 0.15 ms to the p50 and keeps at least 90% of the
  * throughput. Also the estimator's cost next to a real o200k tokenizer's.
  *
- * Every figure is a median over rounds; the order of the three alternates between
- * rounds. Processes are pinned with taskset where the machine allows; all traffic is on
+ * Every figure is a median over rounds; the order of the gateways alternates between
+ * rounds, and each round starts them afresh (`--same-processes` keeps the first ones):
+ * on this VM two processes of the same build differ by up to 10-15% a call for the
+ * process's whole life (heap and code placement, JIT decisions), so a median over fresh
+ * processes measures the build, one process measures that process. Processes are pinned with taskset where the machine allows; all traffic is on
  * 127.0.0.1. The VM these run on is shared and noisy: compare figures of one run only.
  */
 import { createHash } from "node:crypto";
@@ -55,7 +60,7 @@ const CALLER_KEY = "bench-caller-key-0123456789";
 /** Far above what a run can use: admission does all its work, nothing is refused. */
 const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_minute: 1e12, tokens_per_day: 1e14 };
 
-type Variant = "off" | "redis" | "memory" | "leased" | "baseline" | "baseline-redis";
+type Variant = "off" | "off-again" | "redis" | "memory" | "leased" | "baseline" | "baseline-redis";
 
 /** QUOTA_LEASE_CALLS of the leased variant. */
 const LEASE_CALLS = 16;
@@ -328,13 +333,13 @@ async function measureFloor(url: string, cpus: string | undefined): Promise<Floo
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean" }, rounds: { type: "string" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
+    options: { quick: { type: "boolean" }, rounds: { type: "string" }, "same-processes": { type: "boolean" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
     strict: true,
   });
   if (values["floor-child"] !== undefined) return floorChild(values["floor-child"]);
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   if (values["baseline-redis"] === true && baseline === undefined) throw new Error("--baseline-redis needs --baseline DIR");
-  const variants: Variant[] = ["off", "redis", "memory", "leased", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
+  const variants: Variant[] = ["off", "off-again", "redis", "memory", "leased", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
   const quick = values.quick === true;
   const s: Settings = quick ? { rounds: Number(values.rounds ?? 1), warmS: 1, measureS: 2 } : { rounds: Number(values.rounds ?? 3), warmS: 2, measureS: 5 };
   for (const cmd of [["h2load", "--version"], ["redis-server", "--version"]]) {
@@ -351,8 +356,17 @@ async function main(): Promise<void> {
   const info = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await info.connect();
   const profileDir = values.profile === true ? join(work, "profiles") : undefined;
-  const gateways: Gw[] = [];
-  for (const v of variants) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway, baseline, profileDir));
+  let gateways: Gw[] = [];
+  const startGateways = async (): Promise<void> => {
+    for (const gw of gateways) await gw.proc.stop(15_000);
+    gateways = [];
+    for (const v of variants) gateways.push(await startGateway(v, work, fake.url, redis.url, pin.gateway, baseline, profileDir));
+  };
+  // JIT warm-up for each, unmeasured.
+  const warmUp = async (): Promise<void> => {
+    for (const gw of gateways) await load(gw, peers, 16, { ...s, warmS: 0.5, measureS: quick ? 1 : 3 }, work, pin.loadgen);
+  };
+  await startGateways();
   const peers = [fake.proc, redis.proc];
   const results = new Map<string, (H2loadResult & { errors: number })[]>();
   const perCall = new Map<string, string>();
@@ -363,8 +377,8 @@ async function main(): Promise<void> {
     if (profileDir !== undefined) {
       profileText = await profiles(gateways, peers, s, work, pin.loadgen, quick ? 10_000 : 40_000, profileDir);
     } else {
-      // JIT warm-up for each, unmeasured; then, on Redis, what one call sends it.
-      for (const gw of gateways) await load(gw, peers, 16, { ...s, warmS: 0.5, measureS: quick ? 1 : 3 }, work, pin.loadgen);
+      // Warm-up; then, on Redis, what one call sends it.
+      await warmUp();
       for (const gw of gateways.filter((g) => ON_REDIS.has(g.variant))) {
         for (const c of [1, 64]) {
           const n = c === 1 ? 2000 : 10_000;
@@ -372,6 +386,11 @@ async function main(): Promise<void> {
         }
       }
       for (let round = 0; round < s.rounds; round++) {
+        if (round > 0 && values["same-processes"] !== true) {
+          log(`round ${round + 1}/${s.rounds}: fresh gateways`);
+          await startGateways();
+          await warmUp();
+        }
         log(`round ${round + 1}/${s.rounds}: the Redis floor`);
         floors.push(await measureFloor(redis.url, pin.gateway));
         const order = round % 2 === 0 ? gateways : [...gateways].reverse();
@@ -403,11 +422,11 @@ async function main(): Promise<void> {
   // % of one core per (calls per second) → µs of CPU per call: less sensitive to others' load than req/s.
   const cpuPerCall = (v: Variant): number => m(v, 64, (r) => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4);
   const errors = (v: Variant): number => [1, 64].reduce((n, c) => n + (results.get(`${v}:${c}`) ?? []).reduce((k, r) => k + r.errors, 0), 0);
-  const title: Record<Variant, string> = { off: "off (no limits)", redis: "redis (REDIS_URL, loopback)", memory: "memory", leased: `redis, leases of ${LEASE_CALLS} calls`, baseline: "baseline build, no limits", "baseline-redis": "baseline build, redis" };
+  const title: Record<Variant, string> = { off: "off (no limits)", "off-again": "off again (A/A)", redis: "redis (REDIS_URL, loopback)", memory: "memory", leased: `redis, leases of ${LEASE_CALLS} calls`, baseline: "baseline build, no limits", "baseline-redis": "baseline build, redis" };
   const col = (f: (v: Variant) => string): string => `| ${variants.map(f).join(" | ")} |`;
   const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
   const lines = [
-    `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians), ${where}.`,
+    `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians${values["same-processes"] === true ? ", the same processes throughout" : ", fresh processes each round"}), ${where}.`,
     "",
     `| | ${variants.map((v) => title[v]).join(" | ")} |`,
     `|---|${variants.map(() => "---|").join("")}`,
@@ -421,6 +440,7 @@ async function main(): Promise<void> {
     `| other processes CPU %, c=1 ${col((v) => fmt(m(v, 1, (r) => r.cpu["other"] ?? Number.NaN)))}`,
     `| failed calls ${col((v) => String(errors(v)))}`,
     "",
+    `A/A: a second gateway identical to off does ${fmt((rps("off-again") / rps("off")) * 100, 1)}% of its req/s at c=64 and ${signed(p50("off-again") - p50("off"), 3)} ms on its p50 at c=1, ${signed(cpuPerCall("off-again") - cpuPerCall("off"), 0)} µs of CPU per call: differences to off of that size are this run's noise.`,
     ...(["redis", "leased"] as const).map((v) => `Targets (${title[v]} vs off): p50 +${fmt(p50(v) - p50("off"), 3)} ms (≤ +0.15: ${p50(v) - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps(v) / rps("off")) * 100, 1)}% (≥ 90%: ${rps(v) / rps("off") >= 0.9 ? "met" : "MISSED"}).`),
     "",
     ...(floors.length === 0
