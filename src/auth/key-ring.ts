@@ -4,7 +4,7 @@
  * not sit on disk. A presented key is hashed and compared with every entry in constant
  * time, so timing says nothing about which key, or how much of one, matched.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { readConfigFile } from "../config-file.js";
 import { CallerLimitsSchema, type CallerLimitsInput } from "../admission/limits.js";
@@ -59,8 +59,9 @@ function unauthenticated(reason: Reason, message: string): GatewayError {
   return new GatewayError({ code: Code.UNAUTHENTICATED, reason, message, headers: { "www-authenticate": 'Bearer realm="cerebras-gateway"' } });
 }
 
+/** One-shot: no Hash object per call (every authenticated call hashes its key). */
 export function sha256(text: string): Buffer {
-  return createHash("sha256").update(text, "utf8").digest();
+  return hash("sha256", text, "buffer");
 }
 
 /** Shortest key accepted. */
