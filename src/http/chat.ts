@@ -59,6 +59,8 @@ async function streamChunks(call: HttpCall, chat: ChatService, request: ChatComp
   let draining: Promise<void> | undefined;
   const send = (events: readonly unknown[]): void | Promise<void> => {
     sse ??= openSse(call);
+    // Nothing to write yet (a chunk the shim does not show): the 200 goes now, on its own.
+    if (events.length === 0) sse.flush();
     if (sendEvents(sse, events, call)) return undefined;
     return (draining ??= waitForDrain(sse, call).finally(() => (draining = undefined)));
   };
