@@ -80,6 +80,13 @@ export const Reason = {
    * HTTP shim's 408 `request_timeout` is the same bound.)
    */
   REQUEST_BODY_TIMEOUT: "REQUEST_BODY_TIMEOUT",
+  /**
+   * gRPC: a request message over MAX_REQUEST_BYTES (its size as sent, compressed or not,
+   * announced by its length prefix), refused at the prefix before any of it is read; the
+   * call ends RESOURCE_EXHAUSTED, metadata `setting`, `maxBytes`, `sizeBytes`. (The HTTP
+   * shim's 413 `request_too_large` is the same limit on a body.)
+   */
+  REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** The caller went away. */
   CANCELLED: "CANCELLED",
   /** The gateway is at its in-flight call limit (MAX_IN_FLIGHT): retry later. */

@@ -41,14 +41,15 @@
  * RST_STREAM(NO_ERROR), which RFC 9113 §8.1 provides for this case (a complete response
  * before the request ended; clients must not discard the response) and gRPC servers are
  * expected to send (grpc-java#2162). That closes grpc-js' call and frees the partial
- * buffer. A message over request-size-cap.ts' cap ends the same way.
+ * buffer. A message over request-size-cap.ts' cap (MAX_REQUEST_BYTES; 8 KiB for health and
+ * reflection) ends the same way, at its prefix.
  *
  * Cost: one `setTimeout` per call, refreshed on each message of a request stream and
  * cleared at the half-close. Node keeps all timers of one duration in one list behind one
  * native timer, so arming, refreshing and clearing are O(1) list operations (the "coarse
  * timer wheel" is built in), and the timer is unref'd so it never holds the process up.
- * A refused call (bad key) clears it in the same tick. The chat methods get no watcher of
- * their stream's data (their cap is grpc-js' own).
+ * A refused call (bad key) clears it in the same tick. The watcher of request-size-cap.ts
+ * reads only the first prefix of a unary or server-streaming call (every chat call).
  */
 import type { ServerHttp2Stream } from "node:http2";
 import { constants as http2 } from "node:http2";
@@ -57,22 +58,25 @@ import { ServerInterceptingCall, type Metadata, type ServerInterceptingCallInter
 import { Code, GatewayError, Reason } from "../core/errors.js";
 import { keyNameOf } from "./auth-interceptor.js";
 import { refuseCall, type RefusalOptions } from "./refusal.js";
-import { requestSizeCap, requestTooLarge, watchMessageSizes } from "./request-size-cap.js";
+import { requestSizeCaps, watchMessageSizes } from "./request-size-cap.js";
 
 export interface RequestBodyTimeoutOptions extends RefusalOptions {
   /** REQUEST_BODY_TIMEOUT_S in ms. */
   readonly timeoutMs: number;
+  /** MAX_REQUEST_BYTES: no request message announced over it is read (request-size-cap.ts). */
+  readonly maxRequestBytes: number;
 }
 
 /**
  * Must be the first interceptor in the server's list: grpc-js hands the first one its own
- * call, which holds the HTTP/2 stream this closes past the bound (and watches, for the
- * methods request-size-cap.ts caps).
+ * call, which holds the HTTP/2 stream this closes past the bound (and watches for
+ * messages over request-size-cap.ts' caps).
  */
 export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions): ServerInterceptor {
+  const caps = requestSizeCaps(options.maxRequestBytes);
   return (method, call) => {
     const streaming = method.requestStream;
-    const cap = requestSizeCap(method.path);
+    const cap = caps.of(method.path);
     let timer: NodeJS.Timeout | undefined;
     let unwatch: (() => void) | undefined;
     const stop = (): void => {
@@ -96,8 +100,9 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
               refuse(requestBodyTimeout(options.timeoutMs, streaming));
             }, options.timeoutMs);
             timer.unref();
-            const stream = cap === undefined ? undefined : http2StreamOf(call);
-            if (cap !== undefined && stream !== undefined) unwatch = watchMessageSizes(stream, cap, (size) => refuse(requestTooLarge(method.path, size, cap)));
+            const stream = http2StreamOf(call);
+            // A unary or server-streaming request is one message: only its prefix is looked at.
+            if (stream !== undefined) unwatch = watchMessageSizes(stream, cap.maxBytes, !streaming, (size, compressed) => refuse(cap.refusal(method.path, size, compressed)));
             pass(metadata);
           },
           // A request stream's next message gets the bound again, from now.

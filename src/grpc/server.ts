@@ -97,7 +97,7 @@ export async function startGrpcServer(chat: ChatService, options: GrpcServerOpti
   const refusals = { reporter: options.reporter, tracer: options.tracer };
   const interceptors = [
     // First: it needs grpc-js' own call, which only the first interceptor gets (request-body-timeout.ts).
-    requestBodyTimeoutInterceptor({ ...refusals, timeoutMs: options.requestBodyTimeoutMs }),
+    requestBodyTimeoutInterceptor({ ...refusals, timeoutMs: options.requestBodyTimeoutMs, maxRequestBytes: options.maxRequestBytes }),
     // With keys, calls are authenticated on their metadata, before their message is read (auth-interceptor.ts).
     ...(options.keys === undefined ? [] : [authInterceptor({ ...refusals, keys: options.keys })]),
   ];

@@ -38,11 +38,12 @@ describe("MAX_IN_FLIGHT", () => {
 });
 
 describe("MAX_REQUEST_BYTES", () => {
-  it("rejects a request message over the limit with RESOURCE_EXHAUSTED before it reaches the core", async () => {
+  it("rejects a request message over the limit with RESOURCE_EXHAUSTED REQUEST_TOO_LARGE before it reaches the core", async () => {
     const h = await startHarness({ env: { MAX_REQUEST_BYTES: "4096" } });
     try {
       const err = (await create(h.chat, userRequest("x".repeat(10_000))).catch((e: unknown) => e)) as ServiceError;
       expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(decodeStatus(err).errorInfo?.reason).toBe("REQUEST_TOO_LARGE"); // the prefix check's (test/hardening/grpc-request-size.e2e.test.ts), not grpc-js' bare one
       expect(h.fake.chatRequests()).toHaveLength(0);
       expect((await create(h.chat, userRequest("small"))).choices[0]!.message!.content).toBe("Echo: small");
     } finally {
