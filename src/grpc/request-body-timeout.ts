@@ -42,7 +42,9 @@
  * before the request ended; clients must not discard the response) and gRPC servers are
  * expected to send (grpc-java#2162). That closes grpc-js' call and frees the partial
  * buffer. A message over request-size-cap.ts' cap (MAX_REQUEST_BYTES; 8 KiB for health and
- * reflection) ends the same way, at its prefix.
+ * reflection) ends the same way, at its prefix, and so does any other status sent before
+ * the request ended (a refused key: auth-interceptor.ts answers on the metadata, and
+ * grpc-js never reads the rest), as every status passes this interceptor's sendStatus.
  *
  * Cost: one `setTimeout` per call, refreshed on each message of a request stream and
  * cleared at the half-close. Node keeps all timers of one duration in one list behind one
@@ -79,6 +81,8 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
     const cap = caps.of(method.path);
     let timer: NodeJS.Timeout | undefined;
     let unwatch: (() => void) | undefined;
+    /** The client ended its request (grpc-js read it whole): a status then ends the stream by itself. */
+    let halfClosed = false;
     const stop = (): void => {
       unwatch?.();
       unwatch = undefined;
@@ -112,6 +116,7 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
           },
           // The request is whole: grpc-js now runs the handler (unary, server-streaming), or the client is done sending.
           onReceiveHalfClose: (pass) => {
+            halfClosed = true;
             stop();
             pass();
           },
@@ -119,9 +124,15 @@ export function requestBodyTimeoutInterceptor(options: RequestBodyTimeoutOptions
           onCancel: stop,
         }),
       // Any status (a refused key, a message grpc-js could not decode, the handler's…) ends the wait.
+      // One sent before the request ended (a refused key: grpc-js never reads the request)
+      // also resets the stream, or a client that never ends it would keep its slot.
       sendStatus: (status, next) => {
         stop();
+        const stream = halfClosed ? undefined : http2StreamOf(call);
+        const open = stream !== undefined && !stream.closed && !stream.destroyed;
+        const answered = stream?.headersSent === true;
         next(status);
+        if (open) closeAfterStatus(stream, answered, options.timeoutMs);
       },
     });
   };
@@ -145,7 +156,15 @@ function end(call: ServerInterceptingCallInterface, metadata: Metadata, error: G
   const keyName = keyNameOf(metadata);
   const answered = stream?.headersSent === true; // a request stream's handler has answered already
   refuseCall(call, metadata, error, path.split("/")[2], started, options, keyName === undefined ? {} : { keyName });
-  if (stream === undefined) return;
+  if (stream !== undefined) closeAfterStatus(stream, answered, options.timeoutMs);
+}
+
+/**
+ * Resets `stream` (NO_ERROR) once the status just sent on it has left, so grpc-js and
+ * node:http2 let go of a call whose client has not ended its request.
+ * @param answered whether response headers had gone out before the status (it then travels as trailers)
+ */
+function closeAfterStatus(stream: ServerHttp2Stream, answered: boolean, timeoutMs: number): void {
   if (!answered) {
     // After the trailers-only reply (close with NO_ERROR waits for the writable side to finish).
     stream.close(http2.NGHTTP2_NO_ERROR);
@@ -156,7 +175,7 @@ function end(call: ServerInterceptingCallInterface, metadata: Metadata, error: G
   // one), and Node hands them to nghttp2 on the next setImmediate, so the reset is
   // scheduled after that one. A client that does not read its answers never lets them
   // leave: it gets the reset without a status (CANCEL) one bound later.
-  const cancel = setTimeout(() => stream.close(http2.NGHTTP2_CANCEL), options.timeoutMs);
+  const cancel = setTimeout(() => stream.close(http2.NGHTTP2_CANCEL), timeoutMs);
   cancel.unref();
   stream.once("wantTrailers", () => {
     clearTimeout(cancel);

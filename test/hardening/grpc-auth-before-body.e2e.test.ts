@@ -12,13 +12,14 @@
  */
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
-import type { ClientHttp2Session } from "node:http2";
+import { constants, type ClientHttp2Session } from "node:http2";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../gen/google/rpc/status.js";
 import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
+import { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
-import { announce, closeSession, open, reply, responseHeaders, sendFiller, session } from "../helpers/raw-grpc.js";
+import { announce, closeSession, frame, open, reply, responseHeaders, sendFiller, session } from "../helpers/raw-grpc.js";
 import { scrape } from "../helpers/prometheus.js";
 
 setFlagsFromString("--expose-gc");
@@ -138,6 +139,31 @@ describe("memory", () => {
       const grown = arrayBuffers() - before;
       expect(grown).toBeGreaterThan(8 * MiB); // the four admitted streams' bytes are held: this measures something
       expect(grown).toBeLessThan(4 * 4 * MiB + 8 * MiB); // and no more than four streams' worth
+    } finally {
+      await closeSession(s);
+    }
+  });
+});
+
+describe("slots", () => {
+  it("a refused call's stream is reset (NO_ERROR) after its status: four keyless calls the client never ends do not keep the connection's MAX_CONCURRENT_STREAMS slots", { timeout: 30_000 }, async () => {
+    const s = await session(h.address);
+    try {
+      const refused = Array.from({ length: 4 }, () => {
+        const stream = open(s, CREATE, { authorization: "Bearer wrong-key-0123456789" });
+        const ended = reply(stream); // resolves on the stream's close: a half-open one never closes
+        stream.write(Buffer.concat([announce(1 * MiB), Buffer.alloc(1000)])); // and never the rest, nor the end
+        return { stream, ended };
+      });
+      for (const r of refused) {
+        expect(Number((await withinBound(r.ended, "the refused stream's close")).trailers["grpc-status"])).toBe(status.UNAUTHENTICATED);
+        expect(r.stream.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
+      }
+      // A fifth call on the same connection (four streams at most here) gets a slot.
+      const fifth = open(s, CREATE, { authorization: `Bearer ${KEY}` });
+      const served = reply(fifth);
+      fifth.end(frame(ChatCompletionRequest.encode(userRequest("a free slot")).finish()));
+      expect(Number((await withinBound(served, "the fifth call's reply")).trailers["grpc-status"])).toBe(status.OK);
     } finally {
       await closeSession(s);
     }

@@ -26,8 +26,10 @@ export function announce(size: number): Buffer {
 
 /**
  * Writes `bytes` of filler to the stream, honouring backpressure; stops early if the
- * stream closes. Resolves once what was written has left the client (flow control: the
- * server consumed all but a window).
+ * stream closes, or is reset by the server (node's client then emits 'aborted' and keeps
+ * the unsent writes queued for ever: no 'drain', no 'close' until the session goes).
+ * Resolves once what was written has left the client (flow control: the server consumed
+ * all but a window).
  */
 export async function sendFiller(stream: ClientHttp2Stream, bytes: number): Promise<void> {
   const chunk = Buffer.alloc(64 * 1024, 0x41);
@@ -37,10 +39,12 @@ export async function sendFiller(stream: ClientHttp2Stream, bytes: number): Prom
         const done = (): void => {
           stream.off("drain", done);
           stream.off("close", done);
+          stream.off("aborted", done);
           resolve();
         };
         stream.on("drain", done);
         stream.on("close", done);
+        stream.on("aborted", done);
       });
     }
   }
