@@ -46,7 +46,7 @@ import type { BucketSpec } from "../src/admission/bucket.js";
 import { estimatePromptTokens } from "../src/admission/estimator.js";
 import { WINDOW_MS, type Window } from "../src/admission/limits.js";
 import { RedisStore, SETTLE_WAIT_MS } from "../src/admission/redis-store.js";
-import { formatProfile, summariseProfile } from "./lib/cpuprofile.js";
+import { formatProfile, selfInWindows, summariseProfile } from "./lib/cpuprofile.js";
 import { runH2load, type H2loadResult } from "./lib/h2load.js";
 import { startRedis } from "./lib/redis.js";
 import { failedCalls } from "./lib/servers.js";
@@ -57,6 +57,8 @@ import { GRPC_UNARY_PATH, grpcRequestBody } from "./lib/wire.js";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const UPSTREAM_KEY = "csk-bench-0123456789abcdef";
 const CALLER_KEY = "bench-caller-key-0123456789";
+/** A second key of the same length with no limits, on every gateway: the limited gateways' in-process baseline. */
+const FREE_KEY = "bench-unlimited-01234567890";
 /** Far above what a run can use: admission does all its work, nothing is refused. */
 const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_minute: 1e12, tokens_per_day: 1e14 };
 
@@ -101,7 +103,8 @@ function layout(): { fake: string | undefined; gateway: string | undefined; load
 function keysFile(dir: string, limited: boolean): string {
   const path = join(dir, limited ? "keys-limited.json" : "keys-open.json");
   const entry = { name: "bench", sha256: createHash("sha256").update(CALLER_KEY).digest("hex"), ...(limited ? { limits: LIMITS } : {}) };
-  writeFileSync(path, JSON.stringify({ keys: [entry] }));
+  const free = { name: "free", sha256: createHash("sha256").update(FREE_KEY).digest("hex") };
+  writeFileSync(path, JSON.stringify({ keys: [entry, free] }));
   return path;
 }
 
@@ -179,16 +182,16 @@ function unaryOnce(port: number): Promise<{ ok: boolean; detail: string; headers
 }
 
 /** One h2load run against `gw`: warm-up then a timed phase, or exactly `requests` calls. */
-async function load(gw: Gw, peers: readonly Proc[], concurrency: number, s: Settings, work: string, cpus: string | undefined, requests?: number): Promise<H2loadResult & { errors: number }> {
+async function load(gw: Gw, peers: readonly Proc[], concurrency: number, s: Settings, work: string, cpus: string | undefined, requests?: number, key = CALLER_KEY): Promise<H2loadResult & { errors: number }> {
   const busy = await waitQuiet(10_000);
-  if (busy >= 15) log(`the machine was busy (${busy.toFixed(0)}% of a core) before ${gw.variant} c=${concurrency}`);
+  if (busy >= 15) log(`the machine was busy (${busy.toFixed(0)}% of a core) before ${gw.variant}${key === FREE_KEY ? " (unlimited key)" : ""} c=${concurrency}`);
   const before = failedCalls(gw);
   const bodyFile = join(work, "body.bin");
   const r = await runH2load({
     cpus,
     url: `http://127.0.0.1:${gw.port}${GRPC_UNARY_PATH}`,
     bodyFile,
-    headers: ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${CALLER_KEY}`],
+    headers: ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${key}`],
     h1: false,
     connections: 1,
     streamsPerConnection: concurrency,
@@ -252,6 +255,10 @@ async function redisPerCall(client: Redis, run: () => Promise<number>): Promise<
 async function profiles(gateways: readonly Gw[], peers: readonly Proc[], s: Settings, work: string, cpus: string | undefined, count: number, dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const gw of gateways) {
+    if (LIMITED.has(gw.variant) && !OTHER_BUILD.has(gw.variant)) {
+      out.push(await pairedProfile(gw, peers, s, work, cpus, count, dir), "");
+      continue;
+    }
     // No warm-up: the profile covers the process's whole life (start-up dropped), so every call in it is counted.
     log(`profile: ${gw.variant}, ${count} calls at c=64`);
     const r = await load(gw, peers, 64, s, work, cpus, count);
@@ -260,6 +267,51 @@ async function profiles(gateways: readonly Gw[], peers: readonly Proc[], s: Sett
     out.push(formatProfile(summariseProfile(file, 30, "/dist/src/grpc/handlers.js"), `${gw.variant}: unary gRPC, c=64, ${r.requests} calls at ${fmt(r.rps)} req/s under the profiler`, { count: r.requests + 1, what: "call" }), "");
   }
   return out;
+}
+
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * A limited gateway's profile in one process: its unlimited key and its limited key take
+ * turns (three phases each of count/6 calls at c=64, after a warm-up of each), and the
+ * profile's samples are split by phase on the clock V8 stamps them with. So the
+ * difference is the admission's, not that of two processes (the A/A line), and it is
+ * spread over the functions that pay it: in µs per call, under the profiler (which
+ * roughly doubles every figure on this VM; read the differences, not the totals).
+ */
+async function pairedProfile(gw: Gw, peers: readonly Proc[], s: Settings, work: string, cpus: string | undefined, count: number, dir: string): Promise<string> {
+  const n = Math.max(1000, Math.round(count / 6));
+  log(`profile: ${gw.variant}, unlimited and limited keys in turns, 6 × ${n} calls at c=64`);
+  for (const key of [FREE_KEY, CALLER_KEY]) await load(gw, peers, 64, s, work, cpus, n, key); // warm-up, not counted
+  const windows: [number, number][][] = [[], []];
+  const calls = [0, 0];
+  for (let i = 0; i < 6; i++) {
+    const k = i % 2; // 0: the unlimited key, 1: the limited one
+    const from = monotonicUs();
+    const r = await load(gw, peers, 64, s, work, cpus, n, k === 0 ? FREE_KEY : CALLER_KEY);
+    windows[k]!.push([from, monotonicUs()]);
+    calls[k]! += r.requests;
+  }
+  await gw.proc.stop(15_000);
+  const [free, limited] = selfInWindows(join(dir, `${gw.variant}.cpuprofile`), windows) as [ReturnType<typeof selfInWindows>[number], ReturnType<typeof selfInWindows>[number]];
+  const perCall = (us: number, k: number): number => us / calls[k]!;
+  const names = new Set([...free.self.keys(), ...limited.self.keys()]);
+  const rows = [...names]
+    .map((name) => ({ name, f: perCall(free.self.get(name) ?? 0, 0), l: perCall(limited.self.get(name) ?? 0, 1) }))
+    .map((r) => ({ ...r, d: r.l - r.f }))
+    .sort((a, b) => b.d - a.d);
+  const line = (r: { name: string; f: number; l: number; d: number }): string => `| \`${r.name}\` | ${fmt(r.f, 2)} | ${fmt(r.l, 2)} | ${signed(r.d, 2)} |`;
+  return [
+    `### ${gw.variant}: one process, the unlimited key and the limited key in turns (3 × ${n} calls each at c=64, under the profiler)`,
+    "",
+    `Busy main thread per call: unlimited ${fmt(perCall(free.busyUs, 0), 1)} µs, limited ${fmt(perCall(limited.busyUs, 1), 1)} µs (${signed(perCall(limited.busyUs, 1) - perCall(free.busyUs, 0), 1)}). Functions by what the limited key adds:`,
+    "",
+    "| function (self time) | unlimited µs/call | limited µs/call | + |",
+    "| --- | --: | --: | --: |",
+    ...rows.slice(0, 30).map(line),
+    "| … the most negative: | | | |",
+    ...rows.slice(-3).map(line),
+  ].join("\n");
 }
 
 /** What one Redis round trip costs, measured on the gateway's CPU with the gateways idle (see floorChild). */
@@ -397,7 +449,11 @@ async function main(): Promise<void> {
         for (const c of [1, 64]) {
           for (const gw of order) {
             log(`round ${round + 1}/${s.rounds}: ${gw.variant} c=${c}`);
+            // A limited gateway takes turns with its unlimited key: the same process, with and without admission.
+            const free = LIMITED.has(gw.variant) && !OTHER_BUILD.has(gw.variant);
+            if (free && round % 2 === 1) add(`${gw.variant}~free:${c}`, await load(gw, peers, c, s, work, pin.loadgen, undefined, FREE_KEY));
             add(`${gw.variant}:${c}`, await load(gw, peers, c, s, work, pin.loadgen));
+            if (free && round % 2 === 0) add(`${gw.variant}~free:${c}`, await load(gw, peers, c, s, work, pin.loadgen, undefined, FREE_KEY));
           }
         }
       }
@@ -424,6 +480,32 @@ async function main(): Promise<void> {
   const errors = (v: Variant): number => [1, 64].reduce((n, c) => n + (results.get(`${v}:${c}`) ?? []).reduce((k, r) => k + r.errors, 0), 0);
   const title: Record<Variant, string> = { off: "off (no limits)", "off-again": "off again (A/A)", redis: "redis (REDIS_URL, loopback)", memory: "memory", leased: `redis, leases of ${LEASE_CALLS} calls`, baseline: "baseline build, no limits", "baseline-redis": "baseline build, redis" };
   const col = (f: (v: Variant) => string): string => `| ${variants.map(f).join(" | ")} |`;
+  // The same process with its unlimited key: paired by round (both ran in it, back to back).
+  const paired = variants.filter((v) => results.has(`${v}~free:64`));
+  const pairs = (v: Variant, c: number, f: (r: H2loadResult & { errors: number }, key: string) => number, d: (limited: number, free: number) => number): { free: number; limited: number; diff: number } => {
+    const lim = (results.get(`${v}:${c}`) ?? []).map((r) => f(r, v));
+    const fr = (results.get(`${v}~free:${c}`) ?? []).map((r) => f(r, v));
+    return { free: median(fr), limited: median(lim), diff: median(lim.map((x, i) => d(x, fr[i]!))) };
+  };
+  const samePerCall = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4;
+  const sameP50 = (v: Variant) => pairs(v, 1, (r) => r.latency.p50, (a, b) => a - b);
+  const sameRps = (v: Variant) => pairs(v, 64, (r) => r.rps, (a, b) => (a / b) * 100);
+  const sameCpu = (v: Variant) => pairs(v, 64, samePerCall, (a, b) => a - b);
+  const sameLines =
+    paired.length === 0
+      ? []
+      : [
+          "In the same process: each limited gateway also serves an unlimited key, in turns with the limited one (which goes first alternates by round), so the difference is the admission alone, not that of two processes (the A/A line above). Unlimited → limited; in brackets the median over rounds of each round's pair:",
+          "",
+          `| | ${paired.map((v) => title[v]).join(" | ")} |`,
+          `|---|${paired.map(() => "---|").join("")}`,
+          `| p50 ms, c=1 | ${paired.map((v) => { const x = sameP50(v); return `${fmt(x.free, 3)} → ${fmt(x.limited, 3)} (${signed(x.diff, 3)})`; }).join(" | ")} |`,
+          `| req/s, c=64 | ${paired.map((v) => { const x = sameRps(v); return `${fmt(x.free)} → ${fmt(x.limited)} (${fmt(x.diff, 1)}%)`; }).join(" | ")} |`,
+          `| gateway CPU µs per call, c=64 | ${paired.map((v) => { const x = sameCpu(v); return `${fmt(x.free, 0)} → ${fmt(x.limited, 0)} (${signed(x.diff, 0)})`; }).join(" | ")} |`,
+          "",
+          ...paired.filter((v) => v === "redis" || v === "leased").map((v) => `Targets, same process (${title[v]}): p50 ${signed(sameP50(v).diff, 3)} ms (≤ +0.15: ${sameP50(v).diff <= 0.15 ? "met" : "MISSED"}), throughput ${fmt(sameRps(v).diff, 1)}% (≥ 90%: ${sameRps(v).diff >= 90 ? "met" : "MISSED"}).`),
+          "",
+        ];
   const vsOff = (v: Variant, x: (v: Variant) => number, d: (a: number, o: number) => string): string => (v === "off" ? "" : ` (${d(x(v), x("off"))})`);
   const lines = [
     `Admission cost, unary gRPC, ${s.rounds} round(s) × ${s.measureS} s per figure (medians${values["same-processes"] === true ? ", the same processes throughout" : ", fresh processes each round"}), ${where}.`,
@@ -443,6 +525,7 @@ async function main(): Promise<void> {
     `A/A: a second gateway identical to off does ${fmt((rps("off-again") / rps("off")) * 100, 1)}% of its req/s at c=64 and ${signed(p50("off-again") - p50("off"), 3)} ms on its p50 at c=1, ${signed(cpuPerCall("off-again") - cpuPerCall("off"), 0)} µs of CPU per call: differences to off of that size are this run's noise.`,
     ...(["redis", "leased"] as const).map((v) => `Targets (${title[v]} vs off): p50 +${fmt(p50(v) - p50("off"), 3)} ms (≤ +0.15: ${p50(v) - p50("off") <= 0.15 ? "met" : "MISSED"}), throughput ${fmt((rps(v) / rps("off")) * 100, 1)}% (≥ 90%: ${rps(v) / rps("off") >= 0.9 ? "met" : "MISSED"}).`),
     "",
+    ...sameLines,
     ...(floors.length === 0
       ? []
       : [

@@ -200,3 +200,38 @@ export function formatProfile(s: ProfileSummary, title: string, units?: { count:
   for (const r of s.gatewayInclusive) lines.push(`| \`${r.name}\` | ${r.ms.toFixed(0)} | ${r.pct.toFixed(1)}${per(r.ms)} |`);
   return lines.join("\n");
 }
+
+/** Self time of one profile's samples that fall in some windows. */
+export interface WindowedSelf {
+  /** Sampled non-idle time in the windows, µs. */
+  readonly busyUs: number;
+  /** Non-idle self time by function (frameName), µs. */
+  readonly self: ReadonlyMap<string, number>;
+}
+
+/**
+ * Self time of the samples inside `windows` ([from, to] in µs of the monotonic clock:
+ * `process.hrtime.bigint() / 1000n` in any process of the machine, the clock V8 stamps
+ * profiles with), one result per list of windows: so one process's profile can be split
+ * into the phases another process drove (bench/admission.ts' paired profile).
+ */
+export function selfInWindows(file: string, lists: readonly (readonly (readonly [number, number])[])[]): WindowedSelf[] {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const byId = new Map<number, ProfileNode>();
+  for (const n of profile.nodes) byId.set(n.id, n);
+  const out = lists.map(() => ({ busyUs: 0, self: new Map<string, number>() }));
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i] ?? 0;
+    const dt = profile.timeDeltas[i + 1] ?? 0; // a sample lasts until the next one
+    const frame = byId.get(profile.samples[i]!)!.callFrame;
+    if (areaOf(frame) === "idle") continue;
+    const k = lists.findIndex((ws) => ws.some(([from, to]) => t >= from && t < to));
+    if (k === -1) continue;
+    const o = out[k]!;
+    o.busyUs += dt;
+    const name = frameName(frame);
+    o.self.set(name, (o.self.get(name) ?? 0) + dt);
+  }
+  return out;
+}
