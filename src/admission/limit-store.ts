@@ -82,5 +82,12 @@ export interface AdmissionStore {
   reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult>;
   adjust(ops: readonly BucketOp[], now: number): Promise<void>;
   sync(reports: readonly SyncOp[], now: number): Promise<void>;
+  /**
+   * reserve() answered at once, when the store can (the in-memory store, up): no promise
+   * and no turn of the event loop on the call's path. undefined: call reserve().
+   */
+  reserveNow?(ops: readonly BucketOp[], now: number): ReserveResult | undefined;
+  /** adjust() done at once, when the store can (as reserveNow); false: call adjust(). */
+  adjustNow?(ops: readonly BucketOp[], now: number): boolean;
   close(): Promise<void>;
 }

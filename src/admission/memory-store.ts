@@ -68,6 +68,11 @@ export class MemoryStore implements LimitStore {
   }
 
   async adjust(ops: readonly BucketOp[], now: number): Promise<void> {
+    this.adjustNow(ops, now);
+  }
+
+  /** adjust(), synchronously. */
+  adjustNow(ops: readonly BucketOp[], now: number): void {
     for (const { bucket, amount } of ops) {
       const s = this.live(bucket.id, now);
       if (s === undefined && amount >= 0) continue; // already full

@@ -10,6 +10,12 @@
  * the call waits in the first candidate's fair queue (fair-queue.ts) while the wait fits
  * ORG_QUEUE_MAX_WAIT_MS and the caller's deadline, else it is refused. Either way nothing
  * was reserved and nothing is sent upstream.
+ *
+ * With only caller limits on the in-memory store (one replica, the default), admission
+ * and settlement run synchronously (AdmissionStore.reserveNow, adjustNow): admit()
+ * returns the reservation itself, as the no-op admission does, and a settlement is
+ * applied where it is issued. Each promise, turn and batch they skip showed in the
+ * profile of a limited call (bench/README.md, "Admission").
  */
 import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
@@ -24,7 +30,7 @@ import type { FailMode } from "./config.js";
 import type { AdmissionObserver } from "./events.js";
 import { FairQueue, REAL_TIMERS, type Timers, type Turn } from "./fair-queue.js";
 import { StoreDown } from "./fail-mode.js";
-import type { AdmissionStore, BucketOp, Refused, SyncOp } from "./limit-store.js";
+import type { Admitted, AdmissionStore, BucketOp, Refused, ReserveResult, SyncOp } from "./limit-store.js";
 import { WINDOW_MS, type CallerLimitTable, type Limit } from "./limits.js";
 import type { OrgBucket, OrgLimitTracker } from "./org-limits.js";
 import { callerRefusal, orgRefusal, storeUnavailable } from "./refusals.js";
@@ -97,6 +103,11 @@ export class QuotaAdmission implements Admission, Settler {
     for (const p of callers) {
       if (p.op.amount > p.op.bucket.capacity) throw this.refuse(key, first, reserve, callers, p, p.op.bucket.capacity, Infinity, ctx);
     }
+    if (!learns) {
+      // The in-memory store answers at once: no promise and no turn on the call's path.
+      const now = this.o.store.reserveNow?.(callers.map((p) => p.op), this.clock());
+      if (now !== undefined) return this.callerOnly(key, reserve, callers, now, pricing, ctx);
+    }
     return this.reserve(key, reserve, callers, learns ? candidates : [], pricing, learns, ctx);
   }
 
@@ -125,6 +136,11 @@ export class QuotaAdmission implements Admission, Settler {
   }
 
   queue(target: UpstreamCandidate | undefined, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
+    // Only caller buckets, on a store that adjusts at once (memory): nothing to batch or to wake.
+    if (target === undefined && syncs.length === 0 && this.o.store.adjustNow?.(ops, this.clock()) === true) {
+      done?.();
+      return;
+    }
     let batch = this.batch;
     if (batch === undefined) {
       const b = (batch = this.batch = new SettlementBatch());
@@ -243,11 +259,7 @@ export class QuotaAdmission implements Admission, Settler {
           if (result.ok) {
             this.o.observer.admitted(key);
             if (turn !== undefined) this.o.observer.queued(key, this.clock() - started, true);
-            plan.forEach((p, i) => {
-              if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
-            });
-            const held: Held[] = plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
-            return new QuotaReservation(this, ctx, key, target, reserve, held, pricing, learns, skipped);
+            return new QuotaReservation(this, ctx, key, target, reserve, hold(plan, result, ctx), pricing, learns, skipped);
           }
           const refused = plan[result.index]!;
           // The caller's own quota (whatever the key): refused now.
@@ -277,6 +289,13 @@ export class QuotaAdmission implements Admission, Settler {
         if (queue !== undefined && !queue.active) this.queues.delete(queueKey);
       }
     }
+  }
+
+  /** The store's answer for a call only its caller's buckets limit: its reservation, or its refusal (thrown). */
+  private callerOnly(key: string, reserve: Reserve, plan: readonly Planned[], result: ReserveResult, pricing: ModelPricing | undefined, ctx: CallContext): Reservation {
+    if (!result.ok) throw this.refuse(key, undefined, reserve, plan, plan[result.index]!, result.capacities[result.index]!, result.waitMs, ctx, result);
+    this.o.observer.admitted(key);
+    return new QuotaReservation(this, ctx, key, undefined, reserve, hold(plan, result, ctx), pricing, false);
   }
 
   /** Whether waiting `waitMs` more stays within ORG_QUEUE_MAX_WAIT_MS of the first try and before the deadline. */
@@ -321,6 +340,14 @@ export class QuotaAdmission implements Admission, Settler {
     if (counted) this.o.observer.refused(key, `org:${org.name}`);
     return orgRefusal({ upstream: target?.key ?? DEFAULT_UPSTREAM_KEY, model: target?.model ?? "", name: org.name, counts: org.counts, window: org.window, cost: p.op.amount, level, capacity, waitMs }, reserve);
   }
+}
+
+/** What an admitted call holds (seqs for the organisation's buckets), after telling its caller where it stands. */
+function hold(plan: readonly Planned[], result: Admitted, ctx: CallContext): Held[] {
+  plan.forEach((p, i) => {
+    if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
+  });
+  return plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
 }
 
 /** The candidate a call without a route goes to: the key `default`, the requested model. */

@@ -90,6 +90,14 @@ const stores: Record<string, () => Promise<LimitStore>> = {
   },
 };
 
+interface SetupOptions {
+  readonly defaults?: CallerLimitsInput;
+  readonly keys?: Record<string, CallerLimitsInput>;
+  readonly org?: OrgLimitConfig;
+  readonly queueMs?: number;
+  readonly observer?: AdmissionObserver;
+}
+
 interface Setup {
   readonly admission: QuotaAdmission;
   readonly time: ManualTime;
@@ -107,9 +115,18 @@ describe.each(Object.keys(stores))("admission on the %s store", (kind) => {
     }
   });
 
-  async function setup(options: { defaults?: CallerLimitsInput; keys?: Record<string, CallerLimitsInput>; org?: OrgLimitConfig; queueMs?: number; observer?: AdmissionObserver } = {}): Promise<Setup> {
+  async function setup(options: SetupOptions = {}): Promise<Setup> {
+    return setupOn(await stores[kind]!(), options);
+  }
+
+  /** setup() on the memory store, without a turn (its own test is that admission takes none). */
+  function setupNow(options: SetupOptions = {}): Setup {
+    return setupOn(new MemoryStore(), options);
+  }
+
+  function setupOn(limitStore: LimitStore, options: SetupOptions): Setup {
     const time = new ManualTime();
-    const store = new GuardedStore(await stores[kind]!(), "open", createLogger("silent"), NO_OBSERVER);
+    const store = new GuardedStore(limitStore, "open", createLogger("silent"), NO_OBSERVER);
     const admission = new QuotaAdmission({
       callers: new CallerLimitTable(options.defaults, new Map(Object.entries(options.keys ?? {}))),
       org: options.org === undefined ? undefined : new OrgLimitTracker(options.org),
@@ -156,6 +173,19 @@ describe.each(Object.keys(stores))("admission on the %s store", (kind) => {
     error: undefined,
     processed: true,
     upstreamRateLimits: undefined,
+  });
+
+  it.runIf(kind === "memory")("answers synchronously with caller limits only: the reservation itself (no promise), a refusal thrown, a settlement in the store at once", () => {
+    const s = setupNow({ keys: { k: { requests_per_minute: 2, tokens_per_minute: 10_000 } } });
+    const reserved = estimatePromptTokens(ask()) + 100;
+    const first = s.admission.admit(ask(), undefined, s.ctx("k"));
+    expect(first).not.toBeInstanceOf(Promise);
+    (first as Reservation).settle(success({ prompt: 4, completion: 6 }));
+    // No await between: the second call's standing already counts the first's charge (10), not its reservation.
+    const ctx = s.ctx("k");
+    expect(s.admission.admit(ask(), undefined, ctx)).not.toBeInstanceOf(Promise);
+    expect(ctx.responseHeaders?.["x-ratelimit-remaining-tokens-minute"]).toBe(String(10_000 - 10 - reserved));
+    expect(() => s.admission.admit(ask(), undefined, s.ctx("k"))).toThrow(GatewayError); // two requests a minute
   });
 
   describe("caller quotas", () => {
