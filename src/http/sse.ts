@@ -11,8 +11,8 @@ export class SseStream {
 
   /**
    * Sets the 200 and the event-stream headers. They leave with the first event written
-   * (one socket write, one packet: the time to the first token is a write and a wakeup
-   * of the client shorter than with the headers flushed on their own), or with flush().
+   * (one socket write and one packet, not two: the client reads them together), or with
+   * flush().
    */
   open(): void {
     this.res.socket?.setNoDelay(true);
