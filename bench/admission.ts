@@ -13,6 +13,9 @@
  *   memory  the same limits, no REDIS_URL: the in-memory store
  *   leased  as redis, with QUOTA_LEASE_CALLS=LEASE_CALLS: calls admitted from the replica's
  *           leases of the key's buckets (lease-store.ts), a script run per half lease
+ * Every limited gateway also serves a second key with no limits (FREE_KEY), in turns with
+ * the limited one: the same process with and without the admission's work, the table
+ * that carries the verdict (two processes differ by more than the admission costs).
  * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
  * fourth column runs that build as `off` runs this one: what this branch costs on the
  * path with nothing configured. `--baseline-redis` adds that build run as `redis` runs
@@ -20,7 +23,8 @@
  * path in one run.
  * Under the redis columns: Redis commands and socket reads per call (INFO, over a
  * counted run of calls at each concurrency). `--profile` runs instead a CPU profile of
- * each gateway under c=64 (`node --cpu-prof`), summarised in µs per call.
+ * each gateway under c=64 (`node --cpu-prof`), summarised in µs per call; a limited
+ * gateway's with its two keys in turns, split by key (pairedProfile).
  * Unary gRPC through h2load: p50 latency at c=1, requests/s at c=64 (one connection, 64
  * streams). Targets: redis adds at most 0.15 ms to the p50 and keeps at least 90% of the
  * throughput. Also the estimator's cost next to a real o200k tokenizer's.

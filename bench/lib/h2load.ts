@@ -69,7 +69,8 @@ export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
     void proc.exited.then(() => clearTimeout(endTimer));
   }, o.warmupS * 1000 + 100);
 
-  const bound = (o.warmupS + o.durationS) * 1000 + 60_000;
+  // A counted run (profiling) is bounded by its count: at least 100 requests a second.
+  const bound = (o.requests !== undefined ? o.requests * 10 : (o.warmupS + o.durationS) * 1000) + 60_000;
   const timedOut = await Promise.race([proc.exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), bound).unref())]);
   clearTimeout(windowTimer);
   if (timedOut) {

@@ -10,8 +10,6 @@
  * Memory is measured in this process (the gateway runs in it), with a real GC between
  * samples (`gc` is exposed at run time), as `arrayBuffers`: where message bytes live.
  */
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
 import { constants, type ClientHttp2Session } from "node:http2";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,22 +19,11 @@ import { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
 import { announce, closeSession, frame, open, reply, responseHeaders, sendFiller, session } from "../helpers/raw-grpc.js";
 import { scrape } from "../helpers/prometheus.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
+import { arrayBuffers, withinBound } from "../helpers/in-process.js";
 
 const KEY = "grpc-key-0123456789abcdef";
 const CREATE = "/aigateway.v1.ChatService/CreateChatCompletion";
 const MiB = 1024 * 1024;
-
-const arrayBuffers = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().arrayBuffers;
-};
-
-const withinBound = <T>(p: Promise<T>, what: string, ms = 5000): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref())]);
 
 let h: Harness;
 beforeAll(async () => {

@@ -14,9 +14,6 @@
  * arrives at all, with REQUEST_TOO_LARGE, came from the prefix and not from the bound.
  * The gateway runs in this process: memory is measured here, after a real GC.
  */
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
-import { Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
@@ -26,9 +23,7 @@ import { HealthCheckRequest } from "../../gen/grpc/health/v1/health.js";
 import { collect, create, decodeStatus, startHarness, userRequest, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
 import { announce, closeSession, frame, open, refusal, reply, responseHeaders, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
+import { arrayBuffers, jsonLogSink, withinBound } from "../helpers/in-process.js";
 
 const KEY = "request-size-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -40,23 +35,7 @@ const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 const LIMIT = 64 * 1024;
 const MiB = 1024 * 1024;
 
-const arrayBuffers = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().arrayBuffers;
-};
-
-/** Fails with `what` if `p` takes longer than `ms`: a bound on a wait, not a timing bet. */
-const withinBound = <T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref())]);
-
-const lines: Array<Record<string, unknown>> = [];
-const logSink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const l of chunk.toString().split("\n")) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    done();
-  },
-});
+const { lines, sink: logSink } = jsonLogSink();
 
 let h: Harness;
 beforeAll(async () => {

@@ -11,9 +11,6 @@
  * what must happen "before the bound" is clocked by another stalled call's own bound.
  * The gateway runs in this process: memory is measured here, after a real GC.
  */
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
-import { Writable } from "node:stream";
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,9 +19,7 @@ import { Gate } from "../../src/fake-upstream/faults.js";
 import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
 import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
+import { arrayBuffers, jsonLogSink, withinBound } from "../helpers/in-process.js";
 
 const KEY = "stalled-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -34,16 +29,6 @@ const HEALTH = "/grpc.health.v1.Health/Check";
 const MiB = 1024 * 1024;
 /** REQUEST_BODY_TIMEOUT_S here, in ms: short. */
 const BOUND_MS = 1500;
-
-const arrayBuffers = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().arrayBuffers;
-};
-
-/** Fails with `what` if `p` takes longer than `ms`: a bound on a wait, not a timing bet. */
-const withinBound = <T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref())]);
 
 interface Stalled {
   readonly stream: ClientHttp2Stream;
@@ -63,14 +48,7 @@ function stall(s: ClientHttp2Session, path: string, bytes: Uint8Array = Buffer.c
   return { stream, ended, startedAt };
 }
 
-
-const lines: Array<Record<string, unknown>> = [];
-const logSink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const l of chunk.toString().split("\n")) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    done();
-  },
-});
+const { lines, sink: logSink } = jsonLogSink();
 
 /** A gateway whose REQUEST_BODY_TIMEOUT_S is `boundMs`, with one key and four streams per connection. */
 const gateway = (boundMs: number): Promise<Harness> =>

@@ -6,8 +6,6 @@
  *
  * The gateway runs in this process; memory is heap + Buffers after a real GC.
  */
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import { credentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,9 +13,8 @@ import { HealthCheckRequest } from "../../gen/grpc/health/v1/health.js";
 import * as reflection from "../../gen/grpc/reflection/v1/reflection.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { frame, open, reply, session } from "../helpers/raw-grpc.js";
+import { gc } from "../helpers/in-process.js";
 
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 const MiB = 1024 * 1024;
 const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 

@@ -11,7 +11,6 @@
  * Waits are on events (a status, a stream's close); what must happen "before the bound"
  * is clocked by another stalled call's own bound.
  */
-import { Writable } from "node:stream";
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +20,7 @@ import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection.js";
 import { decodeStatus, startHarness, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
 import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
+import { jsonLogSink, withinBound } from "../helpers/in-process.js";
 
 const KEY = "reflection-stall-key-0123456789";
 const REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
@@ -29,10 +29,6 @@ const HEALTH = "/grpc.health.v1.Health/Check";
 const MiB = 1024 * 1024;
 /** REQUEST_BODY_TIMEOUT_S here, in ms: short. */
 const BOUND_MS = 1500;
-
-/** Fails with `what` if `p` takes longer than `ms`: a bound on a wait, not a timing bet. */
-const withinBound = <T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref())]);
 
 /** A reflection request, framed. */
 const listServices = (host = ""): Buffer => frame(v1.ServerReflectionRequest.encode({ host, messageRequest: { $case: "listServices", value: "" } }).finish());
@@ -55,7 +51,6 @@ function stall(s: ClientHttp2Session, path: string, bytes: Buffer = halfMessage(
   return { stream, ended, startedAt };
 }
 
-
 /** The reflection answers (gRPC frames) in a raw reply's body. */
 function answers(body: Buffer): v1.ServerReflectionResponse[] {
   const out: v1.ServerReflectionResponse[] = [];
@@ -70,13 +65,7 @@ function answers(body: Buffer): v1.ServerReflectionResponse[] {
 /** Resolves once the first response frame has arrived on `stream`: what was sent before it was read. */
 const firstData = (stream: ClientHttp2Stream): Promise<void> => new Promise((resolve) => stream.once("data", () => resolve()));
 
-const lines: Array<Record<string, unknown>> = [];
-const logSink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const l of chunk.toString().split("\n")) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    done();
-  },
-});
+const { lines, sink: logSink } = jsonLogSink();
 
 let h: Harness;
 beforeAll(async () => {
