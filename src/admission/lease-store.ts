@@ -31,7 +31,9 @@
  *
  * Leases are taken in the background: when a call goes to Redis, and whenever a lease
  * falls under half of QUOTA_LEASE_CALLS calls' worth, one more reservation (the top-up)
- * rides in the same batch or the next; no call waits for it.
+ * rides in the same batch or the next; no call waits for it. A call its leases cover is
+ * admitted synchronously (reserveNow), and a settlement they absorb whole is applied at
+ * once (adjustNow): no promise, turn or batch on its path.
  */
 import { refilled, type BucketSpec, type Clock } from "./bucket.js";
 import type { AdmissionStore, Admitted, BucketOp, ReserveResult, SyncOp } from "./limit-store.js";
@@ -105,6 +107,34 @@ export class LeasedStore implements AdmissionStore {
     });
   }
 
+  /**
+   * A call the leases cover, admitted at once (no promise: QuotaAdmission then answers
+   * synchronously, as on the memory store); undefined when they do not, or the call is
+   * not one leases serve, or the store is down: reserve() then does what it does.
+   */
+  reserveNow(ops: readonly BucketOp[], now: number): ReserveResult | undefined {
+    if (!this.inner.up || !callerOnly(ops)) return undefined;
+    const local = this.takeLocal(ops, now);
+    if (local === undefined) return undefined;
+    this.o.onLocal?.();
+    this.topUp(ops, now);
+    return local;
+  }
+
+  /**
+   * A settlement the leases absorb whole (each refund fits in its lease, each shortfall
+   * comes out of it), applied at once: true. False when any part must go to Redis; then
+   * nothing was applied, and adjust() does it all.
+   */
+  adjustNow(ops: readonly BucketOp[], _now: number): boolean {
+    for (const op of ops) {
+      const lease = this.leases.get(op.bucket.id);
+      if (lease === undefined || lease.held === 0 || leaseShare(lease, op.amount) !== op.amount) return false;
+    }
+    for (const op of ops) this.leases.get(op.bucket.id)!.held += op.amount;
+    return true;
+  }
+
   adjust(ops: readonly BucketOp[], now: number): Promise<void> {
     const rest: BucketOp[] = [];
     for (const op of ops) {
@@ -113,8 +143,7 @@ export class LeasedStore implements AdmissionStore {
         rest.push(op);
         continue;
       }
-      // A refund fills the lease up to a full one; a shortfall comes out of it while it lasts.
-      const into = op.amount > 0 ? Math.min(op.amount, Math.max(0, lease.full - lease.held)) : Math.max(op.amount, -lease.held);
+      const into = leaseShare(lease, op.amount);
       lease.held += into;
       if (op.amount !== into) rest.push({ bucket: op.bucket, amount: op.amount - into });
     }
@@ -275,6 +304,11 @@ export class LeasedStore implements AdmissionStore {
 }
 
 /** Whether every bucket of the call is a caller's own (none shared by the organisation). */
+/** What of an adjustment of `amount` a lease takes: a refund fills it up to a full one; a shortfall comes out of it while it lasts. */
+function leaseShare(lease: Lease, amount: number): number {
+  return amount > 0 ? Math.min(amount, Math.max(0, lease.full - lease.held)) : Math.max(amount, -lease.held);
+}
+
 function callerOnly(ops: readonly BucketOp[]): boolean {
   if (ops.length === 0) return false;
   for (const op of ops) if (op.bucket.shared) return false;

@@ -11,10 +11,10 @@
  * ORG_QUEUE_MAX_WAIT_MS and the caller's deadline, else it is refused. Either way nothing
  * was reserved and nothing is sent upstream.
  *
- * With only caller limits on the in-memory store (one replica, the default), admission
- * and settlement run synchronously (AdmissionStore.reserveNow, adjustNow): admit()
- * returns the reservation itself, as the no-op admission does, and a settlement is
- * applied where it is issued. Each promise, turn and batch they skip showed in the
+ * With only caller limits on the in-memory store (one replica, the default), or from a
+ * replica's leases (lease-store.ts), admission and settlement run synchronously
+ * (AdmissionStore.reserveNow, adjustNow): admit() returns the reservation itself, as the
+ * no-op admission does, and a settlement is applied where it is issued. Each promise, turn and batch they skip showed in the
  * profile of a limited call (bench/README.md, "Admission").
  */
 import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";

@@ -179,6 +179,26 @@ describe("leases of a caller's buckets", () => {
     expect(await levelInRedis(b)).toBe(redisBefore + 150);
   });
 
+  it("answer a call they cover at once (reserveNow), absorb a refund that fits at once (adjustNow), and leave the rest to the async path untouched", async () => {
+    prefix = `lease${++serial}`;
+    const r = await replica();
+    const b = bucket("c:now:tokens_per_day", 1_000_000);
+    expect(r.leased.reserveNow(one(b, 100), T0)).toBeUndefined(); // no lease yet: reserve() goes to Redis
+    await r.leased.reserve(one(b, 100), T0);
+    await r.leased.idle(); // the lease: 800
+    const now = r.leased.reserveNow(one(b, 100), T0);
+    expect(now?.ok).toBe(true);
+    expect(r.leased.held().get(b.id)).toBe(700);
+    const redisBefore = await levelInRedis(b);
+    expect(r.leased.adjustNow(one(b, 60), T0)).toBe(true); // fits: into the lease
+    expect(r.leased.held().get(b.id)).toBe(760);
+    expect(r.leased.adjustNow(one(b, 100), T0)).toBe(false); // 60 would overflow a full lease: nothing applied
+    expect(r.leased.held().get(b.id)).toBe(760);
+    expect(r.leased.reserveNow(one(b, 900), T0)).toBeUndefined(); // more than the lease holds: nothing taken
+    expect(r.leased.held().get(b.id)).toBe(760);
+    expect(await levelInRedis(b)).toBe(redisBefore);
+  });
+
   it("leave organisation buckets to Redis: a call that counts against one is reserved there whole", async () => {
     prefix = `lease${++serial}`;
     const r = await replica();
