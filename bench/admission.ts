@@ -1,5 +1,5 @@
 /**
- * What admission costs (issue 14): `npm run bench:admission [-- --quick] [-- --rounds N]
+ * What admission costs (issue 14): `npm run bench:admission [-- --quick] [-- --rounds N] [-- --turns N]
  * [-- --baseline DIR [--baseline-redis]] [-- --redis-cpu N] [-- --profile]`
  * (or `node dist/bench/admission.js` after `npm run build`).
  *
@@ -16,6 +16,8 @@
  * Every limited gateway also serves a second key with no limits (FREE_KEY), in turns with
  * the limited one: the same process with and without the admission's work, the table
  * that carries the verdict (two processes differ by more than the admission costs).
+ * `--turns N` adds N pairs of 1 s turns at c=64 per limited gateway, each pair back to
+ * back: its turns drift with the VM alike, and the median of N pairs resolves finer.
  * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
  * fourth column runs that build as `off` runs this one: what this branch costs on the
  * path with nothing configured. `--baseline-redis` adds that build run as `redis` runs
@@ -118,10 +120,13 @@ async function startFake(cpus: string | undefined): Promise<{ proc: Proc; url: s
   return { proc, url: (JSON.parse(line) as { url: string }).url };
 }
 
+/** `--gateway-node-args`: node options for every gateway (A/B experiments: V8's heap sizes…). */
+let gatewayNodeArgs: string[] = [];
+
 async function startGateway(variant: Variant, dir: string, fakeUrl: string, redisUrl: string, cpus: string | undefined, baseline: string | undefined, profileDir?: string): Promise<Gw> {
   const port = await freePort();
   const logFile = join(dir, `gateway-${variant}.log`);
-  const nodeArgs = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${variant}.cpuprofile`, "--cpu-prof-interval=250"];
+  const nodeArgs = profileDir === undefined ? [...gatewayNodeArgs] : [...gatewayNodeArgs, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${variant}.cpuprofile`, "--cpu-prof-interval=250"];
   const proc = start(
     `gateway-${variant}`,
     process.execPath,
@@ -389,10 +394,11 @@ async function measureFloor(url: string, cpus: string | undefined): Promise<Floo
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean" }, rounds: { type: "string" }, "same-processes": { type: "boolean" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
+    options: { quick: { type: "boolean" }, rounds: { type: "string" }, turns: { type: "string" }, "gateway-node-args": { type: "string" }, "same-processes": { type: "boolean" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
     strict: true,
   });
   if (values["floor-child"] !== undefined) return floorChild(values["floor-child"]);
+  gatewayNodeArgs = (values["gateway-node-args"] ?? "").split(" ").filter((a) => a !== "");
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   if (values["baseline-redis"] === true && baseline === undefined) throw new Error("--baseline-redis needs --baseline DIR");
   const variants: Variant[] = ["off", "off-again", "redis", "memory", "leased", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
@@ -461,6 +467,19 @@ async function main(): Promise<void> {
           }
         }
       }
+      // `--turns N`: N short pairs of turns per limited gateway at c=64, each pair back to
+      // back (which key goes first alternates): a drift of the VM's neighbours touches both
+      // sides of a pair alike, and N pairs give the median its resolution.
+      const turns = Number(values.turns ?? 0);
+      const turn: Settings = { ...s, warmS: 0.3, measureS: 1 };
+      for (const gw of gateways.filter((g) => LIMITED.has(g.variant) && !OTHER_BUILD.has(g.variant))) {
+        if (turns > 0) log(`${gw.variant}: ${turns} pairs of 1 s turns at c=64`);
+        for (let i = 0; i < turns; i++) {
+          if (i % 2 === 1) add(`${gw.variant}~turnfree:64`, await load(gw, peers, 64, turn, work, pin.loadgen, undefined, FREE_KEY));
+          add(`${gw.variant}~turn:64`, await load(gw, peers, 64, turn, work, pin.loadgen));
+          if (i % 2 === 0) add(`${gw.variant}~turnfree:64`, await load(gw, peers, 64, turn, work, pin.loadgen, undefined, FREE_KEY));
+        }
+      }
     }
   } finally {
     info.disconnect();
@@ -486,9 +505,9 @@ async function main(): Promise<void> {
   const col = (f: (v: Variant) => string): string => `| ${variants.map(f).join(" | ")} |`;
   // The same process with its unlimited key: paired by round (both ran in it, back to back).
   const paired = variants.filter((v) => results.has(`${v}~free:64`));
-  const pairs = (v: Variant, c: number, f: (r: H2loadResult & { errors: number }, key: string) => number, d: (limited: number, free: number) => number): { free: number; limited: number; diff: number } => {
-    const lim = (results.get(`${v}:${c}`) ?? []).map((r) => f(r, v));
-    const fr = (results.get(`${v}~free:${c}`) ?? []).map((r) => f(r, v));
+  const pairs = (v: Variant, c: number, f: (r: H2loadResult & { errors: number }, key: string) => number, d: (limited: number, free: number) => number, short = false): { free: number; limited: number; diff: number } => {
+    const lim = (results.get(short ? `${v}~turn:${c}` : `${v}:${c}`) ?? []).map((r) => f(r, v));
+    const fr = (results.get(short ? `${v}~turnfree:${c}` : `${v}~free:${c}`) ?? []).map((r) => f(r, v));
     return { free: median(fr), limited: median(lim), diff: median(lim.map((x, i) => d(x, fr[i]!))) };
   };
   const samePerCall = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4;
@@ -506,6 +525,12 @@ async function main(): Promise<void> {
           `| p50 ms, c=1 | ${paired.map((v) => { const x = sameP50(v); return `${fmt(x.free, 3)} → ${fmt(x.limited, 3)} (${signed(x.diff, 3)})`; }).join(" | ")} |`,
           `| req/s, c=64 | ${paired.map((v) => { const x = sameRps(v); return `${fmt(x.free)} → ${fmt(x.limited)} (${fmt(x.diff, 1)}%)`; }).join(" | ")} |`,
           `| gateway CPU µs per call, c=64 | ${paired.map((v) => { const x = sameCpu(v); return `${fmt(x.free, 0)} → ${fmt(x.limited, 0)} (${signed(x.diff, 0)})`; }).join(" | ")} |`,
+          ...(Number(values.turns ?? 0) > 0
+            ? [
+                `| req/s, c=64, ${values.turns} pairs of 1 s turns | ${paired.map((v) => { const x = pairs(v, 64, (r) => r.rps, (a, b) => (a / b) * 100, true); return `${fmt(x.free)} → ${fmt(x.limited)} (${fmt(x.diff, 1)}%)`; }).join(" | ")} |`,
+                `| gateway CPU µs per call, c=64, the same turns | ${paired.map((v) => { const x = pairs(v, 64, samePerCall, (a, b) => a - b, true); return `${fmt(x.free, 0)} → ${fmt(x.limited, 0)} (${signed(x.diff, 0)})`; }).join(" | ")} |`,
+              ]
+            : []),
           "",
           ...paired.filter((v) => v === "redis" || v === "leased").map((v) => `Targets, same process (${title[v]}): p50 ${signed(sameP50(v).diff, 3)} ms (≤ +0.15: ${sameP50(v).diff <= 0.15 ? "met" : "MISSED"}), throughput ${fmt(sameRps(v).diff, 1)}% (≥ 90%: ${sameRps(v).diff >= 90 ? "met" : "MISSED"}).`),
           "",

@@ -62,7 +62,7 @@ export class MemoryStore implements LimitStore {
       const level = levels[i]! - amount;
       levels[i] = level;
       seqs[i] = (prior?.seq ?? 0) + amount;
-      this.write(bucket.id, { level, at: Math.max(now, prior?.at ?? now), capacity: capacities[i]!, ratePerMs: rate, seq: seqs[i]!, expiresAt: now + expiryMs(level, capacities[i]!, rate) });
+      this.write(bucket.id, prior, level, Math.max(now, prior?.at ?? now), capacities[i]!, rate, seqs[i]!, now + expiryMs(level, capacities[i]!, rate));
     }
     return { ok: true, levels, capacities, seqs };
   }
@@ -80,7 +80,7 @@ export class MemoryStore implements LimitStore {
       const rate = bucket.shared && s !== undefined ? s.ratePerMs : bucket.ratePerMs;
       const before = s === undefined ? capacity : refilled(s.level, s.at, now, capacity, rate);
       const level = Math.min(capacity, before + amount);
-      this.write(bucket.id, { level, at: Math.max(now, s?.at ?? now), capacity, ratePerMs: rate, seq: s?.seq ?? 0, expiresAt: now + expiryMs(level, capacity, rate) });
+      this.write(bucket.id, s, level, Math.max(now, s?.at ?? now), capacity, rate, s?.seq ?? 0, now + expiryMs(level, capacity, rate));
     }
   }
 
@@ -91,7 +91,7 @@ export class MemoryStore implements LimitStore {
       const since = seqAtAdmission !== undefined && seq > seqAtAdmission ? seq - seqAtAdmission : 0;
       const current = s === undefined ? bucket.capacity : refilled(s.level, s.at, now, bucket.capacity, bucket.ratePerMs);
       const level = Math.min(current, remaining - since);
-      this.write(bucket.id, { level, at: Math.max(now, s?.at ?? now), capacity: bucket.capacity, ratePerMs: bucket.ratePerMs, seq, expiresAt: now + expiryMs(level, bucket.capacity, bucket.ratePerMs) });
+      this.write(bucket.id, s, level, Math.max(now, s?.at ?? now), bucket.capacity, bucket.ratePerMs, seq, now + expiryMs(level, bucket.capacity, bucket.ratePerMs));
     }
   }
 
@@ -115,10 +115,24 @@ export class MemoryStore implements LimitStore {
     return s;
   }
 
-  private write(id: string, state: State): void {
-    this.states.set(id, state);
+  /**
+   * Stores a bucket's new state: into its live State object when it has one (`live`, from
+   * this.live(id)), so a call allocates nothing here that outlives it (a new object per
+   * write lived until the next, long enough to reach V8's old generation at load).
+   */
+  private write(id: string, live: State | undefined, level: number, at: number, capacity: number, ratePerMs: number, seq: number, expiresAt: number): void {
+    if (live !== undefined) {
+      live.level = level;
+      live.at = at;
+      live.capacity = capacity;
+      live.ratePerMs = ratePerMs;
+      live.seq = seq;
+      live.expiresAt = expiresAt;
+    } else {
+      this.states.set(id, { level, at, capacity, ratePerMs, seq, expiresAt });
+    }
     if (++this.writes % SWEEP_EVERY === 0) {
-      const now = state.at;
+      const now = at;
       for (const [key, s] of this.states) if (now >= s.expiresAt) this.states.delete(key);
     }
   }
