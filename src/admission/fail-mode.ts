@@ -56,20 +56,14 @@ export class GuardedStore implements AdmissionStore {
   reserveNow(ops: readonly BucketOp[], now: number): ReserveResult | undefined {
     const sync = this.syncStore;
     if (sync === undefined || !this.isUp) return undefined;
-    const started = performance.now();
-    const result = sync.reserveNow(ops, now);
-    this.observer.storeOp("reserve", (performance.now() - started) / 1000, false);
-    return result;
+    return this.timedNow("reserve", () => sync.reserveNow(ops, now));
   }
 
   /** adjust() at once, as reserveNow: true when done (or nothing to do). */
   adjustNow(ops: readonly BucketOp[], now: number): boolean {
     const sync = this.syncStore;
     if (sync === undefined || !this.isUp) return false;
-    if (ops.length === 0) return true;
-    const started = performance.now();
-    sync.adjustNow(ops, now);
-    this.observer.storeOp("adjust", (performance.now() - started) / 1000, false);
+    if (ops.length > 0) this.timedNow("adjust", () => sync.adjustNow(ops, now));
     return true;
   }
 
@@ -114,6 +108,14 @@ export class GuardedStore implements AdmissionStore {
       if (rethrow) throw new StoreDown(`the limit store failed: ${message(err)}`);
       return undefined as T; // adjust/sync: dropped
     }
+  }
+
+  /** timed() for the memory store's synchronous operations (which cannot fail). */
+  private timedNow<T>(op: StoreOp, run: () => T): T {
+    const started = performance.now();
+    const result = run();
+    this.observer.storeOp(op, (performance.now() - started) / 1000, false);
+    return result;
   }
 
   private down(err: unknown): void {

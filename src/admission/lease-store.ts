@@ -83,17 +83,13 @@ export class LeasedStore implements AdmissionStore {
   }
 
   reserve(ops: readonly BucketOp[], now: number): Promise<ReserveResult> {
+    const local = this.reserveNow(ops, now);
+    if (local !== undefined) return Promise.resolve(local);
     if (!this.inner.up) {
       this.leases.clear();
       return this.inner.reserve(ops, now);
     }
     if (!callerOnly(ops)) return this.inner.reserve(ops, now);
-    const local = this.takeLocal(ops, now);
-    if (local !== undefined) {
-      this.o.onLocal?.();
-      this.topUp(ops, now);
-      return Promise.resolve(local);
-    }
     // Not covered: what the leases of these buckets still hold goes back first (the same
     // script run, ahead of the reservation), and the call is reserved exactly.
     this.giveBack(this.leasesOf(ops), now);
@@ -303,12 +299,12 @@ export class LeasedStore implements AdmissionStore {
   }
 }
 
-/** Whether every bucket of the call is a caller's own (none shared by the organisation). */
 /** What of an adjustment of `amount` a lease takes: a refund fills it up to a full one; a shortfall comes out of it while it lasts. */
 function leaseShare(lease: Lease, amount: number): number {
   return amount > 0 ? Math.min(amount, Math.max(0, lease.full - lease.held)) : Math.max(amount, -lease.held);
 }
 
+/** Whether every bucket of the call is a caller's own (none shared by the organisation). */
 function callerOnly(ops: readonly BucketOp[]): boolean {
   if (ops.length === 0) return false;
   for (const op of ops) if (op.bucket.shared) return false;

@@ -14,8 +14,9 @@
  * With only caller limits on the in-memory store (one replica, the default), or from a
  * replica's leases (lease-store.ts), admission and settlement run synchronously
  * (AdmissionStore.reserveNow, adjustNow): admit() returns the reservation itself, as the
- * no-op admission does, and a settlement is applied where it is issued. Each promise, turn and batch they skip showed in the
- * profile of a limited call (bench/README.md, "Admission").
+ * no-op admission does, and a settlement is applied where it is issued. Each promise,
+ * turn and batch they skip showed in the profile of a limited call (bench/README.md,
+ * "Admission").
  */
 import type { ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import type { Model, ModelPricing } from "../../gen/aigateway/v1/models.js";
@@ -104,7 +105,7 @@ export class QuotaAdmission implements Admission, Settler {
       if (p.op.amount > p.op.bucket.capacity) throw this.refuse(key, first, reserve, callers, p, p.op.bucket.capacity, Infinity, ctx);
     }
     if (!learns) {
-      // The in-memory store answers at once: no promise and no turn on the call's path.
+      // A store that can answer at once (memory, a lease that covers the call): no promise and no turn on the call's path.
       const now = this.o.store.reserveNow?.(callers.map((p) => p.op), this.clock());
       if (now !== undefined) return this.callerOnly(key, reserve, callers, now, pricing, ctx);
     }
@@ -136,7 +137,7 @@ export class QuotaAdmission implements Admission, Settler {
   }
 
   queue(target: UpstreamCandidate | undefined, syncs: readonly SyncOp[], ops: readonly BucketOp[], done?: () => void): void {
-    // Only caller buckets, on a store that adjusts at once (memory): nothing to batch or to wake.
+    // Only caller buckets, on a store that adjusts at once (memory, a lease): nothing to batch or to wake.
     if (target === undefined && syncs.length === 0 && this.o.store.adjustNow?.(ops, this.clock()) === true) {
       done?.();
       return;
