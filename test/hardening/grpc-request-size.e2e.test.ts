@@ -16,11 +16,11 @@
  */
 import { gzipSync } from "node:zlib";
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatCompletion, ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { HealthCheckRequest } from "../../gen/grpc/health/v1/health.js";
-import { collect, create, decodeStatus, startHarness, userRequest, type Harness } from "../helpers/harness.js";
+import { collect, create, decodeStatus, startHarness, userRequest, withKey, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
 import { announce, closeSession, frame, open, refusal, reply, responseHeaders, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
 import { arrayBuffers, jsonLogSink, withinBound } from "../helpers/in-process.js";
@@ -47,12 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-const withKey = (): Metadata => {
-  const md = new Metadata();
-  md.set("authorization", `Bearer ${KEY}`);
-  return md;
-};
 
 /** A one-message user request whose encoding is exactly `bytes` long (bounded search over the text's length). */
 function requestOfSize(bytes: number): ChatCompletionRequest {
@@ -114,7 +108,7 @@ describe("a chat message announced over MAX_REQUEST_BYTES", () => {
 
   it("the generated client: one byte over is refused with the ErrorInfo (unary and stream); exactly MAX_REQUEST_BYTES is served", async () => {
     const over = requestOfSize(LIMIT + 1);
-    const err = (await create(h.chat, over, {}, withKey()).catch((e: unknown) => e)) as ServiceError;
+    const err = (await create(h.chat, over, {}, withKey(KEY)).catch((e: unknown) => e)) as ServiceError;
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     const d = decodeStatus(err);
     expect(d.code).toBe(status.RESOURCE_EXHAUSTED);
@@ -122,15 +116,15 @@ describe("a chat message announced over MAX_REQUEST_BYTES", () => {
     expect(d.errorInfo!.reason).toBe("REQUEST_TOO_LARGE");
     expect(d.errorInfo!.metadata).toMatchObject({ maxBytes: String(LIMIT), sizeBytes: String(LIMIT + 1) });
     expect(err.details).toBe(d.message);
-    const streamed = await collect(h.chat.streamChatCompletion(over, withKey()));
+    const streamed = await collect(h.chat.streamChatCompletion(over, withKey(KEY)));
     expect(streamed.error?.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(decodeStatus(streamed.error!).errorInfo!.reason).toBe("REQUEST_TOO_LARGE");
     expect(streamed.chunks).toHaveLength(0);
 
     const exact = requestOfSize(LIMIT);
     const text = exact.messages[0]!.contentKind!.$case === "content" ? exact.messages[0]!.contentKind!.value : "";
-    expect((await create(h.chat, exact, {}, withKey())).choices[0]!.message!.content).toBe(`Echo: ${text}`);
-    const ok = await collect(h.chat.streamChatCompletion(exact, withKey()));
+    expect((await create(h.chat, exact, {}, withKey(KEY))).choices[0]!.message!.content).toBe(`Echo: ${text}`);
+    const ok = await collect(h.chat.streamChatCompletion(exact, withKey(KEY)));
     expect(ok.error).toBeUndefined();
     expect(ok.chunks.length).toBeGreaterThan(0);
   });
@@ -235,7 +229,7 @@ describe("compressed messages (grpc-encoding: gzip)", () => {
     } finally {
       await closeSession(s);
     }
-    expect((await create(h.chat, userRequest("after"), {}, withKey())).choices[0]!.message!.content).toBe("Echo: after");
+    expect((await create(h.chat, userRequest("after"), {}, withKey(KEY))).choices[0]!.message!.content).toBe("Echo: after");
   });
 });
 

@@ -12,11 +12,11 @@
  * The gateway runs in this process: memory is measured here, after a real GC.
  */
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
-import { Metadata, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatCompletionChunk, ChatCompletionRequest } from "../../gen/aigateway/v1/chat.js";
 import { Gate } from "../../src/fake-upstream/faults.js";
-import { create, startHarness, userRequest, type Harness } from "../helpers/harness.js";
+import { create, startHarness, userRequest, withKey, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
 import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
 import { arrayBuffers, jsonLogSink, withinBound } from "../helpers/in-process.js";
@@ -62,12 +62,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-const withKey = (): Metadata => {
-  const md = new Metadata();
-  md.set("authorization", `Bearer ${KEY}`);
-  return md;
-};
-
 describe("a half-sent request message from an authenticated caller", () => {
   it("ends DEADLINE_EXCEEDED (REQUEST_BODY_TIMEOUT, naming the setting) once REQUEST_BODY_TIMEOUT_S has passed, unary and server-streaming alike, logged and counted as refused; others are served meanwhile", async () => {
     const s = await session(h.address);
@@ -84,7 +78,7 @@ describe("a half-sent request message from an authenticated caller", () => {
       void Promise.allSettled(calls.map((c) => c.ended)).then(() => (refused = true));
       // Meanwhile the gateway serves another caller, answered while the stalled calls are still held
       // (their bound is 1.5 s; a unary call on loopback takes milliseconds).
-      expect((await create(h.chat, userRequest("meanwhile"), {}, withKey())).choices[0]!.message!.content).toBe("Echo: meanwhile");
+      expect((await create(h.chat, userRequest("meanwhile"), {}, withKey(KEY))).choices[0]!.message!.content).toBe("Echo: meanwhile");
       expect(refused).toBe(false);
 
       for (const c of calls) {
@@ -105,7 +99,7 @@ describe("a half-sent request message from an authenticated caller", () => {
       await closeSession(s);
     }
     // The gateway is fine.
-    expect((await create(h.chat, userRequest("after"), {}, withKey())).choices[0]!.message!.content).toBe("Echo: after");
+    expect((await create(h.chat, userRequest("after"), {}, withKey(KEY))).choices[0]!.message!.content).toBe("Echo: after");
 
     // Logged and counted like any other refused call: its code and reason, its key, no model.
     const logged = lines.filter((l) => l["reason"] === "REQUEST_BODY_TIMEOUT");

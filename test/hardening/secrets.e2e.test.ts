@@ -5,25 +5,19 @@
  * without quoting it; /metrics can be protected with METRICS_KEY or moved to its own
  * listener (METRICS_HOST).
  */
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { credentials } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ChatServiceClient } from "../../gen/aigateway/v1/chat.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { startFakeUpstream } from "../../src/fake-upstream/server.js";
 import { listening, spawnGateway } from "../helpers/gateway-process.js";
-import { create, startHarness, userRequest } from "../helpers/harness.js";
+import { create, startHarness, userRequest, withKey } from "../helpers/harness.js";
 import { raw, startHttpHarness } from "../helpers/http.js";
 import { parseExposition } from "../helpers/prometheus.js";
 
 /** A base64 key with padding: before the fix, "name" = everything before the first "=". */
 const PADDED_KEY = "c2VjcmV0LWtleS1ib2R5LTAxMjM0NTY3OA==";
 const KEY_BODY = PADDED_KEY.replace(/=+$/, "");
-
-const withKey = (key: string): Metadata => {
-  const md = new Metadata();
-  md.set("authorization", `Bearer ${key}`);
-  return md;
-};
 
 describe("CEREBRAS_BASE_URL credentials", () => {
   it("never appear in the start-up line (or anywhere else the process writes)", async () => {

@@ -88,6 +88,13 @@ export function deadlineIn(ms: number): CallOptions {
   return { deadline: Date.now() + ms };
 }
 
+/** Call metadata presenting gateway key `key` (`authorization: Bearer <key>`). */
+export function withKey(key: string): Metadata {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${key}`);
+  return md;
+}
+
 /** Unary call as a promise; rejects with the ServiceError. */
 export function create(client: ChatServiceClient, request: ChatCompletionRequest, options: CallOptions = {}, metadata = new Metadata()): Promise<ChatCompletion> {
   return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@ import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/
 import * as reflection from "../../gen/grpc/reflection/v1/reflection.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { cerebrasErrors } from "../../src/fake-upstream/faults.js";
-import { create, decodeStatus, UPSTREAM_KEY, userRequest } from "../helpers/harness.js";
+import { create, decodeStatus, UPSTREAM_KEY, userRequest, withKey } from "../helpers/harness.js";
 import { raw, startHttpHarness, type HttpHarness } from "../helpers/http.js";
 
 const KEY_A = "gw-key-alpha-0123456789";
@@ -32,12 +32,6 @@ function logCapture(): { sink: Writable; lines: () => string[] } {
   });
   return { sink, lines: () => chunks.join("").split("\n").filter(Boolean) };
 }
-
-const withKey = (key: string): Metadata => {
-  const md = new Metadata();
-  md.set("authorization", `Bearer ${key}`);
-  return md;
-};
 
 let h: HttpHarness;
 const logs = logCapture();
