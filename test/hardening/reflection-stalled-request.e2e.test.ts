@@ -19,7 +19,7 @@ import * as v1 from "../../gen/grpc/reflection/v1/reflection.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection.js";
 import { decodeStatus, startHarness, type Harness } from "../helpers/harness.js";
 import { scrape } from "../helpers/prometheus.js";
-import { announce, closeSession, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
+import { announce, closeSession, expectOpenServiceCapRefusal, frame, open, refusal, reply, sendFiller, session, type RawReply } from "../helpers/raw-grpc.js";
 import { jsonLogSink, withinBound } from "../helpers/in-process.js";
 
 const KEY = "reflection-stall-key-0123456789";
@@ -224,11 +224,7 @@ describe("open services take small requests only", () => {
         const r = await withinBound(ended, "the oversized call's status");
         await sending;
         expect(clockDone).toBe(false);
-        const { code, message, errorInfo } = refusal(r);
-        expect(code).toBe(status.INVALID_ARGUMENT);
-        expect(errorInfo.reason).toBe("INVALID_REQUEST");
-        expect(errorInfo.metadata).toMatchObject({ maxBytes: "8192", sizeBytes: String(16 * MiB) });
-        expect(message).toContain("at most 8192 bytes");
+        expectOpenServiceCapRefusal(r, 16 * MiB);
         expect(c.rstCode).toBe(constants.NGHTTP2_NO_ERROR);
       }
       // The health service still answers a real check (8 KiB is far above what one needs).

@@ -4,6 +4,7 @@
  * came over the wire (the size C-core and Java clients hold against their 8 KiB limit).
  */
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { status } from "@grpc/grpc-js";
 import { expect } from "vitest";
 import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
 import { Status } from "../../gen/google/rpc/status.js";
@@ -151,4 +152,13 @@ export function refusal(r: RawReply): { code: number; message: string; errorInfo
   const infos = details.details.filter((d) => d.typeUrl === "type.googleapis.com/google.rpc.ErrorInfo");
   expect(infos).toHaveLength(1);
   return { code, message: details.message, errorInfo: ErrorInfo.decode(infos[0]!.value) };
+}
+
+/** Expects health's or reflection's refusal of a message announced at `sizeBytes`, over their 8 KiB cap (request-size-cap.ts). */
+export function expectOpenServiceCapRefusal(r: RawReply, sizeBytes: number): void {
+  const { code, message, errorInfo } = refusal(r);
+  expect(code).toBe(status.INVALID_ARGUMENT);
+  expect(errorInfo.reason).toBe("INVALID_REQUEST");
+  expect(errorInfo.metadata).toMatchObject({ maxBytes: "8192", sizeBytes: String(sizeBytes) });
+  expect(message).toContain("at most 8192 bytes");
 }
