@@ -12,6 +12,8 @@
  *   that is, one its type declarations give subclasses. Should an upgrade rename it, this
  *   stops compiling; should it change what set() stores, the test fails.
  * - toHttp2Headers() returns the same object as grpc-js', in a cheaper form (below).
+ *
+ * And it keeps what grpc-js makes of it in V8's fast mode (warmSendTarget below).
  */
 import { Metadata } from "@grpc/grpc-js";
 import type { OutgoingHttpHeaders } from "node:http2";
@@ -61,9 +63,11 @@ interface Shape {
   readonly parent: Shape | undefined;
   readonly children: Map<string, Shape>;
   template: Readonly<Record<string, string>> | undefined;
+  /** Kept for its hidden class alone (warmSendTarget). */
+  sendTarget: object | undefined;
 }
 
-const ROOT: Shape = { name: "", parent: undefined, children: new Map(), template: undefined };
+const ROOT: Shape = { name: "", parent: undefined, children: new Map(), template: undefined, sendTarget: undefined };
 const MAX_SHAPES = 512;
 let shapes = 0;
 
@@ -76,7 +80,7 @@ function shapeOf(repr: ReadonlyMap<string, readonly unknown[]>): Shape | undefin
     if (next === undefined) {
       if (shapes >= MAX_SHAPES) return undefined;
       shapes++;
-      next = { name, parent: shape, children: new Map(), template: undefined };
+      next = { name, parent: shape, children: new Map(), template: undefined, sendTarget: undefined };
       shape.children.set(name, next);
     }
     shape = next;
@@ -92,7 +96,37 @@ function templateOf(shape: Shape): Readonly<Record<string, string>> {
   if (shape.template !== undefined) return shape.template;
   const names: string[] = [];
   for (let s: Shape | undefined = shape; s !== undefined && s !== ROOT; s = s.parent) names.push(s.name);
-  const template: Record<string, string> = {};
-  for (let i = names.length - 1; i >= 0; i--) Object.defineProperty(template, names[i]!, { value: "", writable: true, enumerable: true, configurable: true });
-  return (shape.template = template);
+  names.reverse();
+  shape.sendTarget = warmSendTarget(names);
+  return (shape.template = defineAll({}, names.map((n) => [n, ""])));
+}
+
+/**
+ * grpc-js' sendMetadata (server-interceptors.js, 1.14) sends
+ * `Object.assign(Object.assign(Object.assign({}, defaultResponseHeaders),
+ * defaultCompressionHeaders), custom)`: its keyed stores make that object a dictionary
+ * past 12 properties beyond the 4 a `{}` holds in itself, as a limited call's 22 entries
+ * are, and node:http2's respond() then walks it with for-in, on the dictionary's slow
+ * path (sorting its keys each time). V8 follows a hidden-class transition that exists
+ * without that check, and every `{}` of the isolate starts from the same class: so one
+ * object per shape, built with defineProperty in grpc-js' order, makes the transitions
+ * grpc-js' stores then follow, and keeps them alive. (test/unit/reply-metadata.test.ts:
+ * what grpc-js hands node:http2 is a fast-mode object; a grpc-js that changed its
+ * defaults fails there, not on the wire.)
+ */
+const GRPC_JS_DEFAULT_HEADERS: readonly (readonly [string, string | number])[] = [
+  [":status", 200], // defaultResponseHeaders
+  ["content-type", "application/grpc+proto"],
+  ["grpc-accept-encoding", "identity,deflate,gzip"], // defaultCompressionHeaders
+  ["grpc-encoding", "identity"],
+];
+
+function warmSendTarget(names: readonly string[]): object {
+  return defineAll({}, [...GRPC_JS_DEFAULT_HEADERS, ...names.map((n) => [n, ""] as const)]);
+}
+
+/** Adds each entry with defineProperty (a plain data property, as a store makes), which keeps `target` in fast mode however many there are. */
+function defineAll<T extends object>(target: T, entries: readonly (readonly [string, string | number])[]): T {
+  for (const [name, value] of entries) Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
+  return target;
 }

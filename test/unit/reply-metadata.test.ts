@@ -2,9 +2,13 @@
  * replyMetadata (src/grpc/reply-metadata.ts) fills grpc-js' Metadata through its protected
  * `internalRepr` and overrides toHttp2Headers: these hold it to what a Metadata filled with
  * set() gives, through every public method grpc-js and an interceptor could use, so a
- * grpc-js upgrade that changed either fails here rather than on the wire.
+ * grpc-js upgrade that changed either fails here rather than on the wire. And the headers
+ * grpc-js hands node:http2 for it stay a fast-mode object (the module's warmSendTarget).
  */
-import { Metadata } from "@grpc/grpc-js";
+import { credentials, Client, Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import { once } from "node:events";
+import { connect, createServer, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { ResponseHeaders } from "../../src/core/response-headers.js";
 import { replyMetadata } from "../../src/grpc/reply-metadata.js";
@@ -106,5 +110,88 @@ describe("replyMetadata", () => {
       expect(ordered(m.toHttp2Headers())).toEqual([["x-request-id", REQUEST_ID], [`x-shape-${i}`, String(i)], ["x-aigw-attempts", "1"]]);
     }
     expectSameAsSet(replyMetadata(REQUEST_ID, limitedHeaders(9)), viaSet(REQUEST_ID, limitedHeaders(9)));
+  });
+});
+
+/** node:http2's ServerHttp2Stream.prototype (not exported): from a stream of a throwaway server. */
+async function serverStreamPrototype(): Promise<ServerHttp2Stream> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  const client = connect(`http://127.0.0.1:${port}`);
+  try {
+    const [stream] = (await Promise.all([once(server, "stream"), once(client.request({ ":method": "POST" }).end(), "ready")]))[0] as [ServerHttp2Stream];
+    stream.close();
+    return Object.getPrototypeOf(stream) as ServerHttp2Stream;
+  } finally {
+    client.destroy();
+    server.close();
+  }
+}
+
+/**
+ * Whether V8 holds `o` in fast mode, from its own %HasFastProperties (the flag only lets
+ * code compiled after it use natives syntax; nothing else changes).
+ */
+function fastPropertiesProbe(): (o: object) => boolean {
+  setFlagsFromString("--allow-natives-syntax");
+  return new Function("o", "return %HasFastProperties(o)") as (o: object) => boolean;
+}
+
+/** The same entries after one more, through set(): a sequence of names replyMetadata never rendered, so nothing warmed its transitions. */
+function unwarmed(requestId: string): Metadata {
+  const m = new Metadata();
+  m.set("x-control", "1");
+  m.merge(viaSet(requestId, limitedHeaders(7)));
+  return m;
+}
+
+describe("what grpc-js sends for it", () => {
+  it("is a fast-mode object, however many entries; a Metadata filled with set() gives a dictionary", async () => {
+    const isFast = fastPropertiesProbe();
+    const proto = await serverStreamPrototype();
+    const respond = proto.respond;
+    const sent: { id: unknown; fast: boolean; count: number }[] = [];
+    proto.respond = function (this: ServerHttp2Stream, headers?: OutgoingHttpHeaders, options?: Parameters<ServerHttp2Stream["respond"]>[1]): void {
+      if (headers !== undefined) sent.push({ id: headers["x-request-id"], fast: isFast(headers), count: Object.keys(headers).length });
+      respond.call(this, headers, options);
+    };
+    // One unary method of raw bytes: the reply's initial metadata is replyMetadata's, or set()'s.
+    const server = new Server();
+    const method = { path: "/test.Send/Target", requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+    server.addService({ target: method }, {
+      target: (call: ServerUnaryCall<Buffer, Buffer>, done: sendUnaryData<Buffer>) => {
+        const id = call.metadata.get("x-which")[0] as string;
+        call.sendMetadata(id.startsWith("set") ? unwarmed(id) : replyMetadata(id, limitedHeaders(7)));
+        done(null, Buffer.alloc(0));
+      },
+    });
+    const port = await new Promise<number>((ok, fail) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? fail(err) : ok(p))));
+    const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+    const call = (which: string): Promise<Metadata> =>
+      new Promise((ok, fail) => {
+        const md = new Metadata();
+        md.set("x-which", which);
+        let headers: Metadata | undefined;
+        const c = client.makeUnaryRequest(method.path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), md, (err) => (err ? fail(err) : ok(headers!)));
+        c.on("metadata", (m: Metadata) => (headers = m));
+      });
+    try {
+      for (const which of ["reply-1", "set-1", "reply-2", "set-2"]) {
+        const got = await call(which);
+        expect(got.get("x-request-id")).toEqual([which]);
+        expect(got.get("x-ratelimit-remaining-tokens-day")).toEqual([String(999_999_000_000 - 7)]);
+      }
+    } finally {
+      proto.respond = respond;
+      client.close();
+      server.forceShutdown();
+    }
+    // :status, content-type and grpc-js' two encoding headers, then the 19 entries.
+    expect(sent.map((s) => [s.id, s.count])).toEqual([["reply-1", 23], ["set-1", 24], ["reply-2", 23], ["set-2", 24]]);
+    expect(sent.filter((s) => String(s.id).startsWith("reply")).map((s) => s.fast)).toEqual([true, true]);
+    // The control (what the probe says without the warm-up): grpc-js' Object.assign made a dictionary.
+    expect(sent.filter((s) => String(s.id).startsWith("set")).map((s) => s.fast)).toEqual([false, false]);
   });
 });
