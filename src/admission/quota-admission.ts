@@ -106,7 +106,7 @@ export class QuotaAdmission implements Admission, Settler {
     }
     if (!learns) {
       // A store that can answer at once (memory, a lease that covers the call): no promise and no turn on the call's path.
-      const now = this.o.store.reserveNow?.(callers.map((p) => p.op), this.clock());
+      const now = this.o.store.reserveNow?.(opsOf(callers), this.clock());
       if (now !== undefined) return this.callerOnly(key, reserve, callers, now, pricing, ctx);
     }
     return this.reserve(key, reserve, callers, learns ? candidates : [], pricing, learns, ctx);
@@ -160,7 +160,7 @@ export class QuotaAdmission implements Admission, Settler {
     if (plan.length === 0) return [];
     let result;
     try {
-      result = await this.o.store.reserve(plan.map((p) => p.op), this.clock());
+      result = await this.o.store.reserve(opsOf(plan), this.clock());
     } catch (err) {
       if (!(err instanceof StoreDown)) throw err;
       // The call was admitted already: it goes on unchecked for this key rather than fail now.
@@ -251,7 +251,7 @@ export class QuotaAdmission implements Admission, Settler {
           }
           let result;
           try {
-            result = await this.o.store.reserve(plan.map((p) => p.op), this.clock());
+            result = await this.o.store.reserve(opsOf(plan), this.clock());
           } catch (err) {
             if (!(err instanceof StoreDown)) throw err;
             return this.storeDown(key);
@@ -343,12 +343,26 @@ export class QuotaAdmission implements Admission, Settler {
   }
 }
 
-/** What an admitted call holds (seqs for the organisation's buckets), after telling its caller where it stands. */
+/**
+ * What an admitted call holds (seqs for the organisation's buckets), after telling its
+ * caller where it stands. Loops, not forEach/map: every limited call runs this, and a
+ * closure made per call costs its allocation and a lazy-compile stub on each first call.
+ */
 function hold(plan: readonly Planned[], result: Admitted, ctx: CallContext): Held[] {
-  plan.forEach((p, i) => {
+  const held = new Array<Held>(plan.length);
+  for (let i = 0; i < plan.length; i++) {
+    const p = plan[i]!;
     if (p.caller !== undefined) setLimitHeaders(ctx, p.caller, result.levels[i]!, result.capacities[i]!, p.op.bucket.ratePerMs);
-  });
-  return plan.map((p, i) => ({ op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org }));
+    held[i] = { op: p.op, counts: p.counts, seq: p.org !== undefined ? result.seqs[i] : undefined, org: p.org };
+  }
+  return held;
+}
+
+/** The plan's bucket operations, in order. */
+function opsOf(plan: readonly Planned[]): BucketOp[] {
+  const ops = new Array<BucketOp>(plan.length);
+  for (let i = 0; i < plan.length; i++) ops[i] = plan[i]!.op;
+  return ops;
 }
 
 /** The candidate a call without a route goes to: the key `default`, the requested model. */

@@ -94,7 +94,8 @@ export function createAdmissionMetrics(registry: Registry): AdmissionObserver {
     settled: settlements.series(key),
     refused: new Map<string, CounterSeries>(),
   }));
-  const storeSeries = new Map<string, ReturnType<typeof storeDuration.series>>();
+  // By outcome, then by op: every admission and settlement reports, so no key is built per call.
+  const storeSeries = { ok: new Map<StoreOp, ReturnType<typeof storeDuration.series>>(), error: new Map<StoreOp, ReturnType<typeof storeDuration.series>>() };
   let stateKnown = false;
 
   return {
@@ -114,9 +115,10 @@ export function createAdmissionMetrics(registry: Registry): AdmissionObserver {
       k.charged.add(c);
     },
     storeOp: (op: StoreOp, seconds, failed) => {
-      const name = `${op}:${failed ? "error" : "ok"}`;
-      let s = storeSeries.get(name);
-      if (s === undefined) storeSeries.set(name, (s = storeDuration.series(op, failed ? "error" : "ok")));
+      const outcome = failed ? "error" : "ok";
+      const byOp = storeSeries[outcome];
+      let s = byOp.get(op);
+      if (s === undefined) byOp.set(op, (s = storeDuration.series(op, outcome)));
       s.observe(seconds);
     },
     storeState: (isUp) => {
