@@ -1,6 +1,6 @@
 /**
  * What admission costs (issue 14): `npm run bench:admission [-- --quick] [-- --rounds N] [-- --turns N]
- * [-- --baseline DIR [--baseline-redis]] [-- --redis-cpu N] [-- --profile]`
+ * [-- --lease-calls N] [-- --baseline DIR [--baseline-redis]] [-- --redis-cpu N] [-- --profile]`
  * (or `node dist/bench/admission.js` after `npm run build`).
  *
  * Three gateways on the same fake Cerebras, the same keys file and the same caller key,
@@ -11,13 +11,15 @@
  *   redis   the key has limits (generous, so nothing is refused) and REDIS_URL points at a
  *           redis-server on loopback: one script per call to admit, one to settle
  *   memory  the same limits, no REDIS_URL: the in-memory store
- *   leased  as redis, with QUOTA_LEASE_CALLS=LEASE_CALLS: calls admitted from the replica's
+ *   leased  as redis, with QUOTA_LEASE_CALLS=LEASE_CALLS (`--lease-calls N`, 16 by default): calls admitted from the replica's
  *           leases of the key's buckets (lease-store.ts), a script run per half lease
  * Every limited gateway also serves a second key with no limits (FREE_KEY), in turns with
  * the limited one: the same process with and without the admission's work, the table
  * that carries the verdict (two processes differ by more than the admission costs).
  * `--turns N` adds N pairs of 1 s turns at c=64 per limited gateway, each pair back to
- * back: its turns drift with the VM alike, and the median of N pairs resolves finer.
+ * back: its turns drift with the VM alike, and the median of N pairs resolves finer; they
+ * also count the main thread's CPU alone (/proc/PID/task/PID), JavaScript and HTTP/2
+ * without V8's GC and compiler threads.
  * With `--baseline DIR` (a build of another commit, e.g. main: DIR/dist/src/main.js), a
  * fourth column runs that build as `off` runs this one: what this branch costs on the
  * path with nothing configured. `--baseline-redis` adds that build run as `redis` runs
@@ -70,8 +72,8 @@ const LIMITS = { requests_per_minute: 1e9, requests_per_day: 1e12, tokens_per_mi
 
 type Variant = "off" | "off-again" | "redis" | "memory" | "leased" | "baseline" | "baseline-redis";
 
-/** QUOTA_LEASE_CALLS of the leased variant. */
-const LEASE_CALLS = 16;
+/** QUOTA_LEASE_CALLS of the leased variant (`--lease-calls N`; 16 by default). */
+let LEASE_CALLS = 16;
 
 /** Which variants are limited (the keys file gives the key limits), and which use Redis. */
 const LIMITED: ReadonlySet<Variant> = new Set(["redis", "memory", "leased", "baseline-redis"]);
@@ -394,11 +396,15 @@ async function measureFloor(url: string, cpus: string | undefined): Promise<Floo
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean" }, rounds: { type: "string" }, turns: { type: "string" }, "gateway-node-args": { type: "string" }, "same-processes": { type: "boolean" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "floor-child": { type: "string" } },
+    options: { quick: { type: "boolean" }, rounds: { type: "string" }, turns: { type: "string" }, "gateway-node-args": { type: "string" }, "same-processes": { type: "boolean" }, baseline: { type: "string" }, "baseline-redis": { type: "boolean" }, "redis-cpu": { type: "string" }, profile: { type: "boolean" }, "lease-calls": { type: "string" }, "floor-child": { type: "string" } },
     strict: true,
   });
   if (values["floor-child"] !== undefined) return floorChild(values["floor-child"]);
   gatewayNodeArgs = (values["gateway-node-args"] ?? "").split(" ").filter((a) => a !== "");
+  if (values["lease-calls"] !== undefined) {
+    LEASE_CALLS = Number(values["lease-calls"]);
+    if (!Number.isInteger(LEASE_CALLS) || LEASE_CALLS < 1) throw new Error(`--lease-calls wants a whole number of calls ≥ 1, not ${values["lease-calls"]}`);
+  }
   const baseline = values.baseline === undefined ? undefined : resolve(values.baseline);
   if (values["baseline-redis"] === true && baseline === undefined) throw new Error("--baseline-redis needs --baseline DIR");
   const variants: Variant[] = ["off", "off-again", "redis", "memory", "leased", ...(baseline === undefined ? [] : (["baseline"] as const)), ...(values["baseline-redis"] === true ? (["baseline-redis"] as const) : [])];
@@ -511,6 +517,8 @@ async function main(): Promise<void> {
     return { free: median(fr), limited: median(lim), diff: median(lim.map((x, i) => d(x, fr[i]!))) };
   };
   const samePerCall = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4;
+  // The main thread alone: JavaScript, node:http2 and nghttp2, without V8's helper threads (GC, compiler).
+  const samePerCallMain = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}:main`] ?? Number.NaN) / r.rps) * 1e4;
   const sameP50 = (v: Variant) => pairs(v, 1, (r) => r.latency.p50, (a, b) => a - b);
   const sameRps = (v: Variant) => pairs(v, 64, (r) => r.rps, (a, b) => (a / b) * 100);
   const sameCpu = (v: Variant) => pairs(v, 64, samePerCall, (a, b) => a - b);
@@ -529,6 +537,8 @@ async function main(): Promise<void> {
             ? [
                 `| req/s, c=64, ${values.turns} pairs of 1 s turns | ${paired.map((v) => { const x = pairs(v, 64, (r) => r.rps, (a, b) => (a / b) * 100, true); return `${fmt(x.free)} → ${fmt(x.limited)} (${fmt(x.diff, 1)}%)`; }).join(" | ")} |`,
                 `| gateway CPU µs per call, c=64, the same turns | ${paired.map((v) => { const x = pairs(v, 64, samePerCall, (a, b) => a - b, true); return `${fmt(x.free, 0)} → ${fmt(x.limited, 0)} (${signed(x.diff, 0)})`; }).join(" | ")} |`,
+                `| of which the main thread | ${paired.map((v) => { const x = pairs(v, 64, samePerCallMain, (a, b) => a - b, true); return `${fmt(x.free, 0)} → ${fmt(x.limited, 0)} (${signed(x.diff, 0)})`; }).join(" | ")} |`,
+                `| req/s kept, ratio of the medians | ${paired.map((v) => { const x = pairs(v, 64, (r) => r.rps, (a, b) => a / b, true); return `${fmt((x.limited / x.free) * 100, 1)}%`; }).join(" | ")} |`,
               ]
             : []),
           "",

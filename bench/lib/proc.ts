@@ -117,10 +117,14 @@ export class Proc {
     return this.exitCode;
   }
 
-  /** utime + stime in clock ticks (all threads), or undefined once the process is gone. */
-  cpuTicks(): number | undefined {
+  /**
+   * utime + stime in clock ticks (all threads; `mainThread`: the main thread's alone, the
+   * one that runs JavaScript, without V8's GC and compiler helpers or libuv's pool), or
+   * undefined once the process is gone.
+   */
+  cpuTicks(mainThread = false): number | undefined {
     try {
-      const stat = readFileSync(`/proc/${this.pid}/stat`, "latin1");
+      const stat = readFileSync(mainThread ? `/proc/${this.pid}/task/${this.pid}/stat` : `/proc/${this.pid}/stat`, "latin1");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       // fields[0] is field 3 (state); utime is field 14, stime field 15.
       return Number(fields[11]) + Number(fields[12]);
@@ -230,15 +234,19 @@ export function machineBusyTicks(): number {
 /**
  * CPU use of some processes over a window, as % of one core, plus "other": what the rest
  * of the machine used meanwhile (other people's builds and tests on a shared machine make
- * a benchmark noisy, so the table shows it).
+ * a benchmark noisy, so the table shows it), and "NAME:main" for each process's main thread.
  */
 export class CpuWindow {
   private readonly startTicks = new Map<Proc, number | undefined>();
+  private readonly startMain = new Map<Proc, number | undefined>();
   private readonly startMachine = machineBusyTicks();
   private readonly startedAt = performance.now();
 
   constructor(private readonly procs: readonly Proc[]) {
-    for (const p of procs) this.startTicks.set(p, p.cpuTicks());
+    for (const p of procs) {
+      this.startTicks.set(p, p.cpuTicks());
+      this.startMain.set(p, p.cpuTicks(true));
+    }
   }
 
   /** Per process name (and "other"): % of one core since the window opened. */
@@ -255,6 +263,9 @@ export class CpuWindow {
         out[p.name] = pct(b - a);
         ours += b - a;
       }
+      const ma = this.startMain.get(p);
+      const mb = p.cpuTicks(true);
+      if (ma !== undefined && mb !== undefined) out[`${p.name}:main`] = pct(mb - ma);
     }
     const machine = machineBusyTicks() - this.startMachine;
     if (!Number.isNaN(machine)) out["other"] = Math.max(0, pct(machine - ours));
