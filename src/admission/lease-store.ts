@@ -14,7 +14,8 @@
  *   exactly as without leases.
  * - What a lease holds is capacity the other replicas cannot use until it is spent or
  *   given back: a replica may be refused while another holds unused leases, by at most
- *   (replicas − 1) × QUOTA_LEASE_CALLS calls' worth per bucket, and only once the bucket
+ *   (replicas − 1) × QUOTA_LEASE_CALLS calls' worth per bucket (× LEASE_MAX_SCALE where
+ *   leases grew: see below), and only once the bucket
  *   is under LEASE_HEADROOM times a lease. A lease unused for QUOTA_LEASE_IDLE_MS goes
  *   back, and so does what is left of one that cannot cover a call (in the same script
  *   run as that call's exact reservation, before it).
@@ -30,8 +31,13 @@
  *   (QUOTA_FAIL_MODE), as without leases: a closed gateway refuses at once.
  *
  * Leases are taken in the background: when a call goes to Redis, and whenever a lease
- * falls under half of QUOTA_LEASE_CALLS calls' worth, one more reservation (the top-up)
- * rides in the same batch or the next; no call waits for it. A call its leases cover is
+ * falls under half of a full one, one more reservation (the top-up) rides in the same
+ * batch or the next; no call waits for it. A full lease is QUOTA_LEASE_CALLS calls' worth
+ * times its scale: 1 at first, doubled (up to LEASE_MAX_SCALE) for each top-up that calls
+ * found their lease spent before it came back, that is, when the key has more calls
+ * in flight on this replica than its lease covers; back to 1 once the lease is swept for
+ * idling. So a replica holds at most LEASE_MAX_SCALE × QUOTA_LEASE_CALLS calls' worth per
+ * bucket, and only with the LEASE_HEADROOM above. A call its leases cover is
  * admitted synchronously (reserveNow), and a settlement they absorb whole is applied at
  * once (adjustNow): no promise, turn or batch on its path.
  */
@@ -40,6 +46,9 @@ import type { AdmissionStore, Admitted, BucketOp, ReserveResult, SyncOp } from "
 
 /** A lease is taken only while the bucket keeps this many times the lease after it. */
 export const LEASE_HEADROOM = 10;
+
+/** How far a lease grows past QUOTA_LEASE_CALLS calls' worth when calls outrun its top-ups. */
+export const LEASE_MAX_SCALE = 16;
 
 export interface LeaseOptions {
   /** Calls' worth one lease holds: QUOTA_LEASE_CALLS (≥ 1). */
@@ -56,8 +65,12 @@ interface Lease {
   readonly bucket: BucketSpec;
   /** Capacity taken from Redis and not yet given to a call. */
   held: number;
-  /** A full lease: QUOTA_LEASE_CALLS of the last call's amount. */
+  /** A full lease: QUOTA_LEASE_CALLS × scale of the last call's amount. */
   full: number;
+  /** 1, doubled up to LEASE_MAX_SCALE each time calls outran the top-up (see the top of the file). */
+  scale: number;
+  /** Calls outran the top-up in flight (the scale grew for it already). */
+  outran: boolean;
   /** The bucket's level in Redis (leases excluded) at `at`, from the last reply about it. */
   level: number;
   at: number;
@@ -92,7 +105,16 @@ export class LeasedStore implements AdmissionStore {
     if (!callerOnly(ops)) return this.inner.reserve(ops, now);
     // Not covered: what the leases of these buckets still hold goes back first (the same
     // script run, ahead of the reservation), and the call is reserved exactly.
-    this.giveBack(this.leasesOf(ops), now);
+    const leases = this.leasesOf(ops);
+    // Spent before its top-up came back: more calls in flight than a lease covers. Once per top-up, not per call that missed it.
+    if (this.toppingUp.has(groupOf(ops))) {
+      for (const lease of leases) {
+        if (lease.outran) continue;
+        lease.outran = true;
+        lease.scale = Math.min(lease.scale * 2, LEASE_MAX_SCALE);
+      }
+    }
+    this.giveBack(leases, now);
     const reply = this.inner.reserve(ops, now);
     return reply.then((r) => {
       if (r.ok) {
@@ -226,7 +248,7 @@ export class LeasedStore implements AdmissionStore {
     for (let i = 0; i < ops.length; i++) {
       const { bucket } = ops[i]!;
       const lease = this.leases.get(bucket.id);
-      if (lease === undefined) this.leases.set(bucket.id, { bucket, held: 0, full: 0, level: r.levels[i]!, at: now, used: now });
+      if (lease === undefined) this.leases.set(bucket.id, { bucket, held: 0, full: 0, scale: 1, outran: false, level: r.levels[i]!, at: now, used: now });
       else {
         lease.level = r.levels[i]!;
         lease.at = now;
@@ -247,7 +269,7 @@ export class LeasedStore implements AdmissionStore {
     for (const op of ops) {
       const lease = this.leases.get(op.bucket.id);
       if (lease === undefined) return;
-      const full = op.amount * this.o.calls;
+      const full = op.amount * this.o.calls * lease.scale;
       lease.full = full;
       if (lease.held * 2 >= full) continue;
       const grant = full - lease.held;
@@ -274,6 +296,7 @@ export class LeasedStore implements AdmissionStore {
           lease.held += amount;
           lease.level = r.levels[i]!;
           lease.at = now;
+          lease.outran = false;
         }
       },
       () => void this.toppingUp.delete(group), // the store is down: the fail mode has it; no lease

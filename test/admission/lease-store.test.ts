@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { BucketSpec } from "../../src/admission/bucket.js";
 import { NO_OBSERVER } from "../../src/admission/events.js";
 import { GuardedStore, StoreDown } from "../../src/admission/fail-mode.js";
-import { LEASE_HEADROOM, LeasedStore } from "../../src/admission/lease-store.js";
+import { LEASE_HEADROOM, LEASE_MAX_SCALE, LeasedStore } from "../../src/admission/lease-store.js";
 import type { AdmissionStore, BucketOp } from "../../src/admission/limit-store.js";
 import { RedisStore } from "../../src/admission/redis-store.js";
 import { createLogger } from "../../src/log.js";
@@ -42,7 +42,7 @@ let serial = 0;
 let prefix = "";
 const open: AdmissionStore[] = [];
 
-async function replica(options: { leases?: boolean } = {}): Promise<Replica> {
+async function replica(options: { leases?: boolean; onLocal?: () => void } = {}): Promise<Replica> {
   const waiters: { up: boolean; resolve: () => void }[] = [];
   const observer = {
     ...NO_OBSERVER,
@@ -53,7 +53,7 @@ async function replica(options: { leases?: boolean } = {}): Promise<Replica> {
   const store = new RedisStore({ url: redis.url, prefix, commandTimeoutMs: 1000, onConnection: (up) => guarded.connection(up) });
   const guarded: GuardedStore = new GuardedStore(store, "closed", createLogger("silent"), observer);
   if (!(await store.ready(5000))) throw new Error("redis did not connect");
-  const leased = new LeasedStore(guarded, { calls: options.leases === false ? 1 : CALLS, idleMs: IDLE_MS, clock: () => T0 });
+  const leased = new LeasedStore(guarded, { calls: options.leases === false ? 1 : CALLS, idleMs: IDLE_MS, clock: () => T0, ...(options.onLocal === undefined ? {} : { onLocal: options.onLocal }) });
   open.push(options.leases === false ? guarded : leased);
   return { leased, guarded, state: (up) => new Promise((resolve) => waiters.push({ up, resolve })) };
 }
@@ -98,6 +98,36 @@ describe("leases of a caller's buckets", () => {
     expect(held).toBeGreaterThan(0);
     // Redis counted every call and every unit leased.
     expect(await levelInRedis(b)).toBe(100_000 - 41 - held);
+  });
+
+  it("grow while calls outrun their top-ups, so a burst larger than a lease is admitted from memory, within LEASE_MAX_SCALE leases and no unit lost", async () => {
+    prefix = `lease${++serial}`;
+    let local = 0;
+    const r = await replica({ onLocal: () => local++ });
+    const b = bucket("c:burst:requests_per_day", 10_000_000);
+    const BURST = 64; // 8 leases' worth of calls at once, as 64 calls in flight on one replica
+    const fromLease: number[] = [];
+    let admitted = 0;
+    for (let burst = 0; burst < 8; burst++) {
+      const before = local;
+      const results = await Promise.all(Array.from({ length: BURST }, () => r.leased.reserve(one(b), T0)));
+      admitted += results.filter((x) => x.ok).length;
+      await r.leased.idle();
+      fromLease.push(local - before);
+      expect(r.leased.held().get(b.id) ?? 0).toBeLessThanOrEqual(LEASE_MAX_SCALE * CALLS);
+    }
+    expect(admitted).toBe(8 * BURST);
+    // At first a lease of 8 covers a few calls of each burst; once grown, the whole burst.
+    expect(fromLease[1]).toBeLessThan(BURST / 2);
+    expect(fromLease[fromLease.length - 1]).toBe(BURST);
+    // Redis counted every call and every unit leased.
+    expect(await levelInRedis(b)).toBe(10_000_000 - admitted - (r.leased.held().get(b.id) ?? 0));
+    // Swept for idling: the lease goes back, and the next one starts again at QUOTA_LEASE_CALLS.
+    r.leased.sweep(T0 + IDLE_MS);
+    expect(r.leased.held().size).toBe(0);
+    await r.leased.reserve(one(b), T0 + IDLE_MS);
+    await r.leased.idle();
+    expect(r.leased.held().get(b.id)).toBe(CALLS);
   });
 
   it("report the caller's standing as Redis' level plus what the lease still holds", async () => {
