@@ -116,7 +116,6 @@ export class GuardedStore implements AdmissionStore {
     }
   }
 
-  /** timed() for the memory store's synchronous operations (which cannot fail). */
   /** A synchronous operation's time (timed inline by its caller, not through a closure: every limited call runs two). */
   private tookNow(op: StoreOp, started: number): void {
     this.observer.storeOp(op, (performance.now() - started) / 1000, false);
