@@ -97,8 +97,9 @@ function templateOf(shape: Shape): Readonly<Record<string, string>> {
   const names: string[] = [];
   for (let s: Shape | undefined = shape; s !== undefined && s !== ROOT; s = s.parent) names.push(s.name);
   names.reverse();
-  shape.sendTarget = warmSendTarget(names);
-  return (shape.template = defineAll({}, names.map((n) => [n, ""])));
+  const entries = names.map((n) => [n, ""] as const);
+  shape.sendTarget = warmSendTarget(entries);
+  return (shape.template = defineAll({}, entries));
 }
 
 /**
@@ -121,8 +122,9 @@ const GRPC_JS_DEFAULT_HEADERS: readonly (readonly [string, string | number])[] =
   ["grpc-encoding", "identity"],
 ];
 
-function warmSendTarget(names: readonly string[]): object {
-  return defineAll({}, [...GRPC_JS_DEFAULT_HEADERS, ...names.map((n) => [n, ""] as const)]);
+/** `entries`: the shape's names with empty values, in order (as its template has them). */
+function warmSendTarget(entries: readonly (readonly [string, string])[]): object {
+  return defineAll({}, [...GRPC_JS_DEFAULT_HEADERS, ...entries]);
 }
 
 /** Adds each entry with defineProperty (a plain data property, as a store makes), which keeps `target` in fast mode however many there are. */
