@@ -82,8 +82,8 @@ type Pending =
 interface Place {
   /** Its hash: the prefix and the id up to its last `:`. */
   readonly key: string;
-  /** Its fields in the hash: `<name>:l`, `<name>:t`, and for a shared bucket `:c`, `:r`, `:s` (redis-scripts.ts). */
-  readonly fields: readonly string[];
+  /** Its field in the hash: the name after the id's last `:` (its value: redis-scripts.ts). */
+  readonly field: string;
 }
 
 export class RedisStore implements LimitStore {
@@ -281,7 +281,7 @@ export class RedisStore implements LimitStore {
       ranges.push(names.length + 2);
       for (const b of list) {
         first[b] = names.length + 2;
-        for (const f of places[b]!.fields) names.push(f);
+        names.push(places[b]!.field);
       }
       ranges.push(names.length + 1);
     }
@@ -306,9 +306,7 @@ export class RedisStore implements LimitStore {
     let place = this.places.get(spec);
     if (place === undefined) {
       const cut = spec.id.lastIndexOf(":");
-      const name = spec.id.slice(cut + 1);
-      const fields = spec.shared ? [`${name}:l`, `${name}:t`, `${name}:c`, `${name}:r`, `${name}:s`] : [`${name}:l`, `${name}:t`];
-      place = { key: this.keyPrefix + spec.id.slice(0, cut), fields };
+      place = { key: this.keyPrefix + spec.id.slice(0, cut), field: spec.id.slice(cut + 1) };
       this.places.set(spec, place);
     }
     return place;
@@ -361,7 +359,7 @@ export class RedisStore implements LimitStore {
 /**
  * An operation's share of a batch, in numbers, at most: what it sends (3, then 2 or 3 per
  * bucket, and 8 more for a bucket and a hash new to the batch), which is more than its
- * reply takes; and as many field names (5 per bucket at most).
+ * reply takes; and a field name per bucket.
  */
 function size(p: Pending): number {
   return 3 + 11 * p.ops.length;

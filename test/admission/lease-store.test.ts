@@ -72,9 +72,8 @@ async function scriptRuns(): Promise<number> {
 /** What the bucket holds in Redis itself, leases excluded (the script's level field). */
 async function levelInRedis(b: BucketSpec): Promise<number> {
   const cut = b.id.lastIndexOf(":");
-  const fields = await admin.hgetall(`{${prefix}}:${b.id.slice(0, cut)}`);
-  const raw = fields[`${b.id.slice(cut + 1)}:l`];
-  return raw === undefined ? b.capacity : Number(raw);
+  const raw = await admin.hgetBuffer(`{${prefix}}:${b.id.slice(0, cut)}`, b.id.slice(cut + 1));
+  return raw === null ? b.capacity : raw.readDoubleLE(0);
 }
 
 const one = (b: BucketSpec, amount = 1): BucketOp[] => [{ bucket: b, amount }];

@@ -19,6 +19,13 @@ function bucket(id: string, capacity: number, shared = false): BucketSpec {
   return { id, capacity, ratePerMs: capacity / MINUTE, shared };
 }
 
+/** A Redis value of float64s, little-endian, as numbers. */
+function doubles(raw: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = 0; at + 8 <= raw.length; at += 8) out.push(raw.readDoubleLE(at));
+  return out;
+}
+
 interface Subject {
   readonly store: LimitStore;
   /** How long the store keeps a bucket's state, ms (undefined: none kept). */
@@ -57,7 +64,7 @@ const subjects: Record<string, () => Promise<Subject>> = {
       // The bucket's hash: its caller's (or model's), the id up to its last ':'.
       ttl: async (id) => {
         const fields = await admin.hgetall(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
-        if (fields[`${id.slice(id.lastIndexOf(":") + 1)}:l`] === undefined) return undefined;
+        if (fields[id.slice(id.lastIndexOf(":") + 1)] === undefined) return undefined;
         const ms = await admin.pttl(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
         return ms < 0 ? undefined : ms;
       },
@@ -219,8 +226,13 @@ describe("the Redis store's keys", () => {
     try {
       await store.reserve([{ bucket: bucket("c:k%3Aey:tokens_per_minute", 10), amount: 1 }, { bucket: bucket("o:default:gpt-oss-120b:requests_per_minute", 10, true), amount: 1 }], T0);
       expect((await admin.keys("{tagged}:*")).sort()).toEqual(["{tagged}:c:k%3Aey", "{tagged}:o:default:gpt-oss-120b"]);
-      expect(Object.keys(await admin.hgetall("{tagged}:c:k%3Aey")).sort()).toEqual(["tokens_per_minute:l", "tokens_per_minute:t"]);
-      expect(Object.keys(await admin.hgetall("{tagged}:o:default:gpt-oss-120b")).sort()).toEqual(["requests_per_minute:c", "requests_per_minute:l", "requests_per_minute:r", "requests_per_minute:s", "requests_per_minute:t"]);
+      // A field per bucket, its value float64s (little-endian): level and time; the organisation's also capacity, rate and running total.
+      const caller = await admin.hgetallBuffer("{tagged}:c:k%3Aey");
+      expect(Object.keys(caller)).toEqual(["tokens_per_minute"]);
+      expect(doubles(caller["tokens_per_minute"]!)).toEqual([9, T0]);
+      const org = await admin.hgetallBuffer("{tagged}:o:default:gpt-oss-120b");
+      expect(Object.keys(org)).toEqual(["requests_per_minute"]);
+      expect(doubles(org["requests_per_minute"]!)).toEqual([9, T0, 10, 10 / 60_000, 1]);
     } finally {
       await store.close();
     }

@@ -143,7 +143,7 @@ describe("the Redis store's batches", () => {
       const last = store.adjust([{ bucket: b, amount: 25 }], T0);
       await store.close();
       await last;
-      expect(Number(await admin.hget(`{b${serial}}:c:k`, "tokens_per_minute:l"))).toBe(25);
+      expect((await admin.hgetBuffer(`{b${serial}}:c:k`, "tokens_per_minute"))?.readDoubleLE(0)).toBe(25);
     } finally {
       await store.close();
     }
