@@ -11,17 +11,19 @@
  *
  * Batches: the operations asked for in one event-loop turn (the reservations of every
  * call that arrived in it, and the turn's settlements) go to Redis together, as one
- * script run (setImmediate: after the turn's I/O callbacks, so a lone call waits for
- * nothing but the turn it is in). Settlements (adjust, sync) wait for the next
+ * script run (setImmediate: after the turn's I/O callbacks). A reservation that finds no
+ * batch in flight goes at once, with whatever is queued: Redis is idle, so there is no
+ * run to wait for, and its round trip overlaps the rest of the turn instead of following
+ * it (≈ 15-30 µs a lone call, measured in the gateway); the calls of a burst behind it
+ * batch as before. Settlements (adjust, sync) wait for the next
  * reservation's batch, or SETTLE_WAIT_MS at most: nobody waits for them (the reply was
  * sent), and at low concurrency a settlement otherwise costs its own script run and
  * round trip, which Redis runs just as the next call's reservation arrives. Each operation still runs exactly as if alone, in the
  * order asked, and a reservation still costs its call one round trip; what the batch
  * saves is per command: the client's work (ioredis builds, writes and parses one command
  * instead of dozens), a syscall each way, and Redis' own work per script run and per
- * hash read and written, which under load is most of it. The batch is one JSON argument
- * that names each bucket once (redis-scripts.ts), so the argument list does not grow
- * with the buckets per call.
+ * hash read and written, which under load is most of it. The batch names each bucket
+ * once (redis-scripts.ts), so its arguments do not grow with the calls it carries.
  *
  * The client never queues and never hangs: no offline queue (a command while
  * disconnected fails at once), a short command timeout (a batch waits at most one turn
@@ -96,6 +98,8 @@ export class RedisStore implements LimitStore {
   /** The queue's size in numbers (see size()). */
   private queued = 0;
   private scheduled = false;
+  /** Batches sent and not answered yet: with none, a reservation goes at once (enqueue). */
+  private inFlight = 0;
   /** Only settlements are queued: sent when a reservation's batch goes, or when this fires. */
   private settleTimer: NodeJS.Timeout | undefined;
   private readonly flushNow = (): void => this.flush();
@@ -170,7 +174,7 @@ export class RedisStore implements LimitStore {
     else this.redis.disconnect();
   }
 
-  /** `urgent`: a call waits for the answer (a reservation), so the batch goes after this turn. */
+  /** `urgent`: a call waits for the answer (a reservation), so the batch goes now if Redis is idle, else after this turn. */
   private enqueue(p: Pending, urgent: boolean): void {
     // A non-finite number is a bug upstream of the store: refused alone, before it could spoil a batch.
     if (!finite(p)) {
@@ -180,7 +184,9 @@ export class RedisStore implements LimitStore {
     this.queue.push(p);
     this.queued += size(p);
     if (this.scheduled) return;
-    if (urgent || this.queued > MAX_BATCH_NUMBERS) {
+    if (urgent && this.inFlight === 0) {
+      this.flush();
+    } else if (urgent || this.queued > MAX_BATCH_NUMBERS) {
       this.scheduled = true;
       setImmediate(this.flushNow);
     } else {
@@ -224,13 +230,21 @@ export class RedisStore implements LimitStore {
       // Operations already answered keep their answer (a settled promise ignores this).
       for (const p of batch) p.reject(err);
     };
-    this.scripted.aigwApplyBuffer(keys.length, ...keys, numbers, ...names).then((reply) => {
-      try {
-        this.deliver(batch, reply);
-      } catch (err) {
-        fail(err); // a reply shorter than the batch: a script out of step with this code
-      }
-    }, fail);
+    this.inFlight++;
+    this.scripted.aigwApplyBuffer(keys.length, ...keys, numbers, ...names).then(
+      (reply) => {
+        this.inFlight--;
+        try {
+          this.deliver(batch, reply);
+        } catch (err) {
+          fail(err); // a reply shorter than the batch: a script out of step with this code
+        }
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        fail(err);
+      },
+    );
   }
 
   /** The batch as the script's KEYS, its numbers (float64 LE) and the buckets' field names (redis-scripts.ts). */
