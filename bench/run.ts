@@ -143,15 +143,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${report}\n`);
 }
 
-let exiting = false;
-const bail = (signal: NodeJS.Signals): void => {
-  if (exiting) process.exit(130);
-  exiting = true;
-  log(`${signal}: stopping every process the bench started`);
-  void stopAll().finally(() => process.exit(130));
-};
-process.on("SIGINT", bail);
-process.on("SIGTERM", bail);
+// Signals: bench/lib/proc.ts stops every process the bench started, then exits.
 
 main()
   .then(async () => {

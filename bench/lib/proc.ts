@@ -1,8 +1,8 @@
 /**
  * Child processes for the bench: each in its own process group (so a stop reaches
  * everything it started), optionally pinned with taskset, and always stopped: stop() on
- * the normal path, stopAll() on failure, and a synchronous SIGKILL of every live group
- * when the bench process exits for any reason. CPU time and RSS are read from /proc.
+ * the normal path, stopAll() on failure or on a signal (SIGINT, SIGTERM, SIGHUP), and a
+ * synchronous SIGKILL of every live group when the bench process exits. CPU time and RSS are read from /proc.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from "node:fs";
@@ -168,6 +168,23 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 process.on("exit", () => {
   for (const p of live) killGroup(p.pid, "SIGKILL");
 });
+
+/**
+ * Ctrl-C, SIGTERM or SIGHUP: every process the bench started is stopped (SIGTERM, then
+ * SIGKILL), then the bench exits 128 + the signal's number; a second signal exits at once
+ * (the "exit" hook above still kills them). Without this a signal's default action ends
+ * the process without "exit", and the children, each in a process group of its own, go
+ * on running. Every bench entry point imports this module, so each gets it.
+ */
+let stopping = false;
+for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(128 + number);
+    stopping = true;
+    process.stderr.write(`bench: ${signal}: stopping every process the bench started\n`);
+    void stopAll().finally(() => process.exit(128 + number));
+  });
+}
 
 /** Stops every process still running (failure path). */
 export async function stopAll(): Promise<void> {
