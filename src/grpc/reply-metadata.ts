@@ -13,10 +13,12 @@
  *   stops compiling; should it change what set() stores, the test fails.
  * - toHttp2Headers() returns the same object as grpc-js', in a cheaper form (below).
  *
- * And it keeps what grpc-js makes of it in V8's fast mode (warmSendTarget below).
+ * And it keeps what grpc-js makes of it in V8's fast mode (warmSendTarget below), and
+ * marks the entries whose value changes from one reply to the next (the request id, the
+ * remaining and reset figures) never-indexed for HPACK (changesPerReply below).
  */
 import { Metadata } from "@grpc/grpc-js";
-import type { OutgoingHttpHeaders } from "node:http2";
+import { sensitiveHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { ResponseHeaders } from "../core/response-headers.js";
 
 const REQUEST_ID = "x-request-id";
@@ -98,8 +100,32 @@ function templateOf(shape: Shape): Readonly<Record<string, string>> {
   for (let s: Shape | undefined = shape; s !== undefined && s !== ROOT; s = s.parent) names.push(s.name);
   names.reverse();
   const entries = names.map((n) => [n, ""] as const);
-  shape.sendTarget = warmSendTarget(entries);
-  return (shape.template = defineAll({}, entries));
+  const volatile = names.filter(changesPerReply);
+  shape.sendTarget = neverIndexed(warmSendTarget(entries), volatile);
+  return (shape.template = neverIndexed(defineAll({}, entries), volatile));
+}
+
+/**
+ * Whether a name's value changes from one reply to the next. HPACK adds every header it
+ * is not told otherwise to the connection's table, and a table of 4 KiB holds two or three
+ * limited replies' worth: values that never repeat only push out the entries that do
+ * repeat (the limits, the model, grpc-js' own), which then go as text again. Sent
+ * never-indexed (node:http2's `sensitiveHeaders`, which a spread and grpc-js'
+ * Object.assign copy as they copy the names), they leave the table alone, on both ends:
+ * −5 to −16 µs of CPU a reply for a node:http2 server and client together, with 26
+ * headers of which 11 change (2026-12-01, 3 runs, medians of 12 rounds of 10,000).
+ */
+function changesPerReply(name: string): boolean {
+  return name === REQUEST_ID || CHANGING.test(name);
+}
+
+/** The caller's and the upstream's (x-cerebras-ratelimit-*) figures that move with every call. */
+const CHANGING = /^x-(?:cerebras-)?ratelimit-(?:remaining|reset)-/;
+
+/** `target` with node:http2's list of names to send never-indexed, when there are any. */
+function neverIndexed<T extends object>(target: T, names: readonly string[]): T {
+  if (names.length > 0) Object.defineProperty(target, sensitiveHeaders, { value: names, writable: true, enumerable: true, configurable: true });
+  return target;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { credentials, Client, Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { once } from "node:events";
-import { connect, createServer, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { connect, createServer, sensitiveHeaders, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { ResponseHeaders } from "../../src/core/response-headers.js";
@@ -67,7 +67,7 @@ describe("replyMetadata", () => {
   it("carries the request id alone when the call added no header", () => {
     const m = replyMetadata(REQUEST_ID, undefined);
     expectSameAsSet(m, viaSet(REQUEST_ID, undefined));
-    expect(m.toHttp2Headers()).toEqual({ "x-request-id": REQUEST_ID });
+    expect(m.toHttp2Headers()).toEqual({ "x-request-id": REQUEST_ID, [sensitiveHeaders]: ["x-request-id"] });
   });
 
   it("gives every call its own object, with that call's values, whatever shapes came before", () => {
@@ -193,5 +193,48 @@ describe("what grpc-js sends for it", () => {
     expect(sent.filter((s) => String(s.id).startsWith("reply")).map((s) => s.fast)).toEqual([true, true]);
     // The control (what the probe says without the warm-up): grpc-js' Object.assign made a dictionary.
     expect(sent.filter((s) => String(s.id).startsWith("set")).map((s) => s.fast)).toEqual([false, false]);
+  });
+});
+
+describe("on the wire", () => {
+  it("sends the values that change with every reply never-indexed (the request id, remaining, reset), and the rest for HPACK to index", async () => {
+    const server = new Server();
+    const method = { path: "/test.Send/Target", requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+    server.addService({ target: method }, {
+      target: (call: ServerUnaryCall<Buffer, Buffer>, done: sendUnaryData<Buffer>) => {
+        call.sendMetadata(replyMetadata(REQUEST_ID, limitedHeaders(3)));
+        done(null, Buffer.alloc(0));
+      },
+    });
+    const port = await new Promise<number>((ok, fail) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? fail(err) : ok(p))));
+    // A plain node:http2 client: it lists the headers that arrived flagged never-indexed under sensitiveHeaders.
+    const session = connect(`http://127.0.0.1:${port}`);
+    try {
+      const req = session.request({ ":method": "POST", ":path": method.path, "content-type": "application/grpc", te: "trailers" });
+      req.end(Buffer.alloc(5));
+      req.resume();
+      const [headers] = (await once(req, "response")) as [IncomingHttpHeaders];
+      const never = (headers as Record<symbol, unknown>)[sensitiveHeaders];
+      expect(headers["x-request-id"]).toBe(REQUEST_ID);
+      expect([...(never as string[])].sort()).toEqual([
+        "x-cerebras-ratelimit-remaining-tokens-minute",
+        "x-cerebras-ratelimit-reset-tokens-minute",
+        "x-ratelimit-remaining-requests-day",
+        "x-ratelimit-remaining-requests-minute",
+        "x-ratelimit-remaining-tokens-day",
+        "x-ratelimit-remaining-tokens-minute",
+        "x-ratelimit-reset-requests-day",
+        "x-ratelimit-reset-requests-minute",
+        "x-ratelimit-reset-tokens-day",
+        "x-ratelimit-reset-tokens-minute",
+        "x-request-id",
+      ]);
+      // The limits themselves, and grpc-js' own headers, repeat: left for HPACK's table.
+      expect(headers["x-ratelimit-limit-tokens-day"]).toBe("1000000000000");
+      await once(req, "close");
+    } finally {
+      session.destroy();
+      server.forceShutdown();
+    }
   });
 });
