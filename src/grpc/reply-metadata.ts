@@ -112,8 +112,9 @@ function templateOf(shape: Shape): Readonly<Record<string, string>> {
  * repeat (the limits, the model, grpc-js' own), which then go as text again. Sent
  * never-indexed (node:http2's `sensitiveHeaders`, which a spread and grpc-js'
  * Object.assign copy as they copy the names), they leave the table alone, on both ends:
- * −5 to −16 µs of CPU a reply for a node:http2 server and client together, with 26
- * headers of which 11 change (2026-12-01, 3 runs, medians of 12 rounds of 10,000).
+ * a node:http2 server and client together spent a median of 9 µs of CPU a reply less,
+ * with 26 headers of which 11 change (bench/micro/hpack-indexing.ts: −44 to +3 µs over
+ * six runs on 2026-12-01, each the median of 8-12 rounds of 10,000 replies).
  */
 function changesPerReply(name: string): boolean {
   return name === REQUEST_ID || CHANGING.test(name);
