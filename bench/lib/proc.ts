@@ -181,7 +181,8 @@ for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] a
   process.on(signal, () => {
     if (stopping) process.exit(128 + number);
     stopping = true;
-    process.stderr.write(`bench: ${signal}: stopping every process the bench started\n`);
+    // A process that started none (a bench's own child, say) just exits, as the signal's default would.
+    if (live.size > 0) process.stderr.write(`bench: ${signal}: stopping every process the bench started\n`);
     void stopAll().finally(() => process.exit(128 + number));
   });
 }
