@@ -57,7 +57,7 @@ import { RedisStore, SETTLE_WAIT_MS } from "../src/admission/redis-store.js";
 import { formatProfile, selfInWindows, summariseProfile } from "./lib/cpuprofile.js";
 import { runH2load, type H2loadResult } from "./lib/h2load.js";
 import { startRedis } from "./lib/redis.js";
-import { failedCalls } from "./lib/servers.js";
+import { failedCalls, storeOutages } from "./lib/servers.js";
 import { freePort, hasCommand, hasTaskset, start, stopAll, waitQuiet, type Proc } from "./lib/proc.js";
 import { fmt, median, signed } from "./lib/stats.js";
 import { GRPC_UNARY_PATH, grpcRequestBody } from "./lib/wire.js";
@@ -261,19 +261,6 @@ async function redisPerCall(client: Redis, run: () => Promise<number>): Promise<
   // The bench's own two INFO commands arrive as one read or two.
   parts.push(`socket reads ${fmt((b.reads - a.reads - 2) / calls, 2)}`);
   return parts.join(", ");
-}
-
-/**
- * Times the gateway's limit store went unreachable so far (its log's one line per outage):
- * QUOTA_FAIL_MODE is open by default, so through an outage calls go through unchecked,
- * cheaper than admitted ones, and the variant's figures are not admission's any more.
- */
-function storeOutages(gw: { readonly logFile: string }): number {
-  try {
-    return readFileSync(gw.logFile, "utf8").split('"msg":"limit store unreachable').length - 1;
-  } catch {
-    return 0;
-  }
 }
 
 /** What to add to a verdict on a gateway's figures when its store was unreachable `n` times meanwhile. */
@@ -540,9 +527,14 @@ async function main(): Promise<void> {
     const fr = (results.get(short ? `${v}~turnfree:${c}` : `${v}~free:${c}`) ?? []).map((r) => f(r, v));
     return { free: median(fr), limited: median(lim), diff: median(lim.map((x, i) => d(x, fr[i]!))) };
   };
-  const samePerCall = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}`] ?? Number.NaN) / r.rps) * 1e4;
-  // The main thread alone: JavaScript, node:http2 and nghttp2, without V8's helper threads (GC, compiler).
-  const samePerCallMain = (r: H2loadResult, v: string): number => ((r.cpu[`gateway-${v}:main`] ?? Number.NaN) / r.rps) * 1e4;
+  // µs of CPU a call from a turn's % of a core: the whole process, or (":main") its main thread alone:
+  // JavaScript, node:http2 and nghttp2, without V8's helper threads (GC, compiler).
+  const perCallOf =
+    (thread: "" | ":main") =>
+    (r: H2loadResult, v: string): number =>
+      ((r.cpu[`gateway-${v}${thread}`] ?? Number.NaN) / r.rps) * 1e4;
+  const samePerCall = perCallOf("");
+  const samePerCallMain = perCallOf(":main");
   const sameP50 = (v: Variant) => pairs(v, 1, (r) => r.latency.p50, (a, b) => a - b);
   const sameRps = (v: Variant) => pairs(v, 64, (r) => r.rps, (a, b) => (a / b) * 100);
   const sameCpu = (v: Variant) => pairs(v, 64, samePerCall, (a, b) => a - b);

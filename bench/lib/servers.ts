@@ -198,19 +198,29 @@ export async function directPreflight(port: number): Promise<void> {
  * calls still in flight, and the gateway rightly logs those as cancelled by the caller.
  */
 export function failedCalls(gw: { readonly logFile: string }): number {
-  try {
-    return readFileSync(gw.logFile, "utf8")
-      .split("\n")
-      .filter((l) => l.includes('"msg":"call failed"') && !l.includes('"code":"CANCELLED"')).length;
-  } catch {
-    return 0;
-  }
+  return logText(gw)
+    .split("\n")
+    .filter((l) => l.includes('"msg":"call failed"') && !l.includes('"code":"CANCELLED"')).length;
 }
 
 export function loggedCalls(gw: Gw): number {
+  return logText(gw).split('"msg":"call"').length - 1;
+}
+
+/**
+ * Times the gateway's limit store went unreachable so far (its log's one line per outage):
+ * QUOTA_FAIL_MODE is open by default, so through an outage calls go through unchecked,
+ * cheaper than admitted ones, and the gateway's figures are not admission's any more.
+ */
+export function storeOutages(gw: { readonly logFile: string }): number {
+  return logText(gw).split('"msg":"limit store unreachable').length - 1;
+}
+
+/** The gateway's log so far; empty before it wrote one. */
+function logText(gw: { readonly logFile: string }): string {
   try {
-    return readFileSync(gw.logFile, "utf8").split('"msg":"call"').length - 1;
+    return readFileSync(gw.logFile, "utf8");
   } catch {
-    return 0;
+    return "";
   }
 }

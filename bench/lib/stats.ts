@@ -1,4 +1,4 @@
-/** Small numeric helpers for the bench: percentiles and number formatting. */
+/** Small numeric helpers for the bench: percentiles, number formatting, integer options. */
 
 /** Nearest-rank percentile of an ascending-sorted array (p in 0..100); NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -42,4 +42,11 @@ export function signed(v: number | undefined, digits?: number): string {
   if (v === undefined || Number.isNaN(v)) return "–";
   const s = fmt(v, digits);
   return v > 0 ? `+${s}` : s;
+}
+
+/** An integer option (`--name N`) in [min, max], or `fallback` when it was not given. */
+export function bounded(arg: string | undefined, fallback: number, min: number, max: number): number {
+  const n = arg === undefined ? fallback : Number(arg);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected an integer in [${min}, ${max}], got ${arg}`);
+  return n;
 }

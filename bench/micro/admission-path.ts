@@ -22,6 +22,7 @@ import { QuotaAdmission } from "../../src/admission/quota-admission.js";
 import { NO_ADMISSION, type Admission } from "../../src/core/admission.js";
 import { CallScope } from "../../src/core/call-scope.js";
 import { createLogger } from "../../src/log.js";
+import { bounded } from "../lib/stats.js";
 
 const { values: args } = parseArgs({ options: { repeats: { type: "string" }, calls: { type: "string" }, concurrency: { type: "string" } } });
 const REPEATS = bounded(args.repeats, 9, 1, 51);
@@ -64,12 +65,6 @@ async function round(admission: Admission): Promise<number> {
   }
   await admission.idle();
   return Number(process.hrtime.bigint() - started) / CALLS;
-}
-
-function bounded(v: string | undefined, fallback: number, min: number, max: number): number {
-  const n = v === undefined ? fallback : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected an integer in ${min}..${max}, got ${v}`);
-  return n;
 }
 
 const variants: [string, Admission][] = [["off (NO_ADMISSION)", NO_ADMISSION], ["memory store, 4 caller limits", memoryAdmission()]];

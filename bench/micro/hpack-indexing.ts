@@ -16,6 +16,7 @@
 import { connect, createServer, sensitiveHeaders, type OutgoingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
+import { bounded, median } from "../lib/stats.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, replies: { type: "string" } } });
 const ROUNDS = bounded(values.rounds, 12, 2, 100);
@@ -74,14 +75,7 @@ for (let round = 0; round < ROUNDS; round++) {
 client.close();
 server.close();
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const indexed = median(results.indexed);
 const never = median(results["never-indexed"]);
 process.stdout.write(`| 26 reply headers, 11 changing (median of ${ROUNDS} rounds of ${REPLIES}) | µs CPU per reply, server + client |\n| --- | --: |\n`);
 process.stdout.write(`| indexed (HPACK's default) | ${indexed.toFixed(1)} |\n| never-indexed (sensitiveHeaders) | ${never.toFixed(1)} (${(never - indexed).toFixed(1)}) |\n`);
-
-function bounded(v: string | undefined, fallback: number, min: number, max: number): number {
-  const n = v === undefined ? fallback : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected an integer in ${min}..${max}, got ${v}`);
-  return n;
-}

@@ -30,6 +30,7 @@ import { once } from "node:events";
 import { createConnection, createServer, type AddressInfo, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 import { hasTaskset } from "../lib/proc.js";
+import { percentile } from "../lib/stats.js";
 
 const CHILD = "--answerer";
 
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
     for (const us of amounts) {
       const idle = await roundTrips(socket, us, samples, false);
       const spinning = await roundTrips(socket, us, samples, true);
-      const p50 = (x: number[]): number => x[x.length >> 1]!;
+      const p50 = (sorted: number[]): number => percentile(sorted, 50);
       console.log(`| ${us} | ${p50(idle).toFixed(0)} | +${(p50(idle) - us).toFixed(0)} | ${p50(spinning).toFixed(0)} | +${(p50(spinning) - us).toFixed(0)} |`);
     }
   } finally {

@@ -43,6 +43,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { setLimitHeaders } from "../../src/admission/caller-headers.js";
 import { CLOCK_TICKS_PER_SECOND, machineBusyTicks } from "../lib/proc.js";
+import { bounded } from "../lib/stats.js";
 import { msToFull } from "../../src/admission/bucket.js";
 import { limitsFrom, WINDOW_MS, type Limit } from "../../src/admission/limits.js";
 import { setResponseHeader, type CallContext, type CallStats } from "../../src/core/provider.js";
@@ -391,12 +392,6 @@ function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function bounded(arg: string | undefined, fallback: number, min: number, max: number): number {
-  const n = arg === undefined ? fallback : Number(arg);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected an integer in [${min}, ${max}], got ${arg}`);
-  return n;
 }
 
 function headerCount(v: Variant): number {
