@@ -352,7 +352,7 @@ const FLOOR_CALLS = 3000;
  */
 async function floorChild(url: string): Promise<void> {
   const ping = new Redis(url, { maxRetriesPerRequest: 1 });
-  const store = new RedisStore({ url, prefix: "bench-floor", commandTimeoutMs: 1000 });
+  const store = new RedisStore({ target: { kind: "node", url }, prefix: "bench-floor", commandTimeoutMs: 1000 });
   try {
     if (!(await store.ready(5000))) throw new Error("floor: redis did not connect");
     const pingTimes: number[] = [];

@@ -9,6 +9,7 @@ import { CallerLimitTable, parseOrgLimits, type CallerLimitsInput } from "./admi
 import { KeyRing, keysFromFile, keysFromList, sha256, type KeyEntry } from "./auth/key-ring.js";
 import type { ModelPricing } from "../gen/aigateway/v1/models.js";
 import { LOG_LEVELS } from "./log.js";
+import { isRedisUrl, parseRedisTarget, REDIS_URL_RULE, type RedisTarget } from "./redis/client.js";
 import { parseFallbacks, upstreamKeysFrom, type UpstreamsConfig } from "./upstreams/config.js";
 
 /** Empty strings count as unset, so `FOO=` in an .env file means "use the default". */
@@ -89,7 +90,9 @@ const EnvSchema = z.object({
   // Contract (issue 17): OpenAI fields Cerebras cannot honour (top_k, verbosity…) are a 400; true drops them instead.
   DROP_UNSUPPORTED_FIELDS: z.stringbool({ error: "must be true or false" }).default(false),
   // Quotas and organisation limits (issue 14; caller limits themselves are in GATEWAY_KEYS_FILE).
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+  /** A redis:// or rediss:// URL; with REDIS_CLUSTER, one or more seed nodes' URLs, comma-separated (checked by parseRedisTarget). */
+  REDIS_URL: z.string().refine((v) => v.split(",").every(isRedisUrl), REDIS_URL_RULE).optional(),
+  REDIS_CLUSTER: z.stringbool({ error: "must be true or false" }).default(false),
   QUOTA_FAIL_MODE: z.enum(["open", "closed"], { error: "must be open or closed" }).default("open"),
   QUOTA_REDIS_TIMEOUT_MS: positiveInt.max(10_000, "must be at most 10000").default(250),
   QUOTA_REDIS_PREFIX: z.string().regex(/^[\w.:-]{1,64}$/, "must be 1-64 of letters, digits, _ . : -").default("aigw"),
@@ -376,10 +379,18 @@ function collectLimits(entries: readonly KeyEntry[], limits: KeyLimits, problems
 function loadQuotas(e: Env, limits: KeyLimits, problems: string[]): QuotaConfig {
   const org = parseOrgLimits(e.ORG_LIMITS);
   problems.push(...org.problems.map((p) => `ORG_LIMITS: ${p}`));
+  let redis: RedisTarget | undefined;
+  if (e.REDIS_URL !== undefined) {
+    const parsed = parseRedisTarget(e.REDIS_URL, e.REDIS_CLUSTER);
+    if ("problem" in parsed) problems.push(parsed.problem);
+    else redis = parsed.target;
+  } else if (e.REDIS_CLUSTER) {
+    problems.push("REDIS_CLUSTER: is true, but REDIS_URL (the cluster's seed nodes) is not set");
+  }
   return {
     callers: new CallerLimitTable(limits.defaults, limits.perKey),
     org: org.config,
-    redisUrl: e.REDIS_URL,
+    redis,
     failMode: e.QUOTA_FAIL_MODE,
     redisTimeoutMs: e.QUOTA_REDIS_TIMEOUT_MS,
     redisPrefix: e.QUOTA_REDIS_PREFIX,

@@ -97,8 +97,8 @@ async function assemble(config: Config, logger: Logger, undo: Array<() => unknow
   undo.push(() => provider.close());
   // The upstream keys' standing (cooldowns, revocations, backoff): shared through Redis when the limits are.
   let keyStore: KeyStateStore;
-  if (config.quotas.redisUrl !== undefined) {
-    const redis = new RedisKeyStateStore({ url: config.quotas.redisUrl, prefix: config.quotas.redisPrefix, commandTimeoutMs: config.quotas.redisTimeoutMs, logger });
+  if (config.quotas.redis !== undefined) {
+    const redis = new RedisKeyStateStore({ target: config.quotas.redis, prefix: config.quotas.redisPrefix, commandTimeoutMs: config.quotas.redisTimeoutMs, logger });
     await redis.ready(2000);
     keyStore = redis;
   } else {

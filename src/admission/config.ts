@@ -2,6 +2,7 @@
  * What the admission needs from the configuration (src/config.ts reads the environment
  * and the keys file into this; gateway.ts builds the admission from it).
  */
+import type { RedisTarget } from "../redis/client.js";
 import type { CallerLimitTable, OrgLimitConfig } from "./limits.js";
 
 export type FailMode = "open" | "closed";
@@ -11,8 +12,8 @@ export interface QuotaConfig {
   readonly callers: CallerLimitTable;
   /** Organisation limits per model (ORG_LIMITS); undefined: not enforced. */
   readonly org: OrgLimitConfig | undefined;
-  /** REDIS_URL; undefined: counters live in this process's memory. */
-  readonly redisUrl: string | undefined;
+  /** REDIS_URL (and REDIS_CLUSTER): where shared counters live; undefined: in this process's memory. */
+  readonly redis: RedisTarget | undefined;
   /** QUOTA_FAIL_MODE: with the store unreachable, admit unchecked (open) or refuse UNAVAILABLE (closed). */
   readonly failMode: FailMode;
   /** QUOTA_REDIS_TIMEOUT_MS: longest wait for one Redis command. */

@@ -17,6 +17,7 @@ import { MemoryStore } from "./memory-store.js";
 import { OrgLimitTracker } from "./org-limits.js";
 import { QuotaAdmission } from "./quota-admission.js";
 import { RedisStore } from "./redis-store.js";
+import { CLUSTER_NODE_WITHOUT_CLUSTER_MODE, describeTarget } from "../redis/client.js";
 
 export interface AdmissionDeps {
   readonly config: QuotaConfig;
@@ -43,16 +44,16 @@ export async function createAdmission(deps: AdmissionDeps): Promise<BuiltAdmissi
 
   let guarded: GuardedStore;
   let where: string;
-  if (config.redisUrl !== undefined) {
+  if (config.redis !== undefined) {
     const redis = new RedisStore({
-      url: config.redisUrl,
+      target: config.redis,
       prefix: config.redisPrefix,
       commandTimeoutMs: config.redisTimeoutMs,
       onConnection: (up) => guarded?.connection(up),
+      onClusterNode: () => logger.error({ store: "redis" }, CLUSTER_NODE_WITHOUT_CLUSTER_MODE),
     });
     guarded = new GuardedStore(redis, config.failMode, logger, observer);
-    const url = new URL(config.redisUrl);
-    where = `redis ${url.hostname}:${url.port || "6379"}`;
+    where = describeTarget(config.redis);
     if (!(await redis.ready(CONNECT_WAIT_MS))) guarded.startDown();
   } else {
     guarded = new GuardedStore(new MemoryStore(), config.failMode, logger, observer);
@@ -61,7 +62,7 @@ export async function createAdmission(deps: AdmissionDeps): Promise<BuiltAdmissi
   observer.storeState(guarded.up);
   // Leases only where there is something to save: a round trip to a shared Redis.
   let store: AdmissionStore = guarded;
-  if (config.redisUrl !== undefined && config.leaseCalls > 0) {
+  if (config.redis !== undefined && config.leaseCalls > 0) {
     store = new LeasedStore(guarded, { calls: config.leaseCalls, idleMs: config.leaseIdleMs, clock: deps.clock ?? Date.now, onLocal: () => observer.leaseAdmitted() });
     where += `, leases of ${config.leaseCalls} calls`;
   }

@@ -33,19 +33,22 @@
  * every operation of the batch; fail-mode.ts decides what a call makes of them.
  */
 import { Redis } from "ioredis";
+import { connectRedis, isClusterNode, loadScript, type RedisClient, type RedisTarget } from "../redis/client.js";
 import type { BucketSpec } from "./bucket.js";
 import type { BucketOp, LimitStore, ReserveResult, SyncOp } from "./limit-store.js";
 import { APPLY } from "./redis-scripts.js";
 
 export interface RedisStoreOptions {
-  /** redis:// or rediss:// (credentials allowed in the URL; never logged). */
-  readonly url: string;
+  /** A node (redis:// or rediss://, credentials allowed in the URL; never logged) or a cluster's seeds (redis/client.ts). */
+  readonly target: RedisTarget;
   /** `{prefix}` is the hash tag of every key. */
   readonly prefix: string;
   /** Longest wait for one command's reply, ms. */
   readonly commandTimeoutMs: number;
   /** Told when the connection is lost or made (fail-mode.ts turns this into state). */
   readonly onConnection?: (up: boolean) => void;
+  /** Told (on each connect) when a single-node target turns out to be a Redis Cluster node (redis/client.ts' isClusterNode). */
+  readonly onClusterNode?: () => void;
 }
 
 /** Reconnect backoff: 50 ms doubling to 1 s, for ever (the store must come back by itself). */
@@ -90,7 +93,7 @@ interface Place {
 
 export class RedisStore implements LimitStore {
   readonly kind = "redis";
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly scripted: Scripted;
   private readonly keyPrefix: string;
   private readonly places = new WeakMap<BucketSpec, Place>();
@@ -106,8 +109,7 @@ export class RedisStore implements LimitStore {
 
   constructor(options: RedisStoreOptions) {
     this.keyPrefix = `{${options.prefix}}:`;
-    this.redis = new Redis(options.url, {
-      enableOfflineQueue: false,
+    this.redis = connectRedis(options.target, {
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: Math.max(1000, options.commandTimeoutMs * 10),
       maxRetriesPerRequest: 0,
@@ -121,13 +123,12 @@ export class RedisStore implements LimitStore {
     this.redis.defineCommand("aigwApply", { lua: APPLY });
     // defineCommand adds the method at run time (see Scripted).
     this.scripted = this.redis as unknown as Scripted;
-    // On every (re)connect, load the script first: EVALSHA then finds it, and the first
-    // call does not pay a NOSCRIPT round trip plus compiling the script on a fresh server.
+    // On every (re)connect, load the script first (on every master of a cluster): EVALSHA then
+    // finds it, and the first call does not pay a NOSCRIPT round trip plus compiling the script on a fresh server.
     this.redis.on("ready", () => {
-      this.loaded = this.redis
-        .script("LOAD", APPLY)
-        .catch(() => undefined)
-        .then(() => options.onConnection?.(true));
+      this.loaded = loadScript(this.redis, APPLY).then(() => options.onConnection?.(true));
+      const single = this.redis;
+      if (options.onClusterNode !== undefined && single instanceof Redis) void isClusterNode(single).then((yes) => yes && options.onClusterNode?.());
     });
   }
 
@@ -163,8 +164,12 @@ export class RedisStore implements LimitStore {
     return new Promise((resolve, reject) => this.enqueue({ kind: SYNC, ops: reports, now, resolve, reject }, false));
   }
 
+  /**
+   * A read of a key in the limits' slot, not a PING: on a Redis Cluster a PING goes to any
+   * node, and would find the store up while the one master that serves the limits is down.
+   */
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await this.redis.exists(this.keyPrefix + "probe");
   }
 
   async close(): Promise<void> {

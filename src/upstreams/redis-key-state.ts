@@ -16,12 +16,13 @@
  * Like the limit store's client: no offline queue, a short command timeout, no resending
  * after a reconnect; a store that cannot be reached leaves each replica with its own view.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import { connectRedis, type ConnectionOptions, type RedisClient, type RedisTarget } from "../redis/client.js";
 import type { Logger } from "../log.js";
 import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CLEAN, FORGET_FAILURES_MS, MAX_COOLDOWNS, type Applied, type KeyChange, type KeyState, type KeyStateStore } from "./key-state.js";
 
 export interface RedisKeyStateOptions {
-  readonly url: string;
+  /** A node or a cluster's seeds (redis/client.ts). */
+  readonly target: RedisTarget;
   /** `{prefix}` is the hash tag of every key (QUOTA_REDIS_PREFIX, shared with the limit store). */
   readonly prefix: string;
   readonly commandTimeoutMs: number;
@@ -107,8 +108,8 @@ type Listener = (key: string, state: KeyState) => void;
 
 export class RedisKeyStateStore implements KeyStateStore {
   readonly kind = "redis";
-  private readonly redis: Redis;
-  private readonly sub: Redis;
+  private readonly redis: RedisClient;
+  private readonly sub: RedisClient;
   private readonly scripted: Scripted;
   private readonly keyPrefix: string;
   private readonly channel: string;
@@ -120,16 +121,15 @@ export class RedisKeyStateStore implements KeyStateStore {
   constructor(private readonly o: RedisKeyStateOptions) {
     this.keyPrefix = `{${o.prefix}}:k:`;
     this.channel = `{${o.prefix}}:upstream-keys`;
-    const options: RedisOptions = {
-      enableOfflineQueue: false,
+    const options: ConnectionOptions = {
       commandTimeout: o.commandTimeoutMs,
       connectTimeout: Math.max(1000, o.commandTimeoutMs * 10),
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     };
-    this.redis = new Redis(o.url, { ...options, connectionName: "aigw-keys" });
-    this.sub = new Redis(o.url, { ...options, connectionName: "aigw-keys-sub", autoResubscribe: false, commandTimeout: undefined });
+    this.redis = connectRedis(o.target, { ...options, connectionName: "aigw-keys" });
+    this.sub = connectRedis(o.target, { ...options, connectionName: "aigw-keys-sub", autoResubscribe: false, commandTimeout: undefined });
     // Connection state is reported as lines (below), not as ioredis' console output.
     this.redis.on("error", () => {});
     this.sub.on("error", () => {});
@@ -144,7 +144,7 @@ export class RedisKeyStateStore implements KeyStateStore {
 
   /** Resolves when both connections are up (or after `ms` regardless). */
   ready(ms: number): Promise<boolean> {
-    const up = (r: Redis): Promise<void> => (r.status === "ready" ? Promise.resolve() : new Promise((resolve) => r.once("ready", () => resolve())));
+    const up = (r: RedisClient): Promise<void> => (r.status === "ready" ? Promise.resolve() : new Promise((resolve) => r.once("ready", () => resolve())));
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), ms);
       timer.unref();

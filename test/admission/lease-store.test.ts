@@ -50,7 +50,7 @@ async function replica(options: { leases?: boolean; onLocal?: () => void } = {})
       for (const w of waiters.splice(0)) if (w.up === up) w.resolve();
     },
   };
-  const store = new RedisStore({ url: redis.url, prefix, commandTimeoutMs: 1000, onConnection: (up) => guarded.connection(up) });
+  const store = new RedisStore({ target: redis.target, prefix, commandTimeoutMs: 1000, onConnection: (up) => guarded.connection(up) });
   const guarded: GuardedStore = new GuardedStore(store, "closed", createLogger("silent"), observer);
   if (!(await store.ready(5000))) throw new Error("redis did not connect");
   const leased = new LeasedStore(guarded, { calls: options.leases === false ? 1 : CALLS, idleMs: IDLE_MS, clock: () => T0, ...(options.onLocal === undefined ? {} : { onLocal: options.onLocal }) });

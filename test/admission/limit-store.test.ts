@@ -4,12 +4,12 @@
  * injected `now`, never a sleep.
  */
 import { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EXPIRY_MARGIN_MS, type BucketSpec } from "../../src/admission/bucket.js";
 import type { LimitStore } from "../../src/admission/limit-store.js";
 import { MemoryStore } from "../../src/admission/memory-store.js";
 import { RedisStore } from "../../src/admission/redis-store.js";
-import { redisForFile, type RedisServer } from "../helpers/redis.js";
+import { redisForFile, startRedisCluster, type RedisCluster, type RedisServer } from "../helpers/redis.js";
 
 const MINUTE = 60_000;
 const T0 = 1_750_000_000_000;
@@ -40,6 +40,14 @@ redisForFile((server, client) => {
   admin = client;
 });
 
+let cluster: RedisCluster;
+beforeAll(async () => {
+  cluster = await startRedisCluster(3);
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+
 let serial = 0;
 const subjects: Record<string, () => Promise<Subject>> = {
   memory: async () => {
@@ -57,7 +65,7 @@ const subjects: Record<string, () => Promise<Subject>> = {
   },
   redis: async () => {
     const prefix = `t${++serial}`;
-    const store = new RedisStore({ url: redis.url, prefix, commandTimeoutMs: 1000 });
+    const store = new RedisStore({ target: redis.target, prefix, commandTimeoutMs: 1000 });
     if (!(await store.ready(5000))) throw new Error("redis did not connect");
     return {
       store,
@@ -66,6 +74,25 @@ const subjects: Record<string, () => Promise<Subject>> = {
         const fields = await admin.hgetall(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
         if (fields[id.slice(id.lastIndexOf(":") + 1)] === undefined) return undefined;
         const ms = await admin.pttl(`{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`);
+        return ms < 0 ? undefined : ms;
+      },
+      close: () => store.close(),
+    };
+  },
+  // Seeded with a master that does not serve the prefix's slot: the client finds the one that does.
+  "redis cluster": async () => {
+    const prefix = `tc${++serial}`;
+    const owner = await cluster.ownerOf(`{${prefix}}`);
+    const store = new RedisStore({ target: cluster.target([(owner + 1) % 3]), prefix, commandTimeoutMs: 1000 });
+    if (!(await store.ready(5000))) throw new Error("the redis cluster did not connect");
+    const node = cluster.node(owner);
+    return {
+      store,
+      ttl: async (id) => {
+        const key = `{${prefix}}:${id.slice(0, id.lastIndexOf(":"))}`;
+        const fields = await node.hgetall(key);
+        if (fields[id.slice(id.lastIndexOf(":") + 1)] === undefined) return undefined;
+        const ms = await node.pttl(key);
         return ms < 0 ? undefined : ms;
       },
       close: () => store.close(),
@@ -207,7 +234,7 @@ describe.each(Object.keys(subjects))("the %s limit store", (kind) => {
 
 describe("the Redis store's keys", () => {
   it("only extend a hash's expiry: a bucket written later that fills sooner does not drop a slower one's state", async () => {
-    const store = new RedisStore({ url: redis.url, prefix: "expiry", commandTimeoutMs: 1000 });
+    const store = new RedisStore({ target: redis.target, prefix: "expiry", commandTimeoutMs: 1000 });
     await store.ready(5000);
     try {
       const day = { id: "c:k:tokens_per_day", capacity: 86_400, ratePerMs: 86_400 / 86_400_000, shared: false };
@@ -221,7 +248,7 @@ describe("the Redis store's keys", () => {
   });
 
   it("are one hash per caller key and per model, under one hash tag ({prefix}), so one script may touch them all on Redis Cluster", async () => {
-    const store = new RedisStore({ url: redis.url, prefix: "tagged", commandTimeoutMs: 1000 });
+    const store = new RedisStore({ target: redis.target, prefix: "tagged", commandTimeoutMs: 1000 });
     await store.ready(5000);
     try {
       await store.reserve([{ bucket: bucket("c:k%3Aey:tokens_per_minute", 10), amount: 1 }, { bucket: bucket("o:default:gpt-oss-120b:requests_per_minute", 10, true), amount: 1 }], T0);
@@ -241,7 +268,7 @@ describe("the Redis store's keys", () => {
 
 describe("a caller's and the organisation's buckets side by side in one script", () => {
   it("keep their own figures whatever their order (a caller bucket's fields never read as the next bucket's)", async () => {
-    const store = new RedisStore({ url: redis.url, prefix: "mixed", commandTimeoutMs: 1000 });
+    const store = new RedisStore({ target: redis.target, prefix: "mixed", commandTimeoutMs: 1000 });
     await store.ready(5000);
     try {
       const a = bucket("c:k:requests_per_minute", 10);
@@ -255,4 +282,25 @@ describe("a caller's and the organisation's buckets side by side in one script",
       await store.close();
     }
   });
+});
+
+describe("on a Redis Cluster, the store's probe", () => {
+  it("asks the master of the limits' slot, not any node: with it down the store stays down, with it back the store is up", async () => {
+    const prefix = "probe";
+    const owner = await cluster.ownerOf(`{${prefix}}`);
+    const store = new RedisStore({ target: cluster.target([0, 1, 2]), prefix, commandTimeoutMs: 150 });
+    try {
+      expect(await store.ready(5000)).toBe(true);
+      await store.ping();
+      await cluster.kill(owner);
+      // A PING would go to a random node, two of three still up: ten in a row would not all fail.
+      const outcomes = [];
+      for (let i = 0; i < 10; i++) outcomes.push(await store.ping().then(() => "up", () => "down"));
+      expect(outcomes).toEqual(Array(10).fill("down"));
+      await cluster.restart(owner);
+      await store.ping();
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
 });

@@ -126,9 +126,31 @@ describe("ORG_LIMITS and the quota variables", () => {
     expect(configError({ ORG_LIMITS: "lots" })).toContain("ORG_LIMITS: must be off, learn, or JSON");
   });
 
+  it("REDIS_URL is one node; with REDIS_CLUSTER=true, one or more seed nodes of a Redis Cluster", () => {
+    expect(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }).quotas.redis).toEqual({ kind: "node", url: "redis://127.0.0.1:6379" });
+    expect(loadConfig({ REDIS_URL: "rediss://u:p@a.example:6380", REDIS_CLUSTER: "true" }).quotas.redis).toEqual({ kind: "cluster", seeds: ["rediss://u:p@a.example:6380"] });
+    expect(loadConfig({ REDIS_URL: "redis://a:7000, redis://b:7001", REDIS_CLUSTER: "true" }).quotas.redis).toEqual({ kind: "cluster", seeds: ["redis://a:7000", "redis://b:7001"] });
+  });
+
+  it("refuses seed lists without REDIS_CLUSTER, a cluster URL with a database or mixed credentials, and REDIS_CLUSTER alone, never echoing a URL", () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ REDIS_URL: "redis://:s3cret@a:7000,redis://:s3cret@b:7001" }, /REDIS_URL: several URLs are seed nodes of a Redis Cluster: set REDIS_CLUSTER=true/],
+      [{ REDIS_URL: "redis://:s3cret@a:7000/2", REDIS_CLUSTER: "true" }, /REDIS_URL: a Redis Cluster has only database 0/],
+      [{ REDIS_URL: "redis://:s3cret@a:7000,rediss://:s3cret@b:7001", REDIS_CLUSTER: "true" }, /REDIS_URL: a Redis Cluster's seed URLs must share their scheme and credentials/],
+      [{ REDIS_URL: "redis://:s3cret@a:7000,nonsense", REDIS_CLUSTER: "true" }, /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL \(or, with REDIS_CLUSTER=true, several, comma-separated\)/],
+      [{ REDIS_CLUSTER: "true" }, /REDIS_CLUSTER: is true, but REDIS_URL \(the cluster's seed nodes\) is not set/],
+      [{ REDIS_URL: "redis://:s3cret@a:7000", REDIS_CLUSTER: "yes please" }, /REDIS_CLUSTER: must be true or false/],
+    ];
+    for (const [env, expected] of cases) {
+      const message = configError(env);
+      expect(message).toMatch(expected);
+      expect(message).not.toContain("s3cret");
+    }
+  });
+
   it("has defaults: memory store, fail open, 250 ms Redis timeout, {aigw} keys, 16384 completion tokens, no leases, 1 s queue", () => {
     expect(loadConfig({}).quotas).toMatchObject({
-      redisUrl: undefined,
+      redis: undefined,
       failMode: "open",
       redisTimeoutMs: 250,
       redisPrefix: "aigw",

@@ -84,7 +84,7 @@ let serial = 0;
 const stores: Record<string, () => Promise<LimitStore>> = {
   memory: async () => new MemoryStore(),
   redis: async () => {
-    const s = new RedisStore({ url: redis.url, prefix: `qa${++serial}`, commandTimeoutMs: 1000 });
+    const s = new RedisStore({ target: redis.target, prefix: `qa${++serial}`, commandTimeoutMs: 1000 });
     if (!(await s.ready(5000))) throw new Error("redis did not connect");
     return s;
   },

@@ -7,8 +7,9 @@
  */
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLUSTER_NODE_WITHOUT_CLUSTER_MODE } from "../../src/redis/client.js";
 import { decodeStatus, userRequest } from "../helpers/harness.js";
-import { startRedis, type RedisServer } from "../helpers/redis.js";
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from "../helpers/redis.js";
 import { processFleet, unary, type Fleet, type Member } from "./fleet.js";
 import { FAKE_ORG_LIMITS, KEYS, quotaBehaviours } from "./quota-scenarios.js";
 
@@ -27,6 +28,43 @@ describe("three gateways sharing one Redis", () => {
   });
 
   quotaBehaviours(() => fleet);
+});
+
+describe("three gateways sharing one Redis Cluster (REDIS_CLUSTER=true)", () => {
+  let cluster: RedisCluster;
+  let fleet: Fleet;
+  let owner: number;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+    // Every key shares the tag {aigw}: one slot, one master. The gateways are seeded with the
+    // other two, so they find it through the cluster's slot map, as a client of a managed cluster does.
+    owner = await cluster.ownerOf("{aigw}");
+    const seeds = [0, 1, 2].filter((i) => i !== owner);
+    fleet = await processFleet(3, cluster.url(seeds), { keys: Object.values(KEYS), env: { REDIS_CLUSTER: "true", ORG_LIMITS: "learn", ORG_QUEUE_MAX_WAIT_MS: "0" }, fake: { rateLimits: FAKE_ORG_LIMITS } });
+  }, STARTUP_MS);
+  afterAll(async () => {
+    await fleet?.close();
+    await cluster?.stop();
+  });
+
+  quotaBehaviours(() => fleet);
+
+  it("keeps every bucket on the master of the {aigw} slot", async () => {
+    const keys = await cluster.node(owner).keys("{aigw}:*");
+    expect(keys.some((k) => k.startsWith("{aigw}:c:"))).toBe(true);
+    expect(keys.some((k) => k.startsWith("{aigw}:o:"))).toBe(true);
+    for (const i of [0, 1, 2].filter((n) => n !== owner)) expect(await cluster.node(i).dbsize()).toBe(0);
+  });
+
+  it("says so in its log when REDIS_URL names a cluster node and REDIS_CLUSTER is not set", async () => {
+    const stray = await processFleet(1, cluster.url([(owner + 1) % 3]), { keys: [KEYS.rpm] });
+    try {
+      const line = await stray.members[0]!.process!.line(CLUSTER_NODE_WITHOUT_CLUSTER_MODE);
+      expect(line["level"]).toBe(50); // pino's error
+    } finally {
+      await stray.close();
+    }
+  });
 });
 
 describe("Redis killed under traffic, then restarted", () => {
@@ -106,5 +144,62 @@ describe("Redis killed under traffic, then restarted", () => {
     await redis.start();
     await m.process!.line(UP, (l) => lines(m, UP).indexOf(l) === ups, 15_000);
     expect((await unary(m, ask, TRAFFIC.key)).error).toBeUndefined();
+  }, 60_000);
+});
+
+describe("a Redis Cluster's limits master killed under traffic, then restarted", () => {
+  const TRAFFIC = { name: "traffic-team", key: "traffic-team-key-0123456789", limits: { requests_per_minute: 100_000 } };
+  const DOWN_OPEN = "limit store unreachable: calls go through unchecked until it is back (QUOTA_FAIL_MODE=open)";
+  const UP = "limit store reachable again: limits are enforced";
+  const DEADLINE_MS = 2000;
+
+  let cluster: RedisCluster;
+  let owner: number;
+  let fleet: Fleet;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+    owner = await cluster.ownerOf("{aigw}");
+    fleet = await processFleet(3, cluster.url([0, 1, 2]), { keys: [TRAFFIC, KEYS.rpm], env: { REDIS_CLUSTER: "true" } });
+  }, STARTUP_MS);
+  afterAll(async () => {
+    await fleet?.close();
+    await cluster?.stop();
+  });
+
+  const lines = (m: Member, msg: string) => m.process!.lines().filter((l) => l["msg"] === msg);
+
+  it("fail open: the other masters answering changes nothing, calls succeed within their deadlines, one line per gateway each way, limits exact again", async () => {
+    const ask = (i: number) => userRequest(`cluster traffic ${i}`, { model: "gpt-oss-120b", maxCompletionTokens: 20 });
+    const results: { code: number; ms: number }[] = [];
+    let killed: Promise<void> | undefined;
+    await Promise.all(
+      fleet.members.map(async (m, g) => {
+        for (let i = 0; i < 30; i++) {
+          if (g === 0 && i === 10) killed = cluster.kill(owner);
+          const r = await unary(m, ask(i), TRAFFIC.key, DEADLINE_MS);
+          results.push({ code: r.error?.code ?? status.OK, ms: r.ms });
+        }
+      }),
+    );
+    await killed;
+    expect(results.filter((r) => r.code !== status.OK)).toEqual([]);
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(DEADLINE_MS);
+    for (const m of fleet.members) await m.process!.line(DOWN_OPEN);
+    // The probe reads a key of the limits' slot: two masters still answering a PING do not make the store look up.
+    const probes = 3;
+    for (let i = 0; i < probes; i++) await unary(fleet.members[i]!, ask(200 + i), TRAFFIC.key, DEADLINE_MS);
+    for (const m of fleet.members) {
+      expect(lines(m, DOWN_OPEN)).toHaveLength(1);
+      expect(lines(m, UP)).toHaveLength(0);
+    }
+
+    await cluster.restart(owner);
+    for (const m of fleet.members) {
+      await m.process!.line(UP, undefined, 15_000);
+      expect(lines(m, UP)).toHaveLength(1);
+    }
+    const burst = await Promise.all(Array.from({ length: 15 }, (_, i) => unary(fleet.members[i % 3]!, ask(100 + i), KEYS.rpm.key)));
+    expect(burst.filter((r) => r.error === undefined)).toHaveLength(5);
+    expect(burst.filter((r) => r.error !== undefined).map((r) => decodeStatus(r.error!).errorInfo!.reason)).toEqual(Array(10).fill("CALLER_QUOTA_EXCEEDED"));
   }, 60_000);
 });

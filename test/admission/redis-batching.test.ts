@@ -37,7 +37,7 @@ redisForFile((server, client) => {
 
 let serial = 0;
 async function redisStore(commandTimeoutMs = 2000): Promise<RedisStore> {
-  const store = new RedisStore({ url: redis.url, prefix: `b${++serial}`, commandTimeoutMs });
+  const store = new RedisStore({ target: redis.target, prefix: `b${++serial}`, commandTimeoutMs });
   if (!(await store.ready(5000))) throw new Error("redis did not connect");
   return store;
 }
@@ -266,7 +266,7 @@ describe("the Redis store's batches", () => {
 describe("Redis dying with a batch in flight", () => {
   it("fails every operation of the batch at once, not at the command timeout, and later ones without waiting; the store recovers by itself", async () => {
     const local = await startRedis();
-    const store = new RedisStore({ url: local.url, prefix: "dying", commandTimeoutMs: 20_000 });
+    const store = new RedisStore({ target: local.target, prefix: "dying", commandTimeoutMs: 20_000 });
     try {
       expect(await store.ready(5000)).toBe(true);
       const b = bucket("c:k:requests_per_minute", 100);
@@ -307,7 +307,7 @@ describe("Redis dying with a batch in flight", () => {
   for (const mode of ["open", "closed"] as const) {
     it(`QUOTA_FAIL_MODE=${mode}: every call of the batch ${mode === "open" ? "goes through unchecked" : "gets UNAVAILABLE QUOTA_STORE_UNAVAILABLE"}, at once`, async () => {
       const local = await startRedis();
-      const store = new RedisStore({ url: local.url, prefix: "dying", commandTimeoutMs: 20_000 });
+      const store = new RedisStore({ target: local.target, prefix: "dying", commandTimeoutMs: 20_000 });
       const guarded = new GuardedStore(store, mode, createLogger("silent"), NO_OBSERVER);
       const admission = new QuotaAdmission({ callers: new CallerLimitTable({ requests_per_minute: 100 }, new Map()), org: undefined, store: guarded, failMode: mode, pricing: () => undefined, defaultCompletionTokens: 10, orgQueueMaxWaitMs: 0, observer: NO_OBSERVER });
       const scopes: CallScope[] = [];

@@ -5,14 +5,20 @@
  * tests take Redis away under traffic and bring it back.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
+import type { RedisTarget } from "../../src/redis/client.js";
 
 export interface RedisServer {
   readonly port: number;
   /** redis://127.0.0.1:<port> */
   readonly url: string;
+  /** The same, as the stores take it. */
+  readonly target: RedisTarget;
   /** Whether the server process is running. */
   readonly running: boolean;
   /** Starts it again on the same port, empty (after kill()). */
@@ -38,8 +44,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number): Promise<ChildProcess> {
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "notice"];
+function launch(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "notice", ...extra];
   const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let out = "";
@@ -96,6 +102,7 @@ export async function startRedis(): Promise<RedisServer> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    target: { kind: "node", url: `redis://127.0.0.1:${port}` },
     get running() {
       return current !== undefined && current.exitCode === null && current.signalCode === null;
     },
@@ -129,4 +136,104 @@ export function redisForFile(use: (server: RedisServer, admin: Redis) => void): 
     admin?.disconnect();
     await server?.stop();
   });
+}
+
+/** A Redis Cluster of real redis-servers on 127.0.0.1, the slots split evenly between its masters (no replicas). */
+export interface RedisCluster {
+  readonly ports: readonly number[];
+  /** REDIS_URL for a gateway with REDIS_CLUSTER=true, seeded with the nodes at `seeds` (indexes). */
+  url(seeds: readonly number[]): string;
+  /** The same, as the stores take it. */
+  target(seeds: readonly number[]): RedisTarget;
+  /** The index of the node that serves `key`'s slot. */
+  ownerOf(key: string): Promise<number>;
+  /** A plain client on node `i` (disconnected by stop()). */
+  node(i: number): Redis;
+  /** SIGKILL of node `i`: its slots are served by nobody until restart(i). */
+  kill(i: number): Promise<void>;
+  /** Node `i` again, on its port, with its identity and slots (its nodes.conf) and no data; resolves once every node says the cluster is ok. */
+  restart(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const SLOTS = 16384;
+
+/** Master `i`'s slots, first and last. */
+function slotRange(i: number, masters: number): [number, number] {
+  return [Math.floor((SLOTS * i) / masters), Math.floor((SLOTS * (i + 1)) / masters) - 1];
+}
+
+/**
+ * Starts `masters` cluster-enabled redis-servers (each on a free port, its cluster bus on
+ * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
+ * bounded, until every node says the cluster is ok. Stopped by stop().
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "aigw-redis-cluster-"));
+  const children: ChildProcess[] = [];
+  const args: string[][] = [];
+  const buses: number[] = [];
+  const ports: number[] = [];
+  const admins: Redis[] = [];
+  const stop = async (): Promise<void> => {
+    for (const a of admins) a.disconnect();
+    await Promise.all(children.map((c) => exit(c, "SIGTERM")));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const [port, bus] = [await freePort(), await freePort()];
+      // A short node timeout: a killed master is declared failed (and a restarted one taken back) within seconds.
+      args.push(["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000"]);
+      children.push(await launch(port, args[i]!));
+      ports.push(port);
+      buses.push(bus);
+      const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
+      admin.on("error", () => {}); // a node a test killed: its admin reconnects quietly
+      admins.push(admin);
+    }
+    for (let i = 0; i < masters; i++) {
+      const [from, to] = slotRange(i, masters);
+      await admins[i]!.call("CLUSTER", "ADDSLOTSRANGE", String(from), String(to));
+      if (i > 0) await admins[0]!.call("CLUSTER", "MEET", "127.0.0.1", String(ports[i]), String(buses[i]));
+    }
+    await allOk(admins, masters);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const urls = (seeds: readonly number[]): string[] => seeds.map((i) => `redis://127.0.0.1:${ports[i]!}`);
+  return {
+    ports,
+    url: (seeds) => urls(seeds).join(","),
+    target: (seeds) => ({ kind: "cluster", seeds: urls(seeds) }),
+    ownerOf: async (key) => {
+      const slot = Number(await admins[0]!.call("CLUSTER", "KEYSLOT", key));
+      for (let i = 0; i < masters; i++) {
+        const [from, to] = slotRange(i, masters);
+        if (slot >= from && slot <= to) return i;
+      }
+      throw new Error(`slot ${slot} is nobody's`);
+    },
+    node: (i) => admins[i]!,
+    kill: (i) => exit(children[i]!, "SIGKILL"),
+    restart: async (i) => {
+      children[i] = await launch(ports[i]!, args[i]!);
+      await allOk(admins, masters);
+    },
+    stop,
+  };
+}
+
+/** Until every node says the cluster is ok and knows all its nodes (bounded: 20 s). */
+async function allOk(admins: readonly Redis[], masters: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (const a of admins) {
+    for (;;) {
+      const info = String(await a.call("CLUSTER", "INFO").catch((err: unknown) => String(err)));
+      if (info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${masters}`)) break;
+      if (Date.now() > deadline) throw new Error(`the Redis Cluster was not ok within 20 s: ${info}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -8,16 +8,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BACKOFF_MAX_MS, FORGET_FAILURES_MS, type KeyState, type KeyStateStore } from "../../src/upstreams/key-state.js";
 import { MemoryKeyStateStore } from "../../src/upstreams/memory-key-state.js";
 import { RedisKeyStateStore } from "../../src/upstreams/redis-key-state.js";
-import { freePort, startRedis, type RedisServer } from "../helpers/redis.js";
+import { freePort, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from "../helpers/redis.js";
 
 const T0 = 1_750_000_000_000;
 
 let redis: RedisServer;
+let cluster: RedisCluster;
 beforeAll(async () => {
-  redis = await startRedis();
+  [redis, cluster] = await Promise.all([startRedis(), startRedisCluster(3)]);
 });
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis?.stop(), cluster?.stop()]);
 });
 
 interface Pair {
@@ -35,11 +36,22 @@ const subjects: Record<string, () => Promise<Pair>> = {
   redis: async () => {
     const prefix = `ks${++serial}`;
     const make = async (): Promise<RedisKeyStateStore> => {
-      const s = new RedisKeyStateStore({ url: redis.url, prefix, commandTimeoutMs: 1000 });
+      const s = new RedisKeyStateStore({ target: redis.target, prefix, commandTimeoutMs: 1000 });
       if (!(await s.ready(5000))) throw new Error("redis did not connect");
       return s;
     };
     return { one: await make(), other: await make() };
+  },
+  // Two replicas seeded with different nodes of a three-master cluster: the script and
+  // the reads go to the slot's master, the PUBLISH reaches a subscriber on any node.
+  "redis cluster": async () => {
+    const prefix = `ksc${++serial}`;
+    const make = async (seeds: readonly number[]): Promise<RedisKeyStateStore> => {
+      const s = new RedisKeyStateStore({ target: cluster.target(seeds), prefix, commandTimeoutMs: 1000 });
+      if (!(await s.ready(5000))) throw new Error("the redis cluster did not connect");
+      return s;
+    };
+    return { one: await make([0]), other: await make([1, 2]) };
   },
 };
 
@@ -127,7 +139,7 @@ describe.each(Object.keys(subjects))("the %s key state store", (kind) => {
 
 describe("the redis key state store, unreachable", () => {
   it("never rejects: apply and read resolve undefined, and the caller keeps its own view", async () => {
-    const store = new RedisKeyStateStore({ url: `redis://127.0.0.1:${await freePort()}`, prefix: "gone", commandTimeoutMs: 100 });
+    const store = new RedisKeyStateStore({ target: { kind: "node", url: `redis://127.0.0.1:${await freePort()}` }, prefix: "gone", commandTimeoutMs: 100 });
     try {
       expect(await store.apply("a", { kind: "revoke", status: 401 }, T0)).toBeUndefined();
       expect(await store.read("a", T0)).toBeUndefined();
