@@ -138,16 +138,16 @@ export function redisForFile(use: (server: RedisServer, admin: Redis) => void): 
   });
 }
 
-/** A Redis Cluster of real redis-servers on 127.0.0.1, the slots split evenly between its masters (no replicas). */
+/** A Redis Cluster of real redis-servers on 127.0.0.1, the slots split evenly between its masters, each with `replicas` replicas. */
 export interface RedisCluster {
   readonly ports: readonly number[];
   /** REDIS_URL for a gateway with REDIS_CLUSTER=true, seeded with the nodes at `seeds` (indexes). */
   url(seeds: readonly number[]): string;
   /** The same, as the stores take it. */
   target(seeds: readonly number[]): RedisTarget;
-  /** The index of the node that serves `key`'s slot. */
+  /** The index of the master that serves `key`'s slot (as it was set up: before any failover). */
   ownerOf(key: string): Promise<number>;
-  /** A plain client on node `i` (disconnected by stop()). */
+  /** A plain client on master `i` (disconnected by stop()). */
   node(i: number): Redis;
   /** SIGKILL of node `i`: its slots are served by nobody until restart(i). */
   kill(i: number): Promise<void>;
@@ -168,29 +168,37 @@ function slotRange(i: number, masters: number): [number, number] {
  * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
  * bounded, until every node says the cluster is ok. Stopped by stop().
  */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+export async function startRedisCluster(masters = 3, options: { replicas?: number } = {}): Promise<RedisCluster> {
+  const replicas = options.replicas ?? 0;
   const dir = await mkdtemp(join(tmpdir(), "aigw-redis-cluster-"));
   const children: ChildProcess[] = [];
   const args: string[][] = [];
   const buses: number[] = [];
   const ports: number[] = [];
   const admins: Redis[] = [];
+  const replicaAdmins: Redis[] = [];
   const stop = async (): Promise<void> => {
-    for (const a of admins) a.disconnect();
+    for (const a of [...admins, ...replicaAdmins]) a.disconnect();
     await Promise.all(children.map((c) => exit(c, "SIGTERM")));
     await rm(dir, { recursive: true, force: true });
   };
+  /** A cluster-enabled node on free ports, and a quiet admin client on it. */
+  const node = async (): Promise<{ port: number; bus: number; nodeArgs: string[]; admin: Redis }> => {
+    const [port, bus] = [await freePort(), await freePort()];
+    // A short node timeout: a killed master is declared failed (and a restarted one taken back, or a replica promoted) within seconds.
+    const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"];
+    children.push(await launch(port, nodeArgs));
+    const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
+    admin.on("error", () => {}); // a node a test killed: its admin reconnects quietly
+    return { port, bus, nodeArgs, admin };
+  };
   try {
     for (let i = 0; i < masters; i++) {
-      const [port, bus] = [await freePort(), await freePort()];
-      // A short node timeout: a killed master is declared failed (and a restarted one taken back) within seconds.
-      args.push(["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000"]);
-      children.push(await launch(port, args[i]!));
-      ports.push(port);
-      buses.push(bus);
-      const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
-      admin.on("error", () => {}); // a node a test killed: its admin reconnects quietly
-      admins.push(admin);
+      const n = await node();
+      args.push(n.nodeArgs);
+      ports.push(n.port);
+      buses.push(n.bus);
+      admins.push(n.admin);
     }
     for (let i = 0; i < masters; i++) {
       const [from, to] = slotRange(i, masters);
@@ -198,6 +206,17 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       if (i > 0) await admins[0]!.call("CLUSTER", "MEET", "127.0.0.1", String(ports[i]), String(buses[i]));
     }
     await allOk(admins, masters);
+    for (let i = 0; i < masters * replicas; i++) {
+      const master = admins[i % masters]!;
+      const masterId = String(await master.call("CLUSTER", "MYID"));
+      const r = await node();
+      replicaAdmins.push(r.admin);
+      await admins[0]!.call("CLUSTER", "MEET", "127.0.0.1", String(r.port), String(r.bus));
+      await untilTrue(async () => String(await r.admin.call("CLUSTER", "NODES")).includes(masterId), "a replica to learn its master");
+      await r.admin.call("CLUSTER", "REPLICATE", masterId);
+    }
+    for (const r of replicaAdmins) await untilTrue(async () => /master_link_status:up/.test(await r.info("replication")), "a replica to sync with its master");
+    await allOk([...admins, ...replicaAdmins], masters * (1 + replicas));
   } catch (err) {
     await stop();
     throw err;
@@ -219,19 +238,28 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     kill: (i) => exit(children[i]!, "SIGKILL"),
     restart: async (i) => {
       children[i] = await launch(ports[i]!, args[i]!);
-      await allOk(admins, masters);
+      await allOk(admins, masters * (1 + replicas));
     },
     stop,
   };
 }
 
+/** Until `check` holds (bounded: 20 s). */
+async function untilTrue(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Until every node says the cluster is ok and knows all its nodes (bounded: 20 s). */
-async function allOk(admins: readonly Redis[], masters: number): Promise<void> {
+async function allOk(admins: readonly Redis[], nodes: number): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (const a of admins) {
     for (;;) {
       const info = String(await a.call("CLUSTER", "INFO").catch((err: unknown) => String(err)));
-      if (info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${masters}`)) break;
+      if (info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${nodes}`)) break;
       if (Date.now() > deadline) throw new Error(`the Redis Cluster was not ok within 20 s: ${info}`);
       await new Promise((r) => setTimeout(r, 50));
     }
