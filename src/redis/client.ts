@@ -33,14 +33,19 @@ export function connectRedis(target: RedisTarget, options: ConnectionOptions): R
   if (target.kind === "node") return new Redis(target.url, { ...options, enableOfflineQueue: false });
   const { retryStrategy, ...node } = options;
   const seed = new URL(target.seeds[0]!);
+  const tls = seed.protocol === "rediss:";
   const cluster: ClusterOptions = {
     enableOfflineQueue: false,
+    // Over TLS, connect to nodes by the names the cluster gives them, not an address
+    // looked up first: a certificate names hosts (ioredis' note for TLS clusters such as
+    // ElastiCache's), and an IP would fail its verification.
+    ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
     ...(typeof retryStrategy === "function" ? { clusterRetryStrategy: (times: number) => retryStrategy(times) } : {}),
     redisOptions: {
       ...node,
       ...(seed.username === "" ? {} : { username: decodeURIComponent(seed.username) }),
       ...(seed.password === "" ? {} : { password: decodeURIComponent(seed.password) }),
-      ...(seed.protocol === "rediss:" ? { tls: {} } : {}),
+      ...(tls ? { tls: {} } : {}),
     },
   };
   return new Cluster(

@@ -5,17 +5,19 @@
  * tests take Redis away under traffic and bring it back.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import type { RedisTarget } from "../../src/redis/client.js";
 
 export interface RedisServer {
   readonly port: number;
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port>, or rediss://localhost:<port> over TLS */
   readonly url: string;
   /** The same, as the stores take it. */
   readonly target: RedisTarget;
@@ -30,6 +32,27 @@ export interface RedisServer {
 }
 
 const READY = /Ready to accept connections/;
+
+const TLS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../fixtures/tls");
+/** The CA that signed the servers' certificate (localhost, 127.0.0.1): what a client of a TLS server started here must trust (NODE_EXTRA_CA_CERTS for a gateway process). */
+export const REDIS_TLS_CA = join(TLS_DIR, "ca.pem");
+
+/**
+ * A server that takes only TLS on `port` (no client certificates asked of clients), with
+ * test/fixtures/tls' server certificate; its own outgoing connections (a cluster's bus, a
+ * replica's link) present the client certificate, since the server one is for serverAuth only.
+ */
+function tlsArgs(port: number): string[] {
+  const f = (name: string): string => join(TLS_DIR, name);
+  return ["--port", "0", "--tls-port", String(port), "--tls-cert-file", f("server.pem"), "--tls-key-file", f("server.key"), "--tls-client-cert-file", f("client.pem"), "--tls-client-key-file", f("client.key"), "--tls-ca-cert-file", REDIS_TLS_CA, "--tls-auth-clients", "no"];
+}
+
+/** A plain client on a node started here (TLS trusting REDIS_TLS_CA when `tls`), quiet about a node a test killed. */
+function adminOf(port: number, tls: boolean): Redis {
+  const admin = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: readFileSync(REDIS_TLS_CA) } } : {}) });
+  admin.on("error", () => {});
+  return admin;
+}
 
 /** A port nothing listens on right now (the kernel's pick). */
 export function freePort(): Promise<number> {
@@ -84,14 +107,15 @@ function exit(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 }
 
 /** Starts a redis-server on a free port (a few tries, in case another process takes the port first). */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(options: { tls?: boolean } = {}): Promise<RedisServer> {
+  const extra = (p: number): string[] => (options.tls === true ? tlsArgs(p) : []);
   let child: ChildProcess | undefined;
   let port = 0;
   let lastError: unknown;
   for (let attempt = 0; attempt < 5 && child === undefined; attempt++) {
     port = await freePort();
     try {
-      child = await launch(port);
+      child = await launch(port, extra(port));
     } catch (err) {
       lastError = err;
       if (err instanceof Error && err.message.includes("not installed")) throw err;
@@ -99,16 +123,18 @@ export async function startRedis(): Promise<RedisServer> {
   }
   if (child === undefined) throw lastError;
   let current: ChildProcess | undefined = child;
+  // Over TLS, by the certificate's name.
+  const url = options.tls === true ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`;
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
-    target: { kind: "node", url: `redis://127.0.0.1:${port}` },
+    url,
+    target: { kind: "node", url },
     get running() {
       return current !== undefined && current.exitCode === null && current.signalCode === null;
     },
     start: async () => {
       if (current !== undefined && current.exitCode === null && current.signalCode === null) return;
-      current = await launch(port);
+      current = await launch(port, extra(port));
     },
     kill: async () => {
       if (current !== undefined) await exit(current, "SIGKILL");
@@ -168,8 +194,9 @@ function slotRange(i: number, masters: number): [number, number] {
  * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
  * bounded, until every node says the cluster is ok. Stopped by stop().
  */
-export async function startRedisCluster(masters = 3, options: { replicas?: number } = {}): Promise<RedisCluster> {
+export async function startRedisCluster(masters = 3, options: { replicas?: number; tls?: boolean } = {}): Promise<RedisCluster> {
   const replicas = options.replicas ?? 0;
+  const tls = options.tls === true;
   const dir = await mkdtemp(join(tmpdir(), "aigw-redis-cluster-"));
   const children: ChildProcess[] = [];
   const args: string[][] = [];
@@ -187,10 +214,10 @@ export async function startRedisCluster(masters = 3, options: { replicas?: numbe
     const [port, bus] = [await freePort(), await freePort()];
     // A short node timeout: a killed master is declared failed (and a restarted one taken back, or a replica promoted) within seconds.
     const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"];
+    // Over TLS: clients, the cluster bus and replication all on TLS.
+    if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
     children.push(await launch(port, nodeArgs));
-    const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
-    admin.on("error", () => {}); // a node a test killed: its admin reconnects quietly
-    return { port, bus, nodeArgs, admin };
+    return { port, bus, nodeArgs, admin: adminOf(port, tls) };
   };
   try {
     for (let i = 0; i < masters; i++) {
@@ -221,7 +248,7 @@ export async function startRedisCluster(masters = 3, options: { replicas?: numbe
     await stop();
     throw err;
   }
-  const urls = (seeds: readonly number[]): string[] => seeds.map((i) => `redis://127.0.0.1:${ports[i]!}`);
+  const urls = (seeds: readonly number[]): string[] => seeds.map((i) => (tls ? `rediss://localhost:${ports[i]!}` : `redis://127.0.0.1:${ports[i]!}`));
   return {
     ports,
     url: (seeds) => urls(seeds).join(","),

@@ -1,0 +1,69 @@
+/**
+ * Shared limits over TLS (rediss://), as managed Redis services require: gateway processes
+ * on a real redis-server that takes only TLS, and on a Redis Cluster whose clients, bus
+ * and replication are all TLS (test/fixtures/tls' certificate for localhost and
+ * 127.0.0.1). The gateways trust the test CA through NODE_EXTRA_CA_CERTS, Node's own way
+ * for a private CA; without it they refuse the server, and say so.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeStatus, userRequest } from "../helpers/harness.js";
+import { REDIS_TLS_CA, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from "../helpers/redis.js";
+import { processFleet, unary, type Fleet } from "./fleet.js";
+import { KEYS } from "./quota-scenarios.js";
+
+const STARTUP_MS = 60_000;
+const DOWN_OPEN = "limit store unreachable: calls go through unchecked until it is back (QUOTA_FAIL_MODE=open)";
+
+/** A key of 5 requests a minute gets exactly 5 of 15 calls sent at once over the fleet. */
+async function exactlyFive(fleet: Fleet, tag: string): Promise<void> {
+  const ask = (i: number) => userRequest(`${tag} ${i}`, { model: "gpt-oss-120b", maxCompletionTokens: 20 });
+  const burst = await Promise.all(Array.from({ length: 15 }, (_, i) => unary(fleet.members[i % fleet.members.length]!, ask(i), KEYS.rpm.key)));
+  expect(burst.filter((r) => r.error === undefined)).toHaveLength(5);
+  expect(burst.filter((r) => r.error !== undefined).map((r) => decodeStatus(r.error!).errorInfo!.reason)).toEqual(Array(10).fill("CALLER_QUOTA_EXCEEDED"));
+}
+
+describe("limits on a Redis that takes only TLS (rediss://)", () => {
+  let redis: RedisServer;
+  let fleet: Fleet;
+  beforeAll(async () => {
+    redis = await startRedis({ tls: true });
+    fleet = await processFleet(2, redis.url, { keys: [KEYS.rpm], env: { NODE_EXTRA_CA_CERTS: REDIS_TLS_CA } });
+  }, STARTUP_MS);
+  afterAll(async () => {
+    await fleet?.close();
+    await redis?.stop();
+  });
+
+  it("are shared by the gateways, exactly", async () => {
+    expect(redis.url.startsWith("rediss://")).toBe(true);
+    await exactlyFive(fleet, "tls");
+  });
+
+  it("are not reached by a gateway that does not trust the server's certificate: it says the store is unreachable", async () => {
+    const stranger = await processFleet(1, redis.url, { keys: [KEYS.rpm] });
+    try {
+      await stranger.members[0]!.process!.line(DOWN_OPEN);
+    } finally {
+      await stranger.close();
+    }
+  });
+});
+
+describe("limits on a Redis Cluster over TLS (REDIS_CLUSTER=true, rediss:// seeds)", () => {
+  let cluster: RedisCluster;
+  let fleet: Fleet;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3, { tls: true });
+    fleet = await processFleet(2, cluster.url([0, 1]), { keys: [KEYS.rpm], env: { REDIS_CLUSTER: "true", NODE_EXTRA_CA_CERTS: REDIS_TLS_CA } });
+  }, STARTUP_MS);
+  afterAll(async () => {
+    await fleet?.close();
+    await cluster?.stop();
+  });
+
+  it("are shared by the gateways, exactly, on the master of the {aigw} slot", async () => {
+    await exactlyFive(fleet, "cluster tls");
+    const owner = await cluster.ownerOf("{aigw}");
+    expect(await cluster.node(owner).exists(`{aigw}:c:${KEYS.rpm.name}`)).toBe(1);
+  });
+});
