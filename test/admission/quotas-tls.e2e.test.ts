@@ -1,9 +1,10 @@
 /**
- * Shared limits over TLS (rediss://), as managed Redis services require: gateway processes
- * on a real redis-server that takes only TLS, and on a Redis Cluster whose clients, bus
- * and replication are all TLS (test/fixtures/tls' certificate for localhost and
- * 127.0.0.1). The gateways trust the test CA through NODE_EXTRA_CA_CERTS, Node's own way
- * for a private CA; without it they refuse the server, and say so.
+ * Shared limits over TLS (rediss://) and with a password, as managed Redis services
+ * require: gateway processes on a real redis-server that takes only TLS, and on a Redis
+ * Cluster whose clients, bus and replication are all TLS (test/fixtures/tls' certificate
+ * for localhost and 127.0.0.1), both asking for a password (the URL's). The gateways trust
+ * the test CA through NODE_EXTRA_CA_CERTS, Node's own way for a private CA; without it they
+ * refuse the server, and say so. No log line holds the password.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeStatus, userRequest } from "../helpers/harness.js";
@@ -12,7 +13,17 @@ import { processFleet, unary, type Fleet } from "./fleet.js";
 import { KEYS } from "./quota-scenarios.js";
 
 const STARTUP_MS = 60_000;
+const PASSWORD = "s3cret/pa55:word";
 const DOWN_OPEN = "limit store unreachable: calls go through unchecked until it is back (QUOTA_FAIL_MODE=open)";
+
+/** No line any gateway of `fleet` logged holds the password (raw or URL-encoded). */
+function passwordNeverLogged(fleet: Fleet): void {
+  for (const m of fleet.members) {
+    const text = JSON.stringify(m.process!.lines());
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain(encodeURIComponent(PASSWORD));
+  }
+}
 
 /** A key of 5 requests a minute gets exactly 5 of 15 calls sent at once over the fleet. */
 async function exactlyFive(fleet: Fleet, tag: string): Promise<void> {
@@ -22,11 +33,11 @@ async function exactlyFive(fleet: Fleet, tag: string): Promise<void> {
   expect(burst.filter((r) => r.error !== undefined).map((r) => decodeStatus(r.error!).errorInfo!.reason)).toEqual(Array(10).fill("CALLER_QUOTA_EXCEEDED"));
 }
 
-describe("limits on a Redis that takes only TLS (rediss://)", () => {
+describe("limits on a Redis that takes only TLS (rediss://) and a password", () => {
   let redis: RedisServer;
   let fleet: Fleet;
   beforeAll(async () => {
-    redis = await startRedis({ tls: true });
+    redis = await startRedis({ tls: true, password: PASSWORD });
     fleet = await processFleet(2, redis.url, { keys: [KEYS.rpm], env: { NODE_EXTRA_CA_CERTS: REDIS_TLS_CA } });
   }, STARTUP_MS);
   afterAll(async () => {
@@ -37,23 +48,25 @@ describe("limits on a Redis that takes only TLS (rediss://)", () => {
   it("are shared by the gateways, exactly", async () => {
     expect(redis.url.startsWith("rediss://")).toBe(true);
     await exactlyFive(fleet, "tls");
+    passwordNeverLogged(fleet);
   });
 
   it("are not reached by a gateway that does not trust the server's certificate: it says the store is unreachable", async () => {
     const stranger = await processFleet(1, redis.url, { keys: [KEYS.rpm] });
     try {
       await stranger.members[0]!.process!.line(DOWN_OPEN);
+      passwordNeverLogged(stranger);
     } finally {
       await stranger.close();
     }
   });
 });
 
-describe("limits on a Redis Cluster over TLS (REDIS_CLUSTER=true, rediss:// seeds)", () => {
+describe("limits on a Redis Cluster over TLS, with a password (REDIS_CLUSTER=true, rediss:// seeds)", () => {
   let cluster: RedisCluster;
   let fleet: Fleet;
   beforeAll(async () => {
-    cluster = await startRedisCluster(3, { tls: true });
+    cluster = await startRedisCluster(3, { tls: true, password: PASSWORD });
     fleet = await processFleet(2, cluster.url([0, 1]), { keys: [KEYS.rpm], env: { REDIS_CLUSTER: "true", NODE_EXTRA_CA_CERTS: REDIS_TLS_CA } });
   }, STARTUP_MS);
   afterAll(async () => {
@@ -65,5 +78,6 @@ describe("limits on a Redis Cluster over TLS (REDIS_CLUSTER=true, rediss:// seed
     await exactlyFive(fleet, "cluster tls");
     const owner = await cluster.ownerOf("{aigw}");
     expect(await cluster.node(owner).exists(`{aigw}:c:${KEYS.rpm.name}`)).toBe(1);
+    passwordNeverLogged(fleet);
   });
 });

@@ -47,9 +47,32 @@ function tlsArgs(port: number): string[] {
   return ["--port", "0", "--tls-port", String(port), "--tls-cert-file", f("server.pem"), "--tls-key-file", f("server.key"), "--tls-client-cert-file", f("client.pem"), "--tls-client-key-file", f("client.key"), "--tls-ca-cert-file", REDIS_TLS_CA, "--tls-auth-clients", "no"];
 }
 
-/** A plain client on a node started here (TLS trusting REDIS_TLS_CA when `tls`), quiet about a node a test killed. */
-function adminOf(port: number, tls: boolean): Redis {
-  const admin = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, ...(tls ? { tls: { ca: readFileSync(REDIS_TLS_CA) } } : {}) });
+/** Options of the servers started here: TLS only (test/fixtures/tls), a password (requirepass, and masterauth for replicas). */
+export interface ServerOptions {
+  readonly tls?: boolean;
+  readonly password?: string;
+}
+
+/** `--requirepass` (and `--masterauth`, for a replica's link) when there is a password. */
+function authArgs(o: ServerOptions): string[] {
+  return o.password === undefined ? [] : ["--requirepass", o.password, "--masterauth", o.password];
+}
+
+/** The URL of a server started here on `port`: rediss://localhost (the certificate's name) over TLS, the password in it. */
+function urlOf(port: number, o: ServerOptions): string {
+  const auth = o.password === undefined ? "" : `:${encodeURIComponent(o.password)}@`;
+  return o.tls === true ? `rediss://${auth}localhost:${port}` : `redis://${auth}127.0.0.1:${port}`;
+}
+
+/** A plain client on a node started here (TLS trusting REDIS_TLS_CA, the password), quiet about a node a test killed. */
+function adminOf(port: number, o: ServerOptions): Redis {
+  const admin = new Redis({
+    host: "127.0.0.1",
+    port,
+    maxRetriesPerRequest: 1,
+    ...(o.tls === true ? { tls: { ca: readFileSync(REDIS_TLS_CA) } } : {}),
+    ...(o.password === undefined ? {} : { password: o.password }),
+  });
   admin.on("error", () => {});
   return admin;
 }
@@ -107,8 +130,8 @@ function exit(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 }
 
 /** Starts a redis-server on a free port (a few tries, in case another process takes the port first). */
-export async function startRedis(options: { tls?: boolean } = {}): Promise<RedisServer> {
-  const extra = (p: number): string[] => (options.tls === true ? tlsArgs(p) : []);
+export async function startRedis(options: ServerOptions = {}): Promise<RedisServer> {
+  const extra = (p: number): string[] => [...(options.tls === true ? tlsArgs(p) : []), ...authArgs(options)];
   let child: ChildProcess | undefined;
   let port = 0;
   let lastError: unknown;
@@ -123,8 +146,7 @@ export async function startRedis(options: { tls?: boolean } = {}): Promise<Redis
   }
   if (child === undefined) throw lastError;
   let current: ChildProcess | undefined = child;
-  // Over TLS, by the certificate's name.
-  const url = options.tls === true ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`;
+  const url = urlOf(port, options);
   return {
     port,
     url,
@@ -194,7 +216,7 @@ function slotRange(i: number, masters: number): [number, number] {
  * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
  * bounded, until every node says the cluster is ok. Stopped by stop().
  */
-export async function startRedisCluster(masters = 3, options: { replicas?: number; tls?: boolean } = {}): Promise<RedisCluster> {
+export async function startRedisCluster(masters = 3, options: ServerOptions & { replicas?: number } = {}): Promise<RedisCluster> {
   const replicas = options.replicas ?? 0;
   const tls = options.tls === true;
   const dir = await mkdtemp(join(tmpdir(), "aigw-redis-cluster-"));
@@ -216,8 +238,9 @@ export async function startRedisCluster(masters = 3, options: { replicas?: numbe
     const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"];
     // Over TLS: clients, the cluster bus and replication all on TLS.
     if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
+    nodeArgs.push(...authArgs(options));
     children.push(await launch(port, nodeArgs));
-    return { port, bus, nodeArgs, admin: adminOf(port, tls) };
+    return { port, bus, nodeArgs, admin: adminOf(port, options) };
   };
   try {
     for (let i = 0; i < masters; i++) {
@@ -248,7 +271,7 @@ export async function startRedisCluster(masters = 3, options: { replicas?: numbe
     await stop();
     throw err;
   }
-  const urls = (seeds: readonly number[]): string[] => seeds.map((i) => (tls ? `rediss://localhost:${ports[i]!}` : `redis://127.0.0.1:${ports[i]!}`));
+  const urls = (seeds: readonly number[]): string[] => seeds.map((i) => urlOf(ports[i]!, options));
   return {
     ports,
     url: (seeds) => urls(seeds).join(","),
