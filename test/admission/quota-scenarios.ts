@@ -24,6 +24,18 @@ export const KEYS = {
   free: { name: "free-team", key: "free-team-key-0123456789" },
 } satisfies Record<string, TestKey>;
 
+/**
+ * KEYS.rpm (5 requests a minute) gets exactly 5 of 15 calls sent at once over the fleet's
+ * members, the other 10 refused as the caller's quota: for the outage and transport suites,
+ * on a window that starts whole (a fresh or restarted store).
+ */
+export async function expectFiveOfFifteen(fleet: Fleet, tag: string): Promise<void> {
+  const ask = (i: number) => userRequest(`${tag} ${i}`, { model: "gpt-oss-120b", maxCompletionTokens: 20 });
+  const burst = await Promise.all(Array.from({ length: 15 }, (_, i) => unary(fleet.members[i % fleet.members.length]!, ask(i), KEYS.rpm.key)));
+  expect(burst.filter((r) => r.error === undefined)).toHaveLength(5);
+  expect(burst.filter((r) => r.error !== undefined).map((r) => decodeStatus(r.error!).errorInfo!.reason)).toEqual(Array(10).fill("CALLER_QUOTA_EXCEEDED"));
+}
+
 /** The model the fake limits at the organisation level (the others get generous fixed headers). */
 export const ORG_MODEL = "zai-glm-4.7";
 export const ORG_RPM = 10;

@@ -7,10 +7,9 @@
  * refuse the server, and say so. No log line holds the password.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeStatus, userRequest } from "../helpers/harness.js";
 import { REDIS_TLS_CA, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from "../helpers/redis.js";
-import { processFleet, unary, type Fleet } from "./fleet.js";
-import { KEYS } from "./quota-scenarios.js";
+import { processFleet, type Fleet } from "./fleet.js";
+import { expectFiveOfFifteen, KEYS } from "./quota-scenarios.js";
 
 const STARTUP_MS = 60_000;
 const PASSWORD = "s3cret/pa55:word";
@@ -23,14 +22,6 @@ function passwordNeverLogged(fleet: Fleet): void {
     expect(text).not.toContain(PASSWORD);
     expect(text).not.toContain(encodeURIComponent(PASSWORD));
   }
-}
-
-/** A key of 5 requests a minute gets exactly 5 of 15 calls sent at once over the fleet. */
-async function exactlyFive(fleet: Fleet, tag: string): Promise<void> {
-  const ask = (i: number) => userRequest(`${tag} ${i}`, { model: "gpt-oss-120b", maxCompletionTokens: 20 });
-  const burst = await Promise.all(Array.from({ length: 15 }, (_, i) => unary(fleet.members[i % fleet.members.length]!, ask(i), KEYS.rpm.key)));
-  expect(burst.filter((r) => r.error === undefined)).toHaveLength(5);
-  expect(burst.filter((r) => r.error !== undefined).map((r) => decodeStatus(r.error!).errorInfo!.reason)).toEqual(Array(10).fill("CALLER_QUOTA_EXCEEDED"));
 }
 
 describe("limits on a Redis that takes only TLS (rediss://) and a password", () => {
@@ -47,7 +38,7 @@ describe("limits on a Redis that takes only TLS (rediss://) and a password", () 
 
   it("are shared by the gateways, exactly", async () => {
     expect(redis.url.startsWith("rediss://")).toBe(true);
-    await exactlyFive(fleet, "tls");
+    await expectFiveOfFifteen(fleet, "tls");
     passwordNeverLogged(fleet);
   });
 
@@ -75,7 +66,7 @@ describe("limits on a Redis Cluster over TLS, with a password (REDIS_CLUSTER=tru
   });
 
   it("are shared by the gateways, exactly, on the master of the {aigw} slot", async () => {
-    await exactlyFive(fleet, "cluster tls");
+    await expectFiveOfFifteen(fleet, "cluster tls");
     const owner = await cluster.ownerOf("{aigw}");
     expect(await cluster.node(owner).exists(`{aigw}:c:${KEYS.rpm.name}`)).toBe(1);
     passwordNeverLogged(fleet);
