@@ -54,6 +54,8 @@ export interface RecordedRequest {
   readonly body: unknown;
   /** The body as it came, byte for byte (UTF-8): what key order, spacing and numbers really were. */
   readonly rawBody: string;
+  /** performance.now() when its body had arrived (for tests that bound what happened after). */
+  readonly receivedAt: number;
   /** Stream chunks written so far. */
   chunksSent: number;
   /** "aborted": the client closed the connection before the fake finished answering. */
@@ -204,6 +206,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       headers: req.headers,
       body,
       rawBody,
+      receivedAt: performance.now(),
       chunksSent: 0,
       outcome: "pending",
       settled: new Promise((resolve) => (settle = resolve)),

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Fault } from "../../src/fake-upstream/faults.js";
 import { until } from "../helpers/harness.js";
 import { chatBody, json, raw, sseData, startHttpHarness, type HttpHarness } from "../helpers/http.js";
-import { beforeFirstByte, streamOnly, type Outcome } from "./fault-rows.js";
+import { beforeFirstByte, expectOutcome, sinceLastAttempt, streamOnly, type Outcome } from "./fault-rows.js";
 
 let h: HttpHarness;
 beforeAll(async () => {
@@ -66,16 +66,17 @@ describe.each([
   ["streaming", true],
 ] as const)("HTTP shim %s", (_, stream) => {
   it.each(beforeFirstByte)("%s", async (_name, faults, want) => {
-    const got = await run(faults, stream);
+    const [got, ms] = await sinceLastAttempt(h.fake, () => run(faults, stream));
     // Nothing reached the caller before the failure (or, when it recovers, the whole answer did).
-    expect(got).toMatchObject({ ...expected(want), chunks: want.code === "OK" && stream ? expect.any(Number) : 0 });
+    expectOutcome(got, { ...expected(want), chunks: want.code === "OK" && stream ? expect.any(Number) : 0 }, ms);
     expect(got.status === 200).toBe(want.code === "OK");
   });
 });
 
 describe("HTTP shim streaming only", () => {
   it.each(streamOnly)("%s", async (_name, faults, want) => {
-    expect(await run(faults, true)).toMatchObject(expected(want));
+    const [got, ms] = await sinceLastAttempt(h.fake, () => run(faults, true));
+    expectOutcome(got, expected(want), ms);
   });
 });
 

@@ -11,7 +11,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Fault } from "../../src/fake-upstream/faults.js";
 import { create, decodeStatus, deadlineIn, startHarness, stream, userRequest, until, type Harness } from "../helpers/harness.js";
-import { beforeFirstByte, streamOnly, type Outcome } from "./fault-rows.js";
+import { beforeFirstByte, expectOutcome, sinceLastAttempt, streamOnly, type Outcome } from "./fault-rows.js";
 
 const DEADLINE_MS = 3000;
 
@@ -67,7 +67,8 @@ describe.each([
   ["streaming", runStream],
 ] as const)("gRPC %s", (_, run) => {
   it.each(beforeFirstByte)("%s", async (_name, faults, expected) => {
-    expect(await run(faults)).toMatchObject(expected);
+    const [got, ms] = await sinceLastAttempt(h.fake, () => run(faults));
+    expectOutcome(got, expected, ms);
   });
 
   it("slow first token past the caller's deadline → DEADLINE_EXCEEDED, upstream aborted, no retry", async () => {
@@ -88,7 +89,8 @@ describe("gRPC unary only", () => {
 
 describe("gRPC streaming only", () => {
   it.each(streamOnly)("%s", async (_name, faults, expected) => {
-    expect(await runStream(faults)).toMatchObject(expected);
+    const [got, ms] = await sinceLastAttempt(h.fake, () => runStream(faults));
+    expectOutcome(got, expected, ms);
   });
 });
 

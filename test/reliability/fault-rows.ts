@@ -2,7 +2,9 @@
  * The fault matrix's rows, shared by the gRPC and HTTP columns: a fault (queued on the
  * fake upstream, one per upstream attempt) and what the caller must see.
  */
+import { expect } from "vitest";
 import { cerebrasErrors, type Fault } from "../../src/fake-upstream/faults.js";
+import type { FakeUpstream } from "../../src/fake-upstream/server.js";
 
 /** What one call came to. `code` is the gRPC status name ("OK" on success). */
 export interface Outcome {
@@ -14,6 +16,28 @@ export interface Outcome {
 }
 
 export type Row = [name: string, faults: Fault[], expected: Partial<Outcome>];
+
+/**
+ * `got` is `want`. A row's retryDelayMs is the upstream's reset, and RetryInfo counts it
+ * from when the gateway answered, so the time since the last attempt failed is already
+ * off it: at most the row's figure, and at least that less the time from the last
+ * attempt's arrival at the fake to the answer's at the caller (`sinceLastAttemptMs`;
+ * 1 ms more for rounding).
+ */
+export function expectOutcome(got: Outcome, want: Partial<Outcome>, sinceLastAttemptMs: number): void {
+  const { retryDelayMs, ...rest } = want;
+  expect(got).toMatchObject(rest);
+  if (retryDelayMs === undefined) return;
+  expect(got.retryDelayMs).toBeLessThanOrEqual(retryDelayMs);
+  expect(got.retryDelayMs).toBeGreaterThanOrEqual(retryDelayMs - sinceLastAttemptMs - 1);
+}
+
+/** `run()`, and the ms from the fake's last chat request's arrival to run()'s end. */
+export async function sinceLastAttempt<T>(fake: FakeUpstream, run: () => Promise<T>): Promise<[T, number]> {
+  const out = await run();
+  const last = fake.chatRequests().at(-1);
+  return [out, last === undefined ? 0 : performance.now() - last.receivedAt];
+}
 
 export const times = (n: number, f: Fault): Fault[] => Array.from({ length: n }, () => f);
 
