@@ -24,7 +24,8 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe("a Redis Cluster failover under the limit store", () => {
   it("goes down when the slot's master dies, and is back by itself once its replica is promoted, with the replicated buckets", async () => {
-    const cluster = await startRedisCluster(3, { replicas: 1 });
+    // A 2 s node timeout: the master is declared failed, and its replica promoted, within seconds.
+    const cluster = await startRedisCluster(3, { replicas: 1, nodeTimeoutMs: 2000 });
     const waiters: { up: boolean; resolve: () => void }[] = [];
     const observer = { ...NO_OBSERVER, storeState: (up: boolean) => void waiters.filter((w) => w.up === up).forEach((w) => w.resolve()) };
     const state = (up: boolean): Promise<void> => new Promise((resolve) => waiters.push({ up, resolve }));

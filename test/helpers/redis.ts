@@ -216,7 +216,12 @@ function slotRange(i: number, masters: number): [number, number] {
  * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
  * bounded, until every node says the cluster is ok. Stopped by stop().
  */
-export async function startRedisCluster(masters = 3, options: ServerOptions & { replicas?: number } = {}): Promise<RedisCluster> {
+/**
+ * `nodeTimeoutMs` is cluster-node-timeout: how long a silent master takes to be declared
+ * failed (and its replica promoted). 5 s by default, well above any stall a loaded test
+ * machine gives a healthy node; a failover test sets it shorter.
+ */
+export async function startRedisCluster(masters = 3, options: ServerOptions & { replicas?: number; nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
   const replicas = options.replicas ?? 0;
   const tls = options.tls === true;
   const dir = await mkdtemp(join(tmpdir(), "aigw-redis-cluster-"));
@@ -234,8 +239,8 @@ export async function startRedisCluster(masters = 3, options: ServerOptions & { 
   /** A cluster-enabled node on free ports, and a quiet admin client on it. */
   const node = async (): Promise<{ port: number; bus: number; nodeArgs: string[]; admin: Redis }> => {
     const [port, bus] = [await freePort(), await freePort()];
-    // A short node timeout: a killed master is declared failed (and a restarted one taken back, or a replica promoted) within seconds.
-    const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"];
+    const nodeTimeout = String(options.nodeTimeoutMs ?? 5000);
+    const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", nodeTimeout, "--repl-diskless-sync-delay", "0"];
     // Over TLS: clients, the cluster bus and replication all on TLS.
     if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
     nodeArgs.push(...authArgs(options));
