@@ -237,15 +237,25 @@ export async function startRedisCluster(masters = 3, options: ServerOptions & { 
     await rm(dir, { recursive: true, force: true });
   };
   /** A cluster-enabled node on free ports, and a quiet admin client on it. */
+  /** A few tries, as startRedis: another process may take a free port (the client's or the bus') before the node binds it. */
   const node = async (): Promise<{ port: number; bus: number; nodeArgs: string[]; admin: Redis }> => {
-    const [port, bus] = [await freePort(), await freePort()];
-    const nodeTimeout = String(options.nodeTimeoutMs ?? 5000);
-    const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", nodeTimeout, "--repl-diskless-sync-delay", "0"];
-    // Over TLS: clients, the cluster bus and replication all on TLS.
-    if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
-    nodeArgs.push(...authArgs(options));
-    children.push(await launch(port, nodeArgs));
-    return { port, bus, nodeArgs, admin: adminOf(port, options) };
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [port, bus] = [await freePort(), await freePort()];
+      const nodeTimeout = String(options.nodeTimeoutMs ?? 5000);
+      const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", nodeTimeout, "--repl-diskless-sync-delay", "0"];
+      // Over TLS: clients, the cluster bus and replication all on TLS.
+      if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
+      nodeArgs.push(...authArgs(options));
+      try {
+        children.push(await launch(port, nodeArgs));
+        return { port, bus, nodeArgs, admin: adminOf(port, options) };
+      } catch (err) {
+        lastError = err;
+        if (err instanceof Error && err.message.includes("not installed")) throw err;
+      }
+    }
+    throw lastError;
   };
   try {
     for (let i = 0; i < masters; i++) {
