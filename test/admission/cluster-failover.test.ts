@@ -12,15 +12,11 @@ import { NO_OBSERVER } from "../../src/admission/events.js";
 import { GuardedStore, StoreDown } from "../../src/admission/fail-mode.js";
 import { RedisStore } from "../../src/admission/redis-store.js";
 import { createLogger } from "../../src/log.js";
+import { withinBound } from "../helpers/in-process.js";
 import { startRedisCluster } from "../helpers/redis.js";
 
 const T0 = 1_750_000_000_000;
 const RPM: BucketSpec = { id: "c:team:rpm", capacity: 10, ratePerMs: 10 / 60_000, shared: false };
-
-/** `p`, or a rejection naming `what` after `ms`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms).unref())]);
-}
 
 describe("a Redis Cluster failover under the limit store", () => {
   it("goes down when the slot's master dies, and is back by itself once its replica is promoted, with the replicated buckets", async () => {
@@ -43,11 +39,11 @@ describe("a Redis Cluster failover under the limit store", () => {
       const down = state(false);
       await cluster.kill(owner);
       await expect(take()).rejects.toThrow();
-      await within(down, 5000, "the store to go down");
+      await withinBound(down, "the store to go down", 5000);
       await expect(take()).rejects.toBeInstanceOf(StoreDown);
 
       // Failure detection (2 s node timeout), the replica's election, then ioredis' slot map refresh.
-      await within(state(true), 30_000, "the store to come back on the promoted replica");
+      await withinBound(state(true), "the store to come back on the promoted replica", 30_000);
       const results = [];
       for (let i = 0; i < 7; i++) results.push((await take()).ok);
       expect(results).toEqual([true, true, true, true, true, true, false]);

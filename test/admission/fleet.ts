@@ -15,6 +15,7 @@ import { listening, spawnGateway, type GatewayProcess } from "../helpers/gateway
 import { startHarness, UPSTREAM_KEY, type Harness } from "../helpers/harness.js";
 import { raw } from "../helpers/http.js";
 import { scrape } from "../helpers/prometheus.js";
+import { untilAsync } from "../helpers/wait.js";
 
 export interface Member {
   readonly chat: ChatServiceClient;
@@ -121,16 +122,6 @@ async function settledOn(port: number): Promise<boolean> {
   return metrics.sum("gateway_quota_settlements_total") >= metrics.sum("gateway_quota_admissions_total");
 }
 
-/** `until` for an async predicate: polls (bounded) and fails with `what` after `ms`. */
-export async function untilAsync(predicate: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  let ok = false;
-  const end = Date.now() + ms;
-  while (!ok) {
-    ok = await predicate().catch(() => false);
-    if (!ok && Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    if (!ok) await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export function withKey(key: string): Metadata {
   const md = new Metadata();

@@ -153,14 +153,7 @@ export function decodeStatus(err: ServiceError): DecodedStatus {
   };
 }
 
-/** Waits for `predicate`, polling the event loop; fails after `ms` (a bound, not a timing bet). */
-export async function until(predicate: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+export { until } from "./wait.js";
 
 /** Joins the content deltas of a stream. */
 export function streamedText(chunks: readonly ChatCompletionChunk[]): string {

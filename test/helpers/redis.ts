@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import type { RedisTarget } from "../../src/redis/client.js";
+import { untilAsync } from "./wait.js";
 
 export interface RedisServer {
   readonly port: number;
@@ -129,23 +130,33 @@ function exit(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
-/** Starts a redis-server on a free port (a few tries, in case another process takes the port first). */
-export async function startRedis(options: ServerOptions = {}): Promise<RedisServer> {
-  const extra = (p: number): string[] => [...(options.tls === true ? tlsArgs(p) : []), ...authArgs(options)];
-  let child: ChildProcess | undefined;
-  let port = 0;
+/**
+ * A redis-server on `count` free ports (the first its client port; the arguments from
+ * `argsFor`), with a few tries: another process may take a port between its probe and the
+ * server's bind.
+ */
+async function launchOnFreePorts(count: number, argsFor: (ports: readonly number[]) => string[]): Promise<{ child: ChildProcess; ports: number[]; args: string[] }> {
   let lastError: unknown;
-  for (let attempt = 0; attempt < 5 && child === undefined; attempt++) {
-    port = await freePort();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freePort());
+    const args = argsFor(ports);
     try {
-      child = await launch(port, extra(port));
+      return { child: await launch(ports[0]!, args), ports, args };
     } catch (err) {
       lastError = err;
       if (err instanceof Error && err.message.includes("not installed")) throw err;
     }
   }
-  if (child === undefined) throw lastError;
-  let current: ChildProcess | undefined = child;
+  throw lastError;
+}
+
+/** Starts a redis-server on a free port. */
+export async function startRedis(options: ServerOptions = {}): Promise<RedisServer> {
+  const extra = (p: number): string[] => [...(options.tls === true ? tlsArgs(p) : []), ...authArgs(options)];
+  const launched = await launchOnFreePorts(1, ([p]) => extra(p!));
+  const port = launched.ports[0]!;
+  let current: ChildProcess | undefined = launched.child;
   const url = urlOf(port, options);
   return {
     port,
@@ -213,13 +224,11 @@ function slotRange(i: number, masters: number): [number, number] {
 
 /**
  * Starts `masters` cluster-enabled redis-servers (each on a free port, its cluster bus on
- * another), gives each an equal range of the slots, joins them (CLUSTER MEET) and waits,
- * bounded, until every node says the cluster is ok. Stopped by stop().
- */
-/**
- * `nodeTimeoutMs` is cluster-node-timeout: how long a silent master takes to be declared
- * failed (and its replica promoted). 5 s by default, well above any stall a loaded test
- * machine gives a healthy node; a failover test sets it shorter.
+ * another), gives each an equal range of the slots, joins them (CLUSTER MEET), adds
+ * `replicas` replicas to each, and waits, bounded, until every node says the cluster is
+ * ok. Stopped by stop(). `nodeTimeoutMs` is cluster-node-timeout: how long a silent master
+ * takes to be declared failed (and its replica promoted); 5 s by default, well above any
+ * stall a loaded test machine gives a healthy node; a failover test sets it shorter.
  */
 export async function startRedisCluster(masters = 3, options: ServerOptions & { replicas?: number; nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
   const replicas = options.replicas ?? 0;
@@ -236,26 +245,20 @@ export async function startRedisCluster(masters = 3, options: ServerOptions & { 
     await Promise.all(children.map((c) => exit(c, "SIGTERM")));
     await rm(dir, { recursive: true, force: true });
   };
-  /** A cluster-enabled node on free ports, and a quiet admin client on it. */
-  /** A few tries, as startRedis: another process may take a free port (the client's or the bus') before the node binds it. */
+  const nodeTimeout = String(options.nodeTimeoutMs ?? 5000);
+  /** A cluster-enabled node on two free ports (clients, bus), and a quiet admin client on it. */
   const node = async (): Promise<{ port: number; bus: number; nodeArgs: string[]; admin: Redis }> => {
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const [port, bus] = [await freePort(), await freePort()];
-      const nodeTimeout = String(options.nodeTimeoutMs ?? 5000);
-      const nodeArgs = ["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", nodeTimeout, "--repl-diskless-sync-delay", "0"];
+    const launched = await launchOnFreePorts(2, ([port, bus]) => [
+      "--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", nodeTimeout,
+      // A replica's full sync at once, and the RDB it receives written here, not in the test's working directory.
+      "--repl-diskless-sync-delay", "0", "--dir", dir,
       // Over TLS: clients, the cluster bus and replication all on TLS.
-      if (tls) nodeArgs.push(...tlsArgs(port), "--tls-cluster", "yes", "--tls-replication", "yes");
-      nodeArgs.push(...authArgs(options));
-      try {
-        children.push(await launch(port, nodeArgs));
-        return { port, bus, nodeArgs, admin: adminOf(port, options) };
-      } catch (err) {
-        lastError = err;
-        if (err instanceof Error && err.message.includes("not installed")) throw err;
-      }
-    }
-    throw lastError;
+      ...(tls ? [...tlsArgs(port!), "--tls-cluster", "yes", "--tls-replication", "yes"] : []),
+      ...authArgs(options),
+    ]);
+    children.push(launched.child);
+    const [port, bus] = launched.ports as [number, number];
+    return { port, bus, nodeArgs: launched.args, admin: adminOf(port, options) };
   };
   try {
     for (let i = 0; i < masters; i++) {
@@ -277,10 +280,10 @@ export async function startRedisCluster(masters = 3, options: ServerOptions & { 
       const r = await node();
       replicaAdmins.push(r.admin);
       await admins[0]!.call("CLUSTER", "MEET", "127.0.0.1", String(r.port), String(r.bus));
-      await untilTrue(async () => String(await r.admin.call("CLUSTER", "NODES")).includes(masterId), "a replica to learn its master");
+      await untilAsync(async () => String(await r.admin.call("CLUSTER", "NODES")).includes(masterId), 20_000, "a replica to learn its master");
       await r.admin.call("CLUSTER", "REPLICATE", masterId);
     }
-    for (const r of replicaAdmins) await untilTrue(async () => /master_link_status:up/.test(await r.info("replication")), "a replica to sync with its master");
+    for (const r of replicaAdmins) await untilAsync(async () => /master_link_status:up/.test(await r.info("replication")), 20_000, "a replica to sync with its master");
     await allOk([...admins, ...replicaAdmins], masters * (1 + replicas));
   } catch (err) {
     await stop();
@@ -309,24 +312,17 @@ export async function startRedisCluster(masters = 3, options: ServerOptions & { 
   };
 }
 
-/** Until `check` holds (bounded: 20 s). */
-async function untilTrue(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Until every node says the cluster is ok and knows all its nodes (bounded: 20 s). */
+/** Until every node says the cluster is ok and knows all its nodes (bounded: 20 s in all). */
 async function allOk(admins: readonly Redis[], nodes: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  const end = Date.now() + 20_000;
   for (const a of admins) {
-    for (;;) {
-      const info = String(await a.call("CLUSTER", "INFO").catch((err: unknown) => String(err)));
-      if (info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${nodes}`)) break;
-      if (Date.now() > deadline) throw new Error(`the Redis Cluster was not ok within 20 s: ${info}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilAsync(
+      async () => {
+        const info = String(await a.call("CLUSTER", "INFO"));
+        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${nodes}`);
+      },
+      Math.max(0, end - Date.now()),
+      "the Redis Cluster to be ok on every node",
+    );
   }
 }
