@@ -127,8 +127,7 @@ export class RedisStore implements LimitStore {
     // finds it, and the first call does not pay a NOSCRIPT round trip plus compiling the script on a fresh server.
     this.redis.on("ready", () => {
       this.loaded = loadScript(this.redis, APPLY).then(() => options.onConnection?.(true));
-      const single = this.redis;
-      if (options.onClusterNode !== undefined && single instanceof Redis) void isClusterNode(single).then((yes) => yes && options.onClusterNode?.());
+      if (options.onClusterNode !== undefined && this.redis instanceof Redis) void isClusterNode(this.redis).then((yes) => yes && options.onClusterNode?.());
     });
   }
 

@@ -48,13 +48,7 @@ export function connectRedis(target: RedisTarget, options: ConnectionOptions): R
       ...(tls ? { tls: {} } : {}),
     },
   };
-  return new Cluster(
-    target.seeds.map((s) => {
-      const u = new URL(s);
-      return { host: u.hostname, port: u.port === "" ? 6379 : Number(u.port) };
-    }),
-    cluster,
-  );
+  return new Cluster(target.seeds.map(hostAndPort), cluster);
 }
 
 /**
@@ -83,14 +77,19 @@ export const CLUSTER_NODE_WITHOUT_CLUSTER_MODE =
 
 /** For the start-up line and logs: where, never credentials. */
 export function describeTarget(target: RedisTarget): string {
-  if (target.kind === "node") return `redis ${hostPort(target.url)}`;
+  const where = (url: string): string => {
+    const { host, port } = hostAndPort(url);
+    return `${host}:${port}`;
+  };
+  if (target.kind === "node") return `redis ${where(target.url)}`;
   const more = target.seeds.length > 1 ? ` (+${target.seeds.length - 1} seed${target.seeds.length > 2 ? "s" : ""})` : "";
-  return `redis cluster ${hostPort(target.seeds[0]!)}${more}`;
+  return `redis cluster ${where(target.seeds[0]!)}${more}`;
 }
 
-function hostPort(url: string): string {
+/** A redis:// URL's host and port (6379 when it names none). */
+function hostAndPort(url: string): { host: string; port: number } {
   const u = new URL(url);
-  return `${u.hostname}:${u.port || "6379"}`;
+  return { host: u.hostname, port: u.port === "" ? 6379 : Number(u.port) };
 }
 
 /** Whether `value` is a redis:// or rediss:// URL with a host. */
