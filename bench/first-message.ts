@@ -16,14 +16,13 @@
  * taking turns, the fake and this process on the other). Bounded: N rounds of one stream
  * per target (400 by default), each with its own timeout.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT, type Ctx } from "./lib/context.js";
 import { grpcTarget, sseTarget } from "./lib/load.js";
-import { stopAll } from "./lib/proc.js";
+import { pinSelf, stopAll } from "./lib/proc.js";
 import { machine } from "./lib/report.js";
 import { startFake, startFloor, startGw, type Gw } from "./lib/servers.js";
 import { layout, settings } from "./lib/settings.js";
@@ -46,7 +45,7 @@ interface Turn {
 
 async function main(): Promise<void> {
   const lay = layout(availableParallelism());
-  if (lay.loadgen !== undefined) execFileSync("taskset", ["-a", "-pc", lay.loadgen, String(process.pid)], { stdio: "ignore", timeout: 5000 });
+  if (lay.loadgen !== undefined) pinSelf(lay.loadgen);
   const work = mkdtempSync(join(tmpdir(), "gateway-first-message-"));
   const ctx: Ctx = { s: settings(true, 1), layout: lay, work, snapshot: ROOT, shim: true, grpcBodyFile: "", jsonBodyFile: "", notes: [], groups: new Set(), gatewayNodeArgs: [], gatewayEnv: {} };
   try {

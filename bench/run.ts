@@ -13,13 +13,12 @@
  * fake upstream: unary.ts, http.ts, stream.ts, floor.ts, info.ts; then relay.ts, memory.ts;
  * profile.ts for --profile); the processes, loads, rows and report are in bench/lib/.
  */
-import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { log, note, ROOT, type Ctx } from "./lib/context.js";
-import { hasCommand, stopAll } from "./lib/proc.js";
+import { hasCommand, pinSelf, stopAll } from "./lib/proc.js";
 import { machine, table, targets } from "./lib/report.js";
 import { rows } from "./lib/rows.js";
 import { GROUPS, layout, settings, type Group } from "./lib/settings.js";
@@ -101,7 +100,7 @@ async function main(): Promise<void> {
   if (Object.keys(ctx.gatewayEnv).length > 0) note(ctx, `gateway started with extra environment: ${Object.entries(ctx.gatewayEnv).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   if (lay.loadgen !== undefined) {
     // The bench process itself stays off the gateway's core (its children are pinned explicitly).
-    execFileSync("taskset", ["-a", "-pc", lay.loadgen, String(process.pid)], { stdio: "ignore", timeout: 5000 });
+    pinSelf(lay.loadgen);
   }
   if (!shim) note(ctx, "no HTTP_PORT in src/config.ts yet: the HTTP shim rows are skipped (they run by themselves once it exists)");
   log(`scratch directory ${work}; pinning: ${lay.description}`);

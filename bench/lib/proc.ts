@@ -206,6 +206,11 @@ export function hasTaskset(): boolean {
   return tasksetOk;
 }
 
+/** Moves this process, every thread of it, to `cpus` (a taskset list, e.g. "1"); nothing where taskset is missing. */
+export function pinSelf(cpus: string): void {
+  if (hasTaskset()) execFileSync("taskset", ["-a", "-pc", cpus, String(process.pid)], { stdio: "ignore", timeout: 5000 });
+}
+
 export function hasCommand(cmd: string, args: string[] = ["--version"]): boolean {
   try {
     execFileSync(cmd, args, { stdio: "ignore", timeout: 5000 });

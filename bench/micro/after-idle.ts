@@ -16,10 +16,9 @@
  *
  * Bounded: N samples per row (300 by default), pinned to CPU 1 where taskset exists.
  */
-import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { hasTaskset } from "../lib/proc.js";
+import { pinSelf } from "../lib/proc.js";
 import { bounded, fmt, median } from "../lib/stats.js";
 
 const { values } = parseArgs({ options: { samples: { type: "string" } } });
@@ -52,7 +51,7 @@ function timed(reps: number): number {
 }
 
 async function main(): Promise<void> {
-  if (hasTaskset()) execFileSync("taskset", ["-a", "-pc", "1", String(process.pid)], { stdio: "ignore", timeout: 5000 });
+  pinSelf("1");
   for (let i = 0; i < 20_000; i++) work(5); // JIT
   const lines = [
     `The same work hot and right after an idle wait (${SAMPLES} samples a cell, µs, median; in brackets: × the hot time):`,

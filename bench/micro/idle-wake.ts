@@ -25,11 +25,11 @@
  *
  * Bounded: N samples per row (1000 by default); the answerer exits with this process.
  */
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createConnection, createServer, type AddressInfo, type Socket } from "node:net";
 import { parseArgs } from "node:util";
-import { hasTaskset } from "../lib/proc.js";
+import { hasTaskset, pinSelf } from "../lib/proc.js";
 import { percentile } from "../lib/stats.js";
 
 const CHILD = "--answerer";
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const samples = Number(values.samples ?? 1000);
   const amounts = (values.work ?? "0,50,100,150,200,250,300,500,1000").split(",").map(Number);
   if (!Number.isInteger(samples) || samples < 1 || amounts.some((x) => !Number.isFinite(x) || x < 0)) throw new Error("--samples N (≥ 1) and --work a,b,c (µs ≥ 0)");
-  if (hasTaskset()) execFileSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
+  pinSelf("1");
   const { child, port } = await startAnswerer();
   const socket = createConnection({ port, host: "127.0.0.1", noDelay: true });
   await once(socket, "connect");
